@@ -1,0 +1,122 @@
+"""Mask sparsity regularisers of the HAT family (``original`` and ``cross``).
+
+Per layer ``l``, with the soft training mask ``m`` and the previous cumulative mask ``M``:
+available ``A_l = sum(1 - M)``, occupied ``O_l = sum(m * (1 - M))``, previously used
+``P_l = sum(M)`` and reused ``Q_l = sum(m * M)``.
+
+Guard: every ratio whose denominator is ``SPARSITY_MIN_DENOMINATOR`` (10) units or fewer is 0. So a
+nearly full network (10 or fewer free units) stops being regularised. The guard is computed with
+``torch.where`` on a safe denominator: no host synchronisation and no ``nan`` in the gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["SPARSITY_MIN_DENOMINATOR", "SparsityResult", "cross_sparsity", "original_sparsity"]
+
+SPARSITY_MIN_DENOMINATOR = 10
+"""A ratio whose denominator is at most this many units is 0 (nearly full network: no reg)."""
+
+
+class SparsityResult(NamedTuple):
+    """Result of a sparsity regulariser.
+
+    Attributes:
+        reg: 0-dim regularisation value, differentiable in the training masks.
+        per_layer: per-layer network sparsity ``R_l``, each 0-dim and detached.
+    """
+
+    reg: Tensor
+    per_layer: tuple[Tensor, ...]
+
+
+def _guarded_ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
+    """Return ``numerator / denominator``, or 0 if ``denominator <= SPARSITY_MIN_DENOMINATOR``."""
+    ok = denominator > SPARSITY_MIN_DENOMINATOR
+    safe = torch.where(ok, denominator, torch.ones_like(denominator))
+    return torch.where(ok, numerator / safe, torch.zeros_like(numerator))
+
+
+def _validate(masks: Sequence[Tensor], cumulative: Sequence[Tensor]) -> None:
+    if len(masks) == 0:
+        raise ValueError("masks must hold at least one layer, got an empty sequence")
+    if len(masks) != len(cumulative):
+        raise ValueError(
+            f"masks has {len(masks)} layers but cumulative has {len(cumulative)} layers"
+        )
+    for index, (mask, cum) in enumerate(zip(masks, cumulative)):
+        if mask.shape != cum.shape:
+            raise ValueError(
+                f"layer {index}: mask shape {tuple(mask.shape)} differs from cumulative shape "
+                f"{tuple(cum.shape)}"
+            )
+
+
+def _layer_sums(
+    masks: Sequence[Tensor], cumulative: Sequence[Tensor]
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+    """Return per-layer ``A``, ``O``, ``P``, ``Q`` (0-dim each)."""
+    available, occupied, used, reused = [], [], [], []
+    for mask, cum in zip(masks, cumulative):
+        cum = cum.detach().to(mask.dtype)
+        free = 1 - cum
+        available.append(free.sum())
+        occupied.append((mask * free).sum())
+        used.append(cum.sum())
+        reused.append((mask * cum).sum())
+    return available, occupied, used, reused
+
+
+def original_sparsity(masks: Sequence[Tensor], cumulative: Sequence[Tensor]) -> SparsityResult:
+    """Return the ``original`` regulariser ``sum O / sum A`` and ``R_l = O_l / A_l``.
+
+    Args:
+        masks: soft training masks, one per layer (with gradient).
+        cumulative: previous cumulative masks, same shapes (no gradient used).
+
+    Returns:
+        The 0-dim differentiable ``reg`` and the detached per-layer sparsities.
+
+    Raises:
+        ValueError: if the sequences are empty or do not match in length or shapes.
+    """
+    _validate(masks, cumulative)
+    available, occupied, _, _ = _layer_sums(masks, cumulative)
+    reg = _guarded_ratio(torch.stack(occupied).sum(), torch.stack(available).sum())
+    per_layer = tuple(_guarded_ratio(o, a).detach() for o, a in zip(occupied, available))
+    return SparsityResult(reg=reg, per_layer=per_layer)
+
+
+def cross_sparsity(masks: Sequence[Tensor], cumulative: Sequence[Tensor]) -> SparsityResult:
+    """Return the ``cross`` regulariser, which also rewards reusing previously used units.
+
+    ``reg = (sum O / sum A + (1 - sum Q / sum P)) / 2`` and
+    ``R_l = (O_l / A_l + (1 - Q_l / P_l)) / 2``, each ratio guarded (0 when its denominator is
+    ``SPARSITY_MIN_DENOMINATOR`` or fewer units). For example on the first task (``P = 0``) the
+    reuse ratio is 0, so ``reg = (sum O / sum A + 1) / 2``.
+
+    Args:
+        masks: soft training masks, one per layer (with gradient).
+        cumulative: previous cumulative masks, same shapes (no gradient used).
+
+    Returns:
+        The 0-dim differentiable ``reg`` and the detached per-layer sparsities.
+
+    Raises:
+        ValueError: if the sequences are empty or do not match in length or shapes.
+    """
+    _validate(masks, cumulative)
+    available, occupied, used, reused = _layer_sums(masks, cumulative)
+    free_term = _guarded_ratio(torch.stack(occupied).sum(), torch.stack(available).sum())
+    reuse_term = 1 - _guarded_ratio(torch.stack(reused).sum(), torch.stack(used).sum())
+    reg = (free_term + reuse_term) / 2
+    per_layer = tuple(
+        ((_guarded_ratio(o, a) + 1 - _guarded_ratio(q, p)) / 2).detach()
+        for o, a, q, p in zip(occupied, available, reused, used)
+    )
+    return SparsityResult(reg=reg, per_layer=per_layer)
