@@ -1,0 +1,389 @@
+"""Data contracts and the entry point that builds a continual-learning task sequence.
+
+``build_continual_data(config, seed=...)`` loads a source (decoded once into normalised tensors,
+optionally cached on disk), lets the scenario plan the tasks, and slices every task's train,
+validation and test tensors from memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hatcl.data.registries import SCENARIOS, SOURCE_NUM_CLASSES, SOURCES
+from hatcl.data.seeding import derive_seed
+
+#: Seed of the validation split; fixed so every experiment seed selects models on the same samples.
+VAL_SPLIT_SEED = 20_240_607
+
+
+@dataclass(frozen=True)
+class TensorSplit:
+    """One split of one task: inputs and the labels its head sees.
+
+    Attributes:
+        x: float32 inputs normalised with the dataset's mean/std, shape ``(N, *input_shape)``.
+        y: int64 labels as the task's head sees them (a split task is relabelled ``0..k-1``).
+    """
+
+    x: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """The tensors of one task.
+
+    Attributes:
+        task_id: 1-based task id.
+        train: training split.
+        val: validation split carved from the source's training split (fixed seed).
+        test: test split taken from the source's official test split.
+        num_classes: number of outputs of this task's head.
+        class_labels: original dataset labels of this task; head output ``i`` is
+            ``class_labels[i]``.
+    """
+
+    task_id: int
+    train: TensorSplit
+    val: TensorSplit
+    test: TensorSplit
+    num_classes: int
+    class_labels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ContinualData:
+    """A whole task sequence.
+
+    Attributes:
+        source: source name (a ``SOURCES`` entry).
+        scenario: scenario name (a ``SCENARIOS`` entry).
+        input_shape: per-sample shape, e.g. ``(1, 8, 8)`` for digits.
+        tasks: the tasks in training order (``tasks[i].task_id == i + 1``).
+    """
+
+    source: str
+    scenario: str
+    input_shape: tuple[int, ...]
+    tasks: tuple[TaskData, ...]
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """A dataset decoded into normalised tensors, as a source loader returns it.
+
+    Attributes:
+        train_x: float32 training inputs ``(N, C, H, W)`` (``(N, 1, L)`` for 1-D signals),
+            normalised per channel with the training set's mean and std.
+        train_y: int64 training labels in ``[0, num_classes)``.
+        test_x: float32 test inputs normalised with the training statistics.
+        test_y: int64 test labels.
+        num_classes: number of classes.
+        name: source name.
+        mean: per-channel mean of the raw training inputs (after scaling to [0, 1]).
+        std: per-channel std of the raw training inputs.
+    """
+
+    train_x: Tensor
+    train_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    num_classes: int
+    name: str
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    @property
+    def background(self) -> tuple[float, ...]:
+        """Normalised value of a raw zero per channel (fill value for rotations)."""
+        return tuple(-m / s for m, s in zip(self.mean, self.std))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """What data to train on; mirrors the keys of ``conf/data/*.yaml``.
+
+    Attributes:
+        source: a ``SOURCES`` name.
+        scenario: a ``SCENARIOS`` name.
+        num_tasks: number of tasks (>= 1; ``split`` needs at most one task per class).
+        val_fraction: fraction of each task's training set held out for validation, in [0, 1).
+        root: directory holding the dataset files (IDX / CIFAR); ``None`` searches the defaults
+            (``~/.cache/hatcl/data/<source>`` and, for Fashion-MNIST, the Debian package's path).
+        class_order: ``split`` only: explicit order of the (distinct) classes; the first group
+            of classes forms task 1 and so on. A subset of the classes is allowed.
+        shuffle_classes: ``split``: without ``class_order``, shuffle the classes with a seed
+            derived from the experiment seed (otherwise natural order 0..C-1).
+        permute_first_task: ``permuted``: permute task 1 too (otherwise task 1 is the original).
+        angles: ``rotated`` only: one angle in degrees per task.
+        max_angle: ``rotated``: without ``angles``, task t gets ``max_angle * (t - 1) / num_tasks``
+            (evenly spaced in ``[0, max_angle)``).
+        train_subset: cap on the training pool (train + validation) per task, seeded.
+        test_subset: cap on the test samples per task, seeded.
+        cache_dir: directory of an on-disk cache of the decoded source tensors.
+        download: allow downloading missing files from the official source (checksums verified).
+    """
+
+    source: str = "digits"
+    scenario: str = "permuted"
+    num_tasks: int = 5
+    val_fraction: float = 0.1
+    root: str | None = None
+    class_order: tuple[int, ...] | None = None
+    shuffle_classes: bool = False
+    permute_first_task: bool = True
+    angles: tuple[float, ...] | None = None
+    max_angle: float = 180.0
+    train_subset: int | None = None
+    test_subset: int | None = None
+    cache_dir: str | None = None
+    download: bool = False
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> DataConfig:
+        """Build a config from a dict or OmegaConf-like mapping (lists become tuples).
+
+        Raises:
+            TypeError: if ``mapping`` is not a mapping.
+            ValueError: naming unknown keys and listing the valid ones.
+        """
+        if not isinstance(mapping, Mapping) and not hasattr(mapping, "items"):
+            raise TypeError(f"data config must be a mapping, got {type(mapping).__name__}")
+        valid = [f.name for f in fields(cls)]
+        items = {str(k): v for k, v in mapping.items()}
+        unknown = sorted(set(items) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown data config key(s) {', '.join(unknown)}; valid keys are: "
+                f"{', '.join(valid)}"
+            )
+        return cls(**{k: _plain(v) for k, v in items.items()})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, Sequence) or type(value).__name__ == "ListConfig":
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """What a scenario decides about one task (the builder slices the tensors).
+
+    Attributes:
+        task_id: 1-based task id.
+        class_labels: original labels of the task's classes (head output i = class_labels[i]).
+        transform: applied to the task's (already sliced) inputs; ``None`` for identity.
+    """
+
+    task_id: int
+    class_labels: tuple[int, ...]
+    transform: Callable[[Tensor], Tensor] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def validate_config(config: DataConfig, *, seed: int) -> None:
+    """Check a config before any data is loaded.
+
+    Raises:
+        TypeError: for a value of the wrong type.
+        ValueError: naming the key, the bad value and what is valid.
+    """
+    if not isinstance(config, DataConfig):
+        raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
+    _check_int(seed, "seed", minimum=0)
+    SOURCES.validate(config.source, parameter="data.source")
+    SCENARIOS.validate(config.scenario, parameter="data.scenario")
+    _check_int(config.num_tasks, "data.num_tasks", minimum=1)
+    if not isinstance(config.val_fraction, (int, float)) or isinstance(config.val_fraction, bool):
+        raise TypeError(f"data.val_fraction must be a number, got {config.val_fraction!r}")
+    if not 0.0 <= float(config.val_fraction) < 1.0:
+        raise ValueError(f"data.val_fraction={config.val_fraction!r} must be in [0, 1)")
+    for key in ("train_subset", "test_subset"):
+        if getattr(config, key) is not None:
+            _check_int(getattr(config, key), f"data.{key}", minimum=1)
+    for key in ("root", "cache_dir"):
+        value = getattr(config, key)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"data.{key} must be a path string or None, got {value!r}")
+    for key in ("shuffle_classes", "permute_first_task", "download"):
+        if not isinstance(getattr(config, key), bool):
+            raise TypeError(f"data.{key} must be true or false, got {getattr(config, key)!r}")
+    _validate_split_keys(config)
+    _validate_rotated_keys(config)
+
+
+def _check_int(value: object, name: str, *, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} must be >= {minimum}")
+
+
+def _validate_split_keys(config: DataConfig) -> None:
+    num_classes = SOURCE_NUM_CLASSES[config.source]
+    order = config.class_order
+    if order is not None:
+        if config.scenario != "split":
+            raise ValueError(
+                f"data.class_order={order!r} only applies to scenario 'split', "
+                f"not {config.scenario!r}; remove it"
+            )
+        bad = [c for c in order if not isinstance(c, int) or isinstance(c, bool)]
+        bad += [c for c in order if isinstance(c, int) and not 0 <= c < num_classes]
+        if bad or not order:
+            raise ValueError(
+                f"data.class_order={tuple(order)!r} has invalid entries {bad!r}; it must list "
+                f"distinct class labels in [0, {num_classes}) of source {config.source!r}"
+            )
+        if len(set(order)) != len(order):
+            raise ValueError(f"data.class_order={tuple(order)!r} repeats a class")
+    if config.scenario == "split":
+        available = len(order) if order is not None else num_classes
+        if config.num_tasks > available:
+            raise ValueError(
+                f"data.num_tasks={config.num_tasks} exceeds the {available} classes available "
+                f"to scenario 'split' on source {config.source!r}; valid: 1..{available}"
+            )
+
+
+def _validate_rotated_keys(config: DataConfig) -> None:
+    if config.angles is not None:
+        if config.scenario != "rotated":
+            raise ValueError(
+                f"data.angles={config.angles!r} only applies to scenario 'rotated', "
+                f"not {config.scenario!r}; remove it"
+            )
+        if len(config.angles) != config.num_tasks:
+            raise ValueError(
+                f"data.angles has {len(config.angles)} entries but data.num_tasks="
+                f"{config.num_tasks}; give exactly one angle per task"
+            )
+        for angle in config.angles:
+            if not _is_finite_number(angle):
+                raise ValueError(f"data.angles contains {angle!r}; angles must be finite numbers")
+    if not _is_finite_number(config.max_angle):
+        raise ValueError(f"data.max_angle={config.max_angle!r} must be a finite number")
+
+
+def _is_finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------------------------
+# building
+
+
+def load_source(config: DataConfig) -> SourceData:
+    """Load (or read from the cache) the decoded, normalised tensors of ``config.source``."""
+    from hatcl.data.cache import cached_source
+
+    loader = SOURCES.get(config.source)
+    return cached_source(
+        name=config.source,
+        cache_dir=config.cache_dir,
+        load=lambda: loader(root=config.root, download=config.download),
+    )
+
+
+def build_continual_data(config: DataConfig, *, seed: int) -> ContinualData:
+    """Build the task sequence described by ``config``.
+
+    Args:
+        config: the data configuration.
+        seed: experiment seed (non-negative); permutations, class shuffles and subsets derive
+            their seeds from it. The validation split uses a fixed seed of its own.
+
+    Returns:
+        The tasks, each with train/validation/test tensors.
+
+    Raises:
+        ValueError / TypeError: for an invalid configuration.
+        FileNotFoundError: when dataset files are missing (the message says what to put where).
+    """
+    validate_config(config, seed=seed)
+    source = load_source(config)
+    if source.num_classes != SOURCE_NUM_CLASSES[config.source]:
+        raise ValueError(
+            f"source {config.source!r} loaded {source.num_classes} classes, expected "
+            f"{SOURCE_NUM_CLASSES[config.source]}"
+        )
+    planner = SCENARIOS.get(config.scenario)
+    plans = planner(source=source, config=config, seed=seed)
+    tasks = tuple(_task_data(source, plan, config, seed) for plan in plans)
+    return ContinualData(
+        source=config.source,
+        scenario=config.scenario,
+        input_shape=tuple(int(d) for d in source.train_x.shape[1:]),
+        tasks=tasks,
+    )
+
+
+def _task_data(source: SourceData, plan: TaskPlan, config: DataConfig, seed: int) -> TaskData:
+    labels = torch.tensor(plan.class_labels, dtype=torch.int64)
+    train_pool = _indices_of(source.train_y, labels)
+    train_pool = _subset(train_pool, config.train_subset, derive_seed(seed, "train", plan.task_id))
+    test_idx = _indices_of(source.test_y, labels)
+    test_idx = _subset(test_idx, config.test_subset, derive_seed(seed, "test", plan.task_id))
+    train_idx, val_idx = _carve_validation(train_pool, config.val_fraction, plan.task_id)
+    if train_idx.numel() == 0:
+        raise ValueError(
+            f"task {plan.task_id} has no training samples left after holding out "
+            f"data.val_fraction={config.val_fraction} of {train_pool.numel()}; "
+            "raise data.train_subset or lower data.val_fraction"
+        )
+    table = torch.full((source.num_classes,), -1, dtype=torch.int64)
+    table[labels] = torch.arange(labels.numel())
+
+    def split(x: Tensor, y: Tensor, idx: Tensor) -> TensorSplit:
+        xs = x[idx]
+        if plan.transform is not None:
+            xs = plan.transform(xs)
+        return TensorSplit(x=xs.contiguous(), y=table[y[idx]])
+
+    return TaskData(
+        task_id=plan.task_id,
+        train=split(source.train_x, source.train_y, train_idx),
+        val=split(source.train_x, source.train_y, val_idx),
+        test=split(source.test_x, source.test_y, test_idx),
+        num_classes=len(plan.class_labels),
+        class_labels=tuple(int(c) for c in plan.class_labels),
+    )
+
+
+def _indices_of(y: Tensor, labels: Tensor) -> Tensor:
+    return torch.nonzero(torch.isin(y, labels), as_tuple=False).flatten()
+
+
+def _subset(indices: Tensor, cap: int | None, seed: int) -> Tensor:
+    if cap is None or indices.numel() <= cap:
+        return indices
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(indices.numel(), generator=generator)[:cap]
+    return indices[chosen.sort().values]
+
+
+def _carve_validation(indices: Tensor, fraction: float, task_id: int) -> tuple[Tensor, Tensor]:
+    n = indices.numel()
+    n_val = int(math.floor(n * fraction))
+    if fraction > 0 and n_val == 0 and n >= 2:
+        n_val = 1
+    generator = torch.Generator().manual_seed(derive_seed(VAL_SPLIT_SEED, "val", task_id))
+    order = torch.randperm(n, generator=generator)
+    val = indices[order[:n_val].sort().values]
+    train = indices[order[n_val:].sort().values]
+    return train, val

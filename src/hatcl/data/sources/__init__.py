@@ -1,0 +1,1 @@
+"""Data source loaders: each returns a ``SourceData`` of normalised tensors."""

@@ -1,0 +1,89 @@
+"""DataConfig construction and validation errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from hatcl.data.base import DataConfig, build_continual_data, validate_config
+from hatcl.data.registries import SCENARIOS, SOURCE_NUM_CLASSES, SOURCES
+
+
+def test_registries_list_all_names():
+    assert SOURCES.names() == (
+        "digits",
+        "fashion_mnist",
+        "mnist",
+        "kmnist",
+        "cifar10",
+        "cifar100",
+        "mnist1d",
+    )
+    assert SCENARIOS.names() == ("permuted", "split", "rotated")
+    assert set(SOURCE_NUM_CLASSES) == set(SOURCES.names())
+    assert all(entry.summary for entry in SOURCES.entries() + SCENARIOS.entries())
+
+
+def test_config_is_keyword_only_and_frozen():
+    with pytest.raises(TypeError):
+        DataConfig("digits")  # type: ignore[misc]
+    config = DataConfig()
+    with pytest.raises(AttributeError):
+        config.num_tasks = 3  # type: ignore[misc]
+
+
+def test_from_mapping_converts_lists_and_rejects_unknown_keys():
+    config = DataConfig.from_mapping(
+        {"scenario": "split", "num_tasks": 2, "class_order": [3, 1, 2, 0]}
+    )
+    assert config.class_order == (3, 1, 2, 0)
+    assert config.source == "digits"
+    with pytest.raises(ValueError, match=r"unknown data config key\(s\) bogus.*valid keys"):
+        DataConfig.from_mapping({"bogus": 1, "source": "digits"})
+
+
+def test_from_mapping_accepts_omegaconf():
+    omegaconf = pytest.importorskip("omegaconf")
+    mapping = omegaconf.OmegaConf.create({"scenario": "rotated", "angles": [0, 45.0]})
+    config = DataConfig.from_mapping(mapping)
+    assert config.angles == (0, 45.0)
+    assert isinstance(config.angles, tuple)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"source": "imagenet"}, ValueError, r"data.source 'imagenet'.*digits, fashion_mnist"),
+        ({"scenario": "shuffled"}, ValueError, r"data.scenario 'shuffled'.*permuted, split"),
+        ({"num_tasks": 0}, ValueError, r"data.num_tasks=0 must be >= 1"),
+        ({"num_tasks": 2.0}, TypeError, r"data.num_tasks must be an integer"),
+        ({"val_fraction": 1.0}, ValueError, r"data.val_fraction=1.0 must be in \[0, 1\)"),
+        ({"val_fraction": -0.1}, ValueError, r"data.val_fraction"),
+        ({"scenario": "split", "num_tasks": 11}, ValueError, r"num_tasks=11 exceeds the 10"),
+        (
+            {"scenario": "split", "num_tasks": 3, "class_order": (0, 1)},
+            ValueError,
+            r"num_tasks=3 exceeds the 2 classes",
+        ),
+        ({"scenario": "split", "class_order": (0, 10)}, ValueError, r"invalid entries \[10\]"),
+        ({"scenario": "split", "class_order": (1, 1, 2)}, ValueError, r"repeats a class"),
+        ({"class_order": (0, 1)}, ValueError, r"class_order.*only applies to scenario 'split'"),
+        ({"scenario": "rotated", "angles": (0.0,)}, ValueError, r"1 entries but data.num_tasks=5"),
+        ({"angles": (0,) * 5}, ValueError, r"only applies to scenario 'rotated'"),
+        ({"train_subset": 0}, ValueError, r"data.train_subset=0 must be >= 1"),
+        ({"download": "yes"}, TypeError, r"data.download must be true or false"),
+    ],
+)
+def test_invalid_configs_name_key_and_value(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        validate_config(DataConfig(**kwargs), seed=0)
+
+
+def test_negative_seed_rejected():
+    with pytest.raises(ValueError, match="seed=-1 must be >= 0"):
+        build_continual_data(DataConfig(), seed=-1)
+
+
+def test_tiny_training_pool_keeps_its_training_sample():
+    config = DataConfig(num_tasks=1, train_subset=1, val_fraction=0.5)
+    data = build_continual_data(config, seed=0)
+    assert len(data.tasks[0].train) == 1 and len(data.tasks[0].val) == 0
