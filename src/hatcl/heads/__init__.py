@@ -1,1 +1,1 @@
-"""hatcl.heads."""
+"""Output heads (TIL: one per task; DIL: one shared)."""

@@ -1,1 +1,1 @@
-"""hatcl.metrics."""
+"""Continual-learning metrics (accuracy matrix, AA, BWT, forgetting, FWT)."""

@@ -1,1 +1,1 @@
-"""hatcl.reporting."""
+"""Run folders, console summaries, tables and figures."""

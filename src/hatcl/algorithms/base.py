@@ -1,0 +1,80 @@
+"""The algorithm interface: named hooks called by the one training loop in a fixed order.
+
+Step order (spec §3): zero grads; forward; loss = cross-entropy + ``loss_terms``; backward;
+``adjust_gradients``; ``compensate_gradients``; optimizer step; ``after_optimizer_step``.
+Around the steps: ``on_task_start`` (before the task's optimizer is built) and ``on_task_end``
+(after its last epoch, before testing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from hatcl.backbones.model import ContinualModel, ModelOutput
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything a hook may read about the current training step."""
+
+    model: ContinualModel
+    task_id: int
+    batch_index: int
+    num_batches: int
+    scale: float | None
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    output: ModelOutput
+
+
+class Algorithm(nn.Module):
+    """Base continual-learning algorithm: plain training, every hook a no-op.
+
+    Algorithms are modules so that their state (buffers) travels in ``state_dict``.
+    """
+
+    uses_masks: ClassVar[bool] = False
+
+    def on_task_start(self, *, task_id: int, model: ContinualModel) -> None:
+        """Prepare for training ``task_id`` (called before the task's optimizer is built)."""
+
+    def trainable_parameters(self, model: ContinualModel) -> Iterator[nn.Parameter]:
+        """The parameters the task's optimizer updates."""
+        return (p for p in model.parameters() if p.requires_grad)
+
+    def training_scale(self, *, batch_index: int, num_batches: int) -> float | None:
+        """The mask scale s of a training step (``None`` without masks)."""
+        return None
+
+    def evaluation_scale(self) -> float | None:
+        """The mask scale s used for validation (``None`` without masks)."""
+        return None
+
+    def loss_terms(self, context: StepContext) -> dict[str, torch.Tensor]:
+        """Extra loss terms added to the cross-entropy, by name (each a 0-dim tensor)."""
+        return {}
+
+    def adjust_gradients(self, context: StepContext) -> None:
+        """Modify backbone gradients after backward (step 5)."""
+
+    def compensate_gradients(self, context: StepContext) -> None:
+        """Modify other gradients (e.g. task embeddings) after the adjustment (step 6)."""
+
+    def after_optimizer_step(self, context: StepContext) -> None:
+        """Work after the optimizer step (clamps, importance observation)."""
+
+    def on_task_end(self, *, task_id: int, model: ContinualModel) -> None:
+        """Consolidate after the task's last training step (before testing)."""
+
+    def step_metrics(self) -> dict[str, float]:
+        """Scalars of the last step worth logging (e.g. network capacity)."""
+        return {}
+
+    def task_summary(self, *, task_id: int, model: ContinualModel) -> dict[str, object]:
+        """JSON-ready facts about the finished task (e.g. mask usage), written to the run folder."""
+        return {}

@@ -1,0 +1,92 @@
+"""Pieces of the HAT-family mechanism: per-layer views and the injected adjustment rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hatcl.backbones.base import WeightedLayer
+from hatcl.functional.aggregation import aggregate_min, neuron_to_bias, neuron_to_weight
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """A weighted backbone layer, its parameters and its parameter-wise cumulative mask.
+
+    The cumulative mask (aggregated with min) only changes between tasks, so it is computed once
+    at the start of each task.
+    """
+
+    layer: WeightedLayer
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+    cumulative_weight: torch.Tensor
+    cumulative_bias: torch.Tensor
+
+
+def build_layer_contexts(
+    layers: list[tuple[WeightedLayer, nn.Module]], cumulative: dict[str, torch.Tensor]
+) -> tuple[LayerContext, ...]:
+    """Describe every weighted layer with its parameter-wise cumulative mask."""
+    return tuple(
+        LayerContext(
+            layer=layer,
+            weight=module.weight,
+            bias=getattr(module, "bias", None),
+            cumulative_weight=to_weight_shape(layer, module.weight, cumulative, aggregate_min),
+            cumulative_bias=neuron_to_bias(cumulative[layer.mask_key]),
+        )
+        for layer, module in layers
+    )
+
+
+def to_weight_shape(
+    layer: WeightedLayer, weight: torch.Tensor, unit_values: dict[str, torch.Tensor], aggregate
+) -> torch.Tensor:
+    """Make neuron-wise ``unit_values`` parameter-wise for ``layer``'s weight (spec §1)."""
+    inputs = unit_values[layer.input_mask_key] if layer.input_mask_key is not None else None
+    return neuron_to_weight(
+        unit_values=unit_values[layer.mask_key],
+        input_values=inputs,
+        weight_shape=weight.shape,
+        aggregate=aggregate,
+        input_repeat=layer.input_repeat,
+    )
+
+
+class AdjustmentRule:
+    """How much of each backbone gradient entry a step keeps: its adjustment rate.
+
+    HAT, AdaHAT and FG-AdaHAT share the mechanism and differ only in this rule.
+    """
+
+    def on_task_start(self, *, task_id: int, layers: tuple[LayerContext, ...], masker) -> None:
+        """Precompute what stays fixed during the task."""
+
+    def rates(
+        self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weight and bias rates of ``layer`` for this step."""
+        raise NotImplementedError
+
+
+class HATRule(AdjustmentRule):
+    """HAT's rates from the cumulative mask P: ``hat``, ``hat_random``, ``hat_const_*``.
+
+    Args:
+        rate: a function ``rate(P, alpha=...)`` from :mod:`hatcl.functional.rates`.
+        alpha: the constant of ``hat_const_alpha``.
+    """
+
+    def __init__(self, *, rate, alpha: float | None) -> None:
+        self.rate = rate
+        self.alpha = alpha
+
+    def rates(
+        self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        weight_rate = self.rate(layer.cumulative_weight, alpha=self.alpha)
+        bias_rate = None if layer.bias is None else self.rate(layer.cumulative_bias, alpha=self.alpha)
+        return weight_rate, bias_rate

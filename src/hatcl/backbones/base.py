@@ -1,0 +1,84 @@
+"""Contracts shared by every backbone: weighted-layer descriptors and the typed forward output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from hatcl.masking.masker import HATMasker
+from hatcl.masking.stage import Stage
+
+
+@dataclass(frozen=True)
+class WeightedLayer:
+    """A weight-carrying backbone layer and the units on either side of it.
+
+    Attributes:
+        name: the module's path inside the backbone (``backbone.get_submodule(name)``).
+        mask_key: the units (mask) its outputs belong to.
+        input_mask_key: the units feeding it, ``None`` for a layer fed by the raw input.
+        input_repeat: how many input features each input unit spans (a conv channel flattened
+            into a linear layer spans ``H * W`` features, in flatten order); 1 otherwise.
+    """
+
+    name: str
+    mask_key: str
+    input_mask_key: str | None
+    input_repeat: int = 1
+
+
+@dataclass(frozen=True)
+class BackboneOutput:
+    """What a backbone forward returns.
+
+    Attributes:
+        features: the last layer's output, input of the heads.
+        masks: per mask key, the unit mask applied in this pass (soft and differentiable in
+            training; empty for an unmasked backbone).
+        activations: per mask key, the layer's output after mask and nonlinearity (h_l).
+    """
+
+    features: torch.Tensor
+    masks: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    activations: Mapping[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Backbone(nn.Module):
+    """Base of all backbones: weighted-layer descriptors, optional HAT masker, task set-up.
+
+    Subclasses set ``output_dim`` and ``weighted_layers`` and implement ``forward``.
+    """
+
+    output_dim: int
+    weighted_layers: tuple[WeightedLayer, ...]
+    masker: HATMasker | None
+
+    def unit_counts(self) -> dict[str, int]:
+        """Number of units per mask key, in forward order."""
+        counts: dict[str, int] = {}
+        for layer in self.weighted_layers:
+            module = self.get_submodule(layer.name)
+            counts.setdefault(layer.mask_key, _output_units(module))
+        return counts
+
+    def setup_task(self, task_id: int) -> None:
+        """Prepare for training ``task_id`` (per-task batch norm, embedding re-initialisation)."""
+
+    def layer_modules(self) -> list[tuple[WeightedLayer, nn.Module]]:
+        """Every weighted layer with its module, in forward order."""
+        return [(layer, self.get_submodule(layer.name)) for layer in self.weighted_layers]
+
+    def forward(  # pragma: no cover - abstract
+        self, x: torch.Tensor, *, task_id: int, stage: Stage, scale: float | None = None
+    ) -> BackboneOutput:
+        raise NotImplementedError
+
+
+def _output_units(module: nn.Module) -> int:
+    weight = getattr(module, "weight", None)
+    if weight is None:
+        raise TypeError(f"weighted layer {module!r} has no weight")
+    return int(weight.shape[0])

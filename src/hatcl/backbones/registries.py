@@ -1,0 +1,13 @@
+"""Registries of backbones and batch-norm modes (torch-free: entries are imported on use)."""
+
+from hatcl.registry import Registry
+
+BACKBONES = Registry("backbone")
+BACKBONES.add("mlp", "hatcl.backbones.mlp:MLPBackbone", summary="fully connected, HAT-masked")
+
+BATCH_NORM_MODES = Registry("batch_norm")
+BATCH_NORM_MODES.add("none", "hatcl.backbones.norms:NoNorm", summary="no batch norm")
+BATCH_NORM_MODES.add("shared", "hatcl.backbones.norms:SharedNorm", summary="one for all tasks")
+BATCH_NORM_MODES.add(
+    "independent", "hatcl.backbones.norms:PerTaskNorm", summary="one per task (HAT-safe)"
+)

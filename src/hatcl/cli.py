@@ -1,0 +1,65 @@
+"""The ``hatcl`` command: a thin dispatcher; heavy modules are imported only by the subcommand."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+USAGE = """\
+usage: hatcl <command> [arguments]
+
+commands:
+  run [overrides]     run a continual-learning experiment (Hydra overrides, e.g.
+                      algorithm=hat data=split_digits trainer.max_epochs=3 seed=2
+                      output_dir=runs/x); -m/--multirun sweeps comma-separated values
+  list                every registered option (algorithms, backbones, datasets, ...)
+  help                this message
+
+Run `hatcl run --help` for the configuration groups and their options.
+Results go to output_dir (default: runs/<timestamp>/): metrics.json, accuracy_matrix.csv,
+config.yaml, tasks.json, training_curves.csv, run.log.
+"""
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command, rest = (args[0], args[1:]) if args else ("help", [])
+    handler = _COMMANDS.get(command)
+    if handler is None:
+        print(f"hatcl: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return EXIT_USAGE
+    return handler(rest)
+
+
+def _help(_: Sequence[str]) -> int:
+    print(USAGE, end="")
+    return 0
+
+
+def _list(_: Sequence[str]) -> int:
+    from hatcl.cli_list import print_registries
+
+    print_registries()
+    return 0
+
+
+def _run(args: Sequence[str]) -> int:
+    from hatcl.cli_run import run_command
+
+    return run_command(args)
+
+
+_COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "run": _run,
+    "list": _list,
+    "help": _help,
+    "--help": _help,
+    "-h": _help,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

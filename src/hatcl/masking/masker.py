@@ -1,0 +1,54 @@
+"""The HAT mask mechanism: task embeddings and the store of finished tasks' masks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from hatcl.functional.hat_gate import binary_mask, hat_gate
+from hatcl.masking.mask_store import MaskStore
+from hatcl.masking.registries import INIT_MODES
+from hatcl.masking.stage import Stage
+
+
+class HATMasker(nn.Module):
+    """Task embeddings (one vector per mask key) and the stored per-task masks.
+
+    Args:
+        unit_counts: number of units per mask key, in forward order.
+    """
+
+    def __init__(self, *, unit_counts: Mapping[str, int]) -> None:
+        super().__init__()
+        self.unit_counts = dict(unit_counts)
+        self.embeddings = nn.ParameterDict(
+            {key: nn.Parameter(torch.randn(units)) for key, units in unit_counts.items()}
+        )
+        self.store = MaskStore(unit_counts=unit_counts)
+
+    def reset_embeddings(self, *, init_mode: str) -> None:
+        """Re-initialise every embedding by ``init_mode`` (a ``task_embedding_init_mode``)."""
+        initialise = INIT_MODES.get(INIT_MODES.validate(init_mode))
+        for embedding in self.embeddings.values():
+            initialise(embedding.data)
+
+    def masks(self, *, stage: Stage, task_id: int, scale: float | None) -> dict[str, torch.Tensor]:
+        """Per-key unit masks for a forward pass at ``stage``.
+
+        Training and validation use ``sigmoid(scale * e)`` of the current embeddings (validation
+        passes ``scale = s_max``); test uses the binary mask stored for ``task_id``.
+        """
+        if stage is Stage.TEST:
+            return self.store.mask(task_id)
+        if scale is None:
+            raise ValueError(f"stage {stage.value!r} needs a mask scale s, got None")
+        return {key: hat_gate(embedding, scale) for key, embedding in self.embeddings.items()}
+
+    @torch.no_grad()
+    def store_current(self, *, task_id: int) -> dict[str, torch.Tensor]:
+        """Store ``1[e > 0]`` as task ``task_id``'s binary masks and return them."""
+        masks = {key: binary_mask(embedding) for key, embedding in self.embeddings.items()}
+        self.store.store(task_id=task_id, masks=masks)
+        return masks

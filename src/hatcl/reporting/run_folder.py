@@ -1,0 +1,74 @@
+"""The run folder: created once, never overwritten; JSON and CSV outputs written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+RUN_MARKERS = ("config.yaml", "metrics.json")
+
+
+def prepare_run_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (or accept an empty one); refuse a folder that already holds a run."""
+    run_dir = Path(path)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"output_dir {str(run_dir)!r} exists and is not a folder")
+    taken = [name for name in RUN_MARKERS if (run_dir / name).exists()]
+    if taken:
+        raise ValueError(
+            f"output_dir {str(run_dir)!r} already holds a run ({', '.join(taken)}); a run folder "
+            "is never overwritten: choose another output_dir or leave it unset for a new one"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` atomically (temporary file in the same folder, then rename)."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write ``payload`` as indented JSON, atomically."""
+    write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV table, atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def write_accuracy_matrix(path: Path, matrix: Sequence[Sequence[float]]) -> None:
+    """Row t = after training task t, column tau = test task tau (blank above the diagonal)."""
+    tasks = len(matrix)
+    header = ["after_task", *(f"task_{tau}" for tau in range(1, tasks + 1))]
+    rows = (
+        [t + 1, *(f"{a:.6f}" for a in row), *([""] * (tasks - len(row)))]
+        for t, row in enumerate(matrix)
+    )
+    write_rows(path, header, rows)
+
+
+def write_curves(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    """Per-step and per-epoch training records as CSV (union of keys as columns)."""
+    columns: list[str] = []
+    for record in records:
+        columns.extend(key for key in record if key not in columns)
+    write_rows(path, columns, ([record.get(c, "") for c in columns] for record in records))

@@ -1,0 +1,88 @@
+"""Assemble an experiment (data, model, algorithm, loop) from a typed configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hatcl.algorithms.base import Algorithm
+from hatcl.algorithms.registries import ALGORITHMS
+from hatcl.backbones.model import ContinualModel
+from hatcl.backbones.registries import BACKBONES
+from hatcl.build import instantiate
+from hatcl.config import ComponentConfig, TrainerConfig, dataclass_from_mapping
+from hatcl.data.base import ContinualData, DataConfig
+from hatcl.heads.registries import HEADS
+from hatcl.training.module import ContinualModule, OptimizerConfig
+from hatcl.validation import check_int
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything a run needs, typed; built by :meth:`from_mapping` from the Hydra config."""
+
+    algorithm: ComponentConfig
+    backbone: ComponentConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    head: str = "til"
+    seed: int = 1
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> ExperimentConfig:
+        """Validate and convert a (Hydra) mapping; extra top-level keys are ignored."""
+        seed = check_int(mapping.get("seed", 1), parameter="seed", low=0)
+        head = mapping.get("head", "til")
+        if head == "cil":
+            raise ValueError(
+                "head 'cil' (class-incremental) is not supported: HAT-family masks need the task "
+                f"id at test time; valid heads: {', '.join(HEADS.names())}"
+            )
+        HEADS.validate(head, parameter="head")
+        return cls(
+            algorithm=ComponentConfig.from_mapping(mapping["algorithm"], section="algorithm"),
+            backbone=ComponentConfig.from_mapping(mapping["backbone"], section="backbone"),
+            data=DataConfig.from_mapping(mapping.get("data") or {}),
+            optimizer=dataclass_from_mapping(
+                OptimizerConfig, mapping.get("optimizer"), section="optimizer"
+            ),
+            trainer=dataclass_from_mapping(TrainerConfig, mapping.get("trainer"), section="trainer"),
+            head=head,
+            seed=seed,
+        )
+
+
+def build_algorithm(config: ComponentConfig) -> Algorithm:
+    """Instantiate the configured algorithm."""
+    return instantiate(ALGORITHMS, config.name, config.options, section="algorithm")
+
+
+def build_model(
+    config: ExperimentConfig, *, data: ContinualData, algorithm: Algorithm
+) -> ContinualModel:
+    """Backbone (masked when the algorithm uses masks) followed by the configured heads."""
+    reserved = {"input_shape", "masked"} & set(config.backbone.options)
+    if reserved:
+        raise ValueError(f"backbone options {sorted(reserved)} are set by hatcl, not by the config")
+    backbone = instantiate(
+        BACKBONES,
+        config.backbone.name,
+        {**config.backbone.options, "input_shape": data.input_shape, "masked": algorithm.uses_masks},
+        section="backbone",
+    )
+    heads = HEADS.get(config.head)(input_dim=backbone.output_dim)
+    return ContinualModel(backbone=backbone, heads=heads)
+
+
+def build_module(
+    config: ExperimentConfig, *, model: ContinualModel, algorithm: Algorithm
+) -> ContinualModule:
+    """The Lightning module running the one training loop."""
+    return ContinualModule(
+        model=model,
+        algorithm=algorithm,
+        optimizer=config.optimizer,
+        log_every_n_steps=config.trainer.log_every_n_steps,
+    )

@@ -1,0 +1,175 @@
+"""The one training loop: a Lightning module with manual optimization owning the hook order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from hatcl.algorithms.base import Algorithm, StepContext
+from hatcl.backbones.model import ContinualModel
+from hatcl.masking.stage import Stage
+from hatcl.training.optim import build_optimizer, build_scheduler
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimizer built afresh at the start of every task, and its per-epoch scheduler."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    options: dict = field(default_factory=dict)
+    scheduler: str | None = None
+    scheduler_options: dict = field(default_factory=dict)
+
+
+class _Accuracy:
+    """Correct and total counts kept as tensors (no host sync per batch)."""
+
+    def __init__(self) -> None:
+        self.correct = torch.zeros((), dtype=torch.long)
+        self.total = torch.zeros((), dtype=torch.long)
+
+    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self.correct = self.correct.to(logits.device) + (logits.argmax(1) == targets).sum()
+        self.total = self.total.to(logits.device) + targets.numel()
+
+    def value(self) -> float:
+        return float(self.correct) / max(int(self.total), 1)
+
+
+class ContinualModule(L.LightningModule):
+    """Trains one task at a time with the algorithm's hooks in the order of spec §3.
+
+    Args:
+        model: backbone and heads.
+        algorithm: the continual-learning algorithm (its hooks are called here only).
+        optimizer: optimizer and scheduler settings (a fresh optimizer per ``fit``).
+        log_every_n_steps: how often step scalars are collected (logging is batched).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: ContinualModel,
+        algorithm: Algorithm,
+        optimizer: OptimizerConfig,
+        log_every_n_steps: int = 10,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.model = model
+        self.algorithm = algorithm
+        self.optimizer_config = optimizer
+        self.log_every_n_steps = log_every_n_steps
+        self.task_id = 1
+        self.test_task_ids: tuple[int, ...] = ()
+        self.curves: list[dict[str, float]] = []
+        self.test_accuracy: dict[int, _Accuracy] = {}
+        self._train_loss = torch.zeros(())
+        self._train_accuracy = _Accuracy()
+        self._val_accuracy = _Accuracy()
+        self._steps_since_log = 0
+
+    # -- optimisation ---------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        config = self.optimizer_config
+        optimizer = build_optimizer(
+            self.algorithm.trainable_parameters(self.model),
+            name=config.name,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            options=config.options,
+        )
+        scheduler = build_scheduler(
+            optimizer, name=config.scheduler, options=config.scheduler_options
+        )
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        inputs, targets = batch
+        optimizer = self.optimizers()
+        num_batches = int(self.trainer.num_training_batches)
+        scale = self.algorithm.training_scale(batch_index=batch_idx, num_batches=num_batches)
+        optimizer.zero_grad(set_to_none=True)
+        output = self.model(inputs, task_id=self.task_id, stage=Stage.TRAIN, scale=scale)
+        context = StepContext(
+            model=self.model,
+            task_id=self.task_id,
+            batch_index=batch_idx,
+            num_batches=num_batches,
+            scale=scale,
+            inputs=inputs,
+            targets=targets,
+            output=output,
+        )
+        loss = F.cross_entropy(output.logits, targets)
+        for term in self.algorithm.loss_terms(context).values():
+            loss = loss + term
+        self.manual_backward(loss)
+        self.algorithm.adjust_gradients(context)
+        self.algorithm.compensate_gradients(context)
+        optimizer.step()
+        self.algorithm.after_optimizer_step(context)
+        self._collect_step(loss.detach(), output.logits.detach(), targets)
+
+    def on_train_epoch_end(self) -> None:
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+
+    # -- evaluation -----------------------------------------------------------------------
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        inputs, targets = batch
+        scale = self.algorithm.evaluation_scale()
+        output = self.model(inputs, task_id=self.task_id, stage=Stage.VALIDATION, scale=scale)
+        self._val_accuracy.update(output.logits, targets)
+
+    def on_validation_epoch_end(self) -> None:
+        accuracy = self._val_accuracy.value()
+        self._val_accuracy = _Accuracy()
+        self.curves.append(
+            {"task": self.task_id, "epoch": self.current_epoch, "step": self.global_step,
+             "val_accuracy": accuracy}
+        )
+        self.log("val_acc", accuracy, prog_bar=True)
+
+    def test_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        inputs, targets = batch
+        task_id = self.test_task_ids[dataloader_idx]
+        output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
+        self.test_accuracy.setdefault(task_id, _Accuracy()).update(output.logits, targets)
+
+    # -- batched logging ------------------------------------------------------------------
+
+    def _collect_step(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self._train_loss = self._train_loss.to(loss.device) + loss
+        self._train_accuracy.update(logits, targets)
+        self._steps_since_log += 1
+        if self._steps_since_log < self.log_every_n_steps:
+            return
+        record = {
+            "task": self.task_id,
+            "epoch": self.current_epoch,
+            "step": self.global_step,
+            "train_loss": float(self._train_loss) / self._steps_since_log,
+            "train_accuracy": self._train_accuracy.value(),
+            **self.algorithm.step_metrics(),
+        }
+        self.curves.append(record)
+        self.log_dict(
+            {k: v for k, v in record.items() if k not in ("task", "epoch", "step")},
+            prog_bar=True,
+        )
+        self._train_loss = torch.zeros((), device=loss.device)
+        self._train_accuracy = _Accuracy()
+        self._steps_since_log = 0

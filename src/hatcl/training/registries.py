@@ -1,0 +1,15 @@
+"""Registries of optimizers and learning-rate schedulers (torch-free: imported on use)."""
+
+from hatcl.registry import Registry
+
+OPTIMIZERS = Registry("optimizer")
+OPTIMIZERS.add("adam", "torch.optim:Adam", summary="Adam (default, lr 1e-3)")
+OPTIMIZERS.add("adamw", "torch.optim:AdamW", summary="Adam with decoupled weight decay")
+OPTIMIZERS.add("sgd", "torch.optim:SGD", summary="stochastic gradient descent")
+
+LR_SCHEDULERS = Registry("scheduler")
+LR_SCHEDULERS.add("step", "torch.optim.lr_scheduler:StepLR", summary="StepLR (step_size, gamma)")
+LR_SCHEDULERS.add(
+    "exponential", "torch.optim.lr_scheduler:ExponentialLR", summary="ExponentialLR (gamma)"
+)
+LR_SCHEDULERS.add("cosine", "torch.optim.lr_scheduler:CosineAnnealingLR", summary="T_max epochs")
