@@ -29,7 +29,7 @@ def concrete_active_offset(temperature: float, lower_bound: float, upper_bound: 
 def concrete_active_probs(
     log_alpha: Tensor, temperature: float, lower_bound: float, upper_bound: float
 ) -> Tensor:
-    """Probability that a stretched binary-concrete gate is positive (Louizos et al. 2018, eq. 12)."""
+    """Probability that a stretched binary-concrete gate is positive (Louizos et al., eq. 12)."""
     offset = concrete_active_offset(temperature, lower_bound, upper_bound)
     return torch.sigmoid(log_alpha - offset)
 

@@ -13,7 +13,7 @@ _EXPORTS = {
     "BinaryConcreteStochasticGates": "hatcl.gates.binary_concrete",
     "StochasticGatesBase": "hatcl.gates.base",
     "REG_REDUCTIONS": "hatcl.gates.base",
-    "GATES": "hatcl.gates.selection",
+    "GATES": "hatcl.gates.kinds",
     "FeatureSelection": "hatcl.gates.selection",
     "GatedClassifier": "hatcl.gates.selection",
     "select_features": "hatcl.gates.selection",

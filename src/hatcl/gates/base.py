@@ -188,6 +188,10 @@ class StochasticGatesBase(nn.Module):
             getattr(gates, cls.param_name).copy_(values)
         return gates
 
+    def _empty_noise(self, batch_size: int, like: Tensor) -> Tensor:
+        """An uninitialised (batch_size, n_gates) tensor on ``like``'s device and dtype."""
+        return torch.empty(batch_size, self.n_gates, device=like.device, dtype=like.dtype)
+
     def _check_input(self, input_tensor: Tensor) -> None:
         if not isinstance(input_tensor, Tensor):
             raise ValueError(f"input_tensor must be a torch.Tensor, got {type(input_tensor)}")
@@ -219,7 +223,7 @@ class StochasticGatesBase(nn.Module):
         return torch.gather(gate_values, 1, index).reshape(input_tensor.shape)
 
     def _sample_gate_values(self, batch_size: int) -> Tensor:
-        """Raw (unclamped) gate values of shape (batch_size, n_gates); one noise draw if training."""
+        """Raw (unclamped) gate values, (batch_size, n_gates); one noise draw if training."""
         raise NotImplementedError
 
     def _get_gate_values(self) -> Tensor:

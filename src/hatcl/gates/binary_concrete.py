@@ -77,7 +77,7 @@ class BinaryConcreteStochasticGates(StochasticGatesBase):
     def _sample_gate_values(self, batch_size: int) -> Tensor:
         log_alpha = self.log_alpha_param
         if self.training:
-            u = torch.empty(batch_size, self.n_gates, device=log_alpha.device, dtype=log_alpha.dtype)
+            u = self._empty_noise(batch_size, log_alpha)
             u.uniform_(self.eps, 1 - self.eps)
             s = concrete_relaxed_sample(u, log_alpha, self.temperature)
         else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from hatcl.functional.gates import gaussian_active_probs
@@ -63,7 +62,7 @@ class GaussianStochasticGates(StochasticGatesBase):
 
     def _sample_gate_values(self, batch_size: int) -> Tensor:
         if self.training:
-            noise = torch.empty(batch_size, self.n_gates, device=self.mu.device, dtype=self.mu.dtype)
+            noise = self._empty_noise(batch_size, self.mu)
             noise.normal_(mean=0.0, std=self.std)
             return self.mu + noise
         return self.mu.expand(batch_size, self.n_gates)
