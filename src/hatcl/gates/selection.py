@@ -193,8 +193,12 @@ def _train(model: GatedClassifier, features: Tensor, labels: Tensor, *, epochs: 
 def _check_data(x_name: str, y_name: str, features: Any, labels: Any) -> None:
     if not isinstance(features, Tensor) or features.dim() != 2 or not features.is_floating_point():
         shape = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
-        raise ValueError(f"{x_name} must be a 2-D float tensor (n_samples, n_features), got {shape}")
-    valid_labels = isinstance(labels, Tensor) and labels.dim() == 1 and not labels.is_floating_point()
+        raise ValueError(
+            f"{x_name} must be a 2-D float tensor (n_samples, n_features), got {shape}"
+        )
+    valid_labels = (
+        isinstance(labels, Tensor) and labels.dim() == 1 and not labels.is_floating_point()
+    )
     if not valid_labels or labels.shape[0] != features.shape[0]:
         shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(
