@@ -1,4 +1,4 @@
-"""hatcl: continual learning with hard attention masks (HAT, AdaHAT, FG-AdaHAT) and stochastic gates.
+"""hatcl: continual learning with hard attention masks (HAT, AdaHAT, FG-AdaHAT) and gates.
 
 Nothing heavy is imported here: subpackages are imported on demand.
 """

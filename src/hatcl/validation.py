@@ -60,7 +60,9 @@ def check_choice(value: object, *, parameter: str, choices: Iterable[object]) ->
     """Return ``value`` if it is one of ``choices``, or raise listing them."""
     options = tuple(choices)
     if value not in options:
-        raise ValueError(f"{parameter} must be one of {', '.join(map(str, options))}; got {value!r}")
+        raise ValueError(
+            f"{parameter} must be one of {', '.join(map(str, options))}; got {value!r}"
+        )
     return value
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hatcl.backbones.model import ContinualModel, ModelOutput
+from hatcl.data.base import TaskData
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Algorithm(nn.Module):
     def after_optimizer_step(self, context: StepContext) -> None:
         """Work after the optimizer step (clamps, importance observation)."""
 
-    def on_task_end(self, *, task_id: int, model: ContinualModel) -> None:
+    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
         """Consolidate after the task's last training step (before testing)."""
 
     def step_metrics(self) -> dict[str, float]:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import torch
 
 from hatcl.algorithms.base import Algorithm, StepContext
-from hatcl.algorithms.hat_mechanism import AdjustmentRule, HATRule, LayerContext, build_layer_contexts
+from hatcl.algorithms.hat_mechanism import (
+    AdjustmentRule,
+    HATRule,
+    LayerContext,
+    build_layer_contexts,
+)
 from hatcl.algorithms.registries import HAT_ADJUSTMENT_MODES
 from hatcl.backbones.model import ContinualModel
+from hatcl.data.base import TaskData
 from hatcl.functional.annealing import annealed_scale
 from hatcl.functional.compensation import embedding_compensation_factor
 from hatcl.masking.masker import HATMasker
@@ -46,7 +52,9 @@ class HAT(Algorithm):
         super().__init__()
         mode = HAT_ADJUSTMENT_MODES.validate(adjustment_mode, parameter="adjustment_mode")
         if mode == "hat_const_alpha" and alpha is None:
-            raise ValueError("adjustment_mode 'hat_const_alpha' requires alpha (a number in [0, 1])")
+            raise ValueError(
+                "adjustment_mode 'hat_const_alpha' requires alpha (a number in [0, 1])"
+            )
         if alpha is not None:
             check_number(alpha, parameter="alpha", low=0.0, high=1.0)
         self._init_shared(
@@ -100,10 +108,12 @@ class HAT(Algorithm):
         """Re-initialise the task embeddings and precompute the parameter-wise cumulative mask."""
         masker = _masker(model)
         masker.reset_embeddings(init_mode=self.task_embedding_init_mode)
-        self._layers = build_layer_contexts(model.backbone.layer_modules(), masker.store.cumulative())
+        self._layers = build_layer_contexts(
+            model.backbone.layer_modules(), masker.store.cumulative()
+        )
         self.rule.on_task_start(task_id=task_id, layers=self._layers, masker=masker)
 
-    def on_task_end(self, *, task_id: int, model: ContinualModel) -> None:
+    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
         """Store the task's binary masks (and so update the cumulative mask)."""
         _masker(model).store_current(task_id=task_id)
 

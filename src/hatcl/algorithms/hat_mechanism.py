@@ -88,5 +88,7 @@ class HATRule(AdjustmentRule):
         self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         weight_rate = self.rate(layer.cumulative_weight, alpha=self.alpha)
-        bias_rate = None if layer.bias is None else self.rate(layer.cumulative_bias, alpha=self.alpha)
+        bias_rate = (
+            None if layer.bias is None else self.rate(layer.cumulative_bias, alpha=self.alpha)
+        )
         return weight_rate, bias_rate

@@ -34,7 +34,9 @@ class TaskIncrementalHeads(nn.Module):
         """The head of ``task_id``."""
         key = str(task_id)
         if key not in self.heads:
-            raise ValueError(f"no head for task {task_id}; heads exist for tasks {list(self.heads)}")
+            raise ValueError(
+                f"no head for task {task_id}; heads exist for tasks {list(self.heads)}"
+            )
         return self.heads[key]
 
     def forward(self, features: torch.Tensor, *, task_id: int) -> torch.Tensor:

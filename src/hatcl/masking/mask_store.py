@@ -42,7 +42,9 @@ class MaskStore(nn.Module):
         for key in self.keys:
             stack = getattr(self, f"masks_{key}")
             mask = masks[key].detach().to(stack).reshape(1, -1)
-            stack = torch.cat([stack, mask]) if row is None else stack.index_copy(0, _idx(row), mask)
+            stack = (
+                torch.cat([stack, mask]) if row is None else stack.index_copy(0, _idx(row), mask)
+            )
             setattr(self, f"masks_{key}", stack)
             setattr(self, f"cumulative_{key}", stack.amax(dim=0))
             setattr(self, f"summative_{key}", stack.sum(dim=0))

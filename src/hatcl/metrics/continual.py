@@ -15,7 +15,9 @@ def check_matrix(matrix: AccuracyMatrix) -> int:
     """Return the number of trained tasks T; ``ValueError`` unless row t has t entries."""
     for index, row in enumerate(matrix):
         if len(row) != index + 1:
-            raise ValueError(f"accuracy matrix row {index + 1} has {len(row)} entries, not {index + 1}")
+            raise ValueError(
+                f"accuracy matrix row {index + 1} has {len(row)} entries, not {index + 1}"
+            )
     return len(matrix)
 
 

@@ -48,7 +48,9 @@ class ExperimentConfig:
             optimizer=dataclass_from_mapping(
                 OptimizerConfig, mapping.get("optimizer"), section="optimizer"
             ),
-            trainer=dataclass_from_mapping(TrainerConfig, mapping.get("trainer"), section="trainer"),
+            trainer=dataclass_from_mapping(
+                TrainerConfig, mapping.get("trainer"), section="trainer"
+            ),
             head=head,
             seed=seed,
         )
@@ -69,7 +71,11 @@ def build_model(
     backbone = instantiate(
         BACKBONES,
         config.backbone.name,
-        {**config.backbone.options, "input_shape": data.input_shape, "masked": algorithm.uses_masks},
+        {
+            **config.backbone.options,
+            "input_shape": data.input_shape,
+            "masked": algorithm.uses_masks,
+        },
         section="backbone",
     )
     heads = HEADS.get(config.head)(input_dim=backbone.output_dim)

@@ -90,7 +90,10 @@ class ContinualModule(L.LightningModule):
         )
         if scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         inputs, targets = batch
@@ -136,8 +139,12 @@ class ContinualModule(L.LightningModule):
         accuracy = self._val_accuracy.value()
         self._val_accuracy = _Accuracy()
         self.curves.append(
-            {"task": self.task_id, "epoch": self.current_epoch, "step": self.global_step,
-             "val_accuracy": accuracy}
+            {
+                "task": self.task_id,
+                "epoch": self.current_epoch,
+                "step": self.global_step,
+                "val_accuracy": accuracy,
+            }
         )
         self.log("val_acc", accuracy, prog_bar=True)
 
@@ -151,7 +158,9 @@ class ContinualModule(L.LightningModule):
 
     # -- batched logging ------------------------------------------------------------------
 
-    def _collect_step(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+    def _collect_step(
+        self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
+    ) -> None:
         self._train_loss = self._train_loss.to(loss.device) + loss
         self._train_accuracy.update(logits, targets)
         self._steps_since_log += 1

@@ -23,7 +23,9 @@ def build_optimizer(
     try:
         return optimizer_class(list(parameters), lr=lr, weight_decay=weight_decay, **options)
     except TypeError as error:
-        raise ValueError(f"optimizer {name!r} rejected optimizer.options {dict(options)}: {error}")
+        raise ValueError(
+            f"optimizer {name!r} rejected optimizer.options {dict(options)}: {error}"
+        ) from None
 
 
 def build_scheduler(
@@ -32,10 +34,12 @@ def build_scheduler(
     """Instantiate the scheduler registered as ``name`` (stepped once per epoch), or None."""
     if name is None:
         return None
-    scheduler_class = LR_SCHEDULERS.get(LR_SCHEDULERS.validate(name, parameter="optimizer.scheduler"))
+    scheduler_class = LR_SCHEDULERS.get(
+        LR_SCHEDULERS.validate(name, parameter="optimizer.scheduler")
+    )
     try:
         return scheduler_class(optimizer, **options)
     except TypeError as error:
         raise ValueError(
             f"scheduler {name!r} rejected optimizer.scheduler_options {dict(options)}: {error}"
-        )
+        ) from None

@@ -90,8 +90,10 @@ def _run_tasks(
         row = test_tasks(module, data.tasks[: task.task_id], config=config)
         matrix.append(row)
         summaries.append(
-            {"task": task.task_id, **module.algorithm.task_summary(task_id=task.task_id,
-                                                                    model=module.model)}
+            {
+                "task": task.task_id,
+                **module.algorithm.task_summary(task_id=task.task_id, model=module.model),
+            }
         )
         task_line(console, task_id=task.task_id, num_tasks=len(data.tasks), row=row)
     return matrix, summaries
@@ -105,14 +107,17 @@ def train_task(module: ContinualModule, task: TaskData, *, config: ExperimentCon
     algorithm.on_task_start(task_id=task.task_id, model=model)
     generator = torch.Generator().manual_seed(config.seed * 10_007 + task.task_id)
     train = TensorBatches(
-        task.train.x, task.train.y, batch_size=config.trainer.batch_size, shuffle=True,
+        task.train.x,
+        task.train.y,
+        batch_size=config.trainer.batch_size,
+        shuffle=True,
         generator=generator,
     )
     val = _eval_batches(task.val, config) if len(task.val.y) else None
     make_trainer(config, max_epochs=config.trainer.max_epochs).fit(
         module, train_dataloaders=train, val_dataloaders=val
     )
-    algorithm.on_task_end(task_id=task.task_id, model=model)
+    algorithm.on_task_end(task_id=task.task_id, model=model, task_data=task)
 
 
 def test_tasks(
