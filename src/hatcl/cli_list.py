@@ -20,6 +20,7 @@ REGISTRIES: tuple[tuple[str, str], ...] = (
     ("hatcl.data.registries", "SCENARIOS"),
     ("hatcl.training.registries", "OPTIMIZERS"),
     ("hatcl.training.registries", "LR_SCHEDULERS"),
+    ("hatcl.training.registries", "LOGGERS"),
 )
 
 

@@ -54,6 +54,9 @@ def run_from_config(cfg: DictConfig, *, run_dir: str | Path | None = None):
 
     config = ExperimentConfig.from_mapping(cfg)
     resolved = OmegaConf.to_yaml(_without_hydra(cfg), resolve=True)
+    resume = cfg.get("resume")
+    if resume:
+        return run_experiment(config, run_dir=resume, resolved_config=resolved, resume=True)
     target = run_dir if run_dir is not None else cfg.output_dir
     return run_experiment(config, run_dir=target, resolved_config=resolved)
 

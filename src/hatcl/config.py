@@ -44,6 +44,9 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     deterministic: bool = False
     num_threads: int | None = None
+    loggers: tuple[str, ...] = ("csv", "tensorboard")
+    figures: bool = True
+    checkpoints: bool = True
 
     def __post_init__(self) -> None:
         check_int(self.max_epochs, parameter="trainer.max_epochs", low=1)
@@ -52,6 +55,23 @@ class TrainerConfig:
         check_int(self.log_every_n_steps, parameter="trainer.log_every_n_steps", low=1)
         if self.num_threads is not None:
             check_int(self.num_threads, parameter="trainer.num_threads", low=1)
+        _check_loggers(self)
+
+
+def _check_loggers(trainer: TrainerConfig) -> None:
+    from hatcl.training.registries import LOGGERS
+
+    loggers = trainer.loggers
+    if loggers is None:
+        loggers = ()
+    if isinstance(loggers, str) or not all(isinstance(name, str) for name in loggers):
+        raise TypeError(
+            f"trainer.loggers must be a list of logger names, got {loggers!r}; "
+            f"valid names: {', '.join(LOGGERS.names())}"
+        )
+    for name in loggers:
+        LOGGERS.validate(name, parameter="trainer.loggers")
+    object.__setattr__(trainer, "loggers", tuple(loggers))
 
 
 def dataclass_from_mapping(cls: type, mapping: Mapping[str, Any] | None, *, section: str) -> Any:

@@ -72,6 +72,15 @@ class Algorithm(nn.Module):
     def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
         """Consolidate after the task's last training step (before testing)."""
 
+    def distributed_sums(self) -> list[torch.Tensor]:
+        """Tensors accumulated per process during the task (e.g. importance sum and count).
+
+        Under distributed training each process sees only its shard of the batches; the runner
+        sums these tensors across processes, in place, right before :meth:`on_task_end`, so that
+        every process consolidates the same state.
+        """
+        return []
+
     def step_metrics(self) -> dict[str, float]:
         """Scalars of the last step worth logging (e.g. network capacity)."""
         return {}

@@ -10,12 +10,20 @@ import torch
 class TensorBatches:
     """An iterable of ``(x, y)`` batches sliced from in-memory tensors.
 
+    Under distributed training every process iterates only its shard: samples ``rank``,
+    ``rank + world_size``, ... of the (shuffled) order. Training batches use ``equal_shards`` so
+    that every process takes the same number of steps (the order is padded by repeating its
+    first samples, as PyTorch's ``DistributedSampler`` does); evaluation shards are exact and
+    their counts are summed across processes by the caller.
+
     Args:
         x: inputs, first dim = samples.
         y: labels.
         batch_size: samples per batch (the last batch may be smaller).
         shuffle: reshuffle at every iteration with ``generator``.
-        generator: the RNG of the shuffles (seeded by the runner for reproducibility).
+        generator: the RNG of the shuffles (seeded by the runner for reproducibility; every
+            process must use the same seed so that the shards partition one order).
+        equal_shards: pad the order so that every shard has the same length.
     """
 
     def __init__(
@@ -26,6 +34,7 @@ class TensorBatches:
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        equal_shards: bool = False,
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"inputs have {len(x)} samples but labels {len(y)}")
@@ -35,15 +44,39 @@ class TensorBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.equal_shards = equal_shards
+        self.rank = 0
+        self.world_size = 1
+
+    def set_shard(self, *, rank: int, world_size: int) -> None:
+        """Iterate only shard ``rank`` of ``world_size`` from now on."""
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"shard rank {rank} is not in 0..{world_size - 1}")
+        self.rank, self.world_size = rank, world_size
+
+    def _shard_size(self) -> int:
+        samples = len(self.x)
+        if self.world_size == 1:
+            return samples
+        if self.equal_shards:
+            return -(-samples // self.world_size)
+        return len(range(self.rank, samples, self.world_size))
 
     def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
+        return -(-self._shard_size() // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.shuffle:
             order = torch.randperm(len(self.x), generator=self.generator)
-            x, y = self.x[order], self.y[order]
+        elif self.world_size > 1:
+            order = torch.arange(len(self.x))
         else:
-            x, y = self.x, self.y
+            order = None
+        if self.world_size > 1:
+            if self.equal_shards:
+                total = self._shard_size() * self.world_size
+                order = order.repeat(-(-total // len(order)))[:total]
+            order = order[self.rank :: self.world_size]
+        x, y = (self.x, self.y) if order is None else (self.x[order], self.y[order])
         for start in range(0, len(x), self.batch_size):
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]

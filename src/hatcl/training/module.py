@@ -156,6 +156,28 @@ class ContinualModule(L.LightningModule):
         output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
         self.test_accuracy.setdefault(task_id, _Accuracy()).update(output.logits, targets)
 
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the batched-logging accumulators (a logging window may span two tasks)."""
+        checkpoint["logging_window"] = {
+            "train_loss": self._train_loss.detach().cpu(),
+            "train_correct": self._train_accuracy.correct.detach().cpu(),
+            "train_total": self._train_accuracy.total.detach().cpu(),
+            "steps": self._steps_since_log,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore what :meth:`on_save_checkpoint` kept."""
+        window = checkpoint.get("logging_window")
+        if window is None:
+            return
+        self._train_loss = window["train_loss"].clone()
+        self._train_accuracy = _Accuracy()
+        self._train_accuracy.correct = window["train_correct"].clone()
+        self._train_accuracy.total = window["train_total"].clone()
+        self._steps_since_log = int(window["steps"])
+
     # -- batched logging ------------------------------------------------------------------
 
     def _collect_step(

@@ -13,3 +13,13 @@ LR_SCHEDULERS.add(
     "exponential", "torch.optim.lr_scheduler:ExponentialLR", summary="ExponentialLR (gamma)"
 )
 LR_SCHEDULERS.add("cosine", "torch.optim.lr_scheduler:CosineAnnealingLR", summary="T_max epochs")
+
+LOGGERS = Registry("logger")
+LOGGERS.add(
+    "csv", "lightning.pytorch.loggers:CSVLogger", summary="<run>/logs/csv/version_N/metrics.csv"
+)
+LOGGERS.add(
+    "tensorboard",
+    "lightning.pytorch.loggers:TensorBoardLogger",
+    summary="<run>/logs/tensorboard/version_N (needs tensorboard)",
+)

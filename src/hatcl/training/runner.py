@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
+import os
+import signal
 import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -25,15 +30,41 @@ from hatcl.reporting.run_folder import (
     write_text,
 )
 from hatcl.training.batches import TensorBatches
+from hatcl.training.checkpoint import (
+    RunProgress,
+    capture,
+    check_resumable,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+)
+from hatcl.training.distributed import (
+    RUN_DIR_ENV,
+    ShardBatches,
+    all_reduce_sum,
+    broadcast_buffers,
+    export_run_dir,
+    global_rank,
+    inherited_run_dir,
+    resolve_strategy,
+)
 from hatcl.training.experiment import (
     ExperimentConfig,
     build_algorithm,
     build_model,
     build_module,
 )
+from hatcl.training.loggers import RunLogger, build_loggers
 from hatcl.training.module import ContinualModule
 
 _LOGGER = logging.getLogger("hatcl")
+
+# Test hook: SIGKILL this process right after the checkpoint of the task with this id.
+FAULT_AFTER_TASK_ENV = "HATCL_FAULT_AFTER_TASK"
+# Diagnostic: every process writes rank_<r>.json (metrics and a hash of its state) here.
+STATE_DIGEST_ENV = "HATCL_STATE_DIGEST_DIR"
 
 
 @dataclass(frozen=True)
@@ -46,25 +77,45 @@ class RunResult:
     data: ContinualData
 
 
+@dataclass
+class _Session:
+    """The state of one run shared by the task loop's helpers."""
+
+    config: ExperimentConfig
+    folder: Path
+    module: ContinualModule
+    data: ContinualData
+    console: Console
+    progress: RunProgress
+    run_logger: RunLogger
+    rank: int
+    task_seconds: list[float] = field(default_factory=list)
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
     run_dir: str | Path,
     resolved_config: str | None = None,
     console: Console | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Train the configured algorithm on every task in order and write the run folder.
 
     Args:
         config: the typed experiment configuration.
-        run_dir: the run folder (created; refused if it already holds a run).
+        run_dir: the run folder (created; refused if it already holds a run, unless resuming).
         resolved_config: the YAML text of the resolved configuration, saved as ``config.yaml``.
-        console: where progress and the summary are printed (default: stdout).
+        console: where progress and the summary are printed (default: stdout; silent on
+            processes other than rank 0).
+        resume: continue the unfinished run in ``run_dir`` from its last complete task; its
+            ``config.yaml`` must equal ``resolved_config`` (output_dir and resume aside).
     """
-    console = console or Console()
-    folder = prepare_run_dir(run_dir)
-    write_text(folder / "config.yaml", resolved_config or repr(config))
-    with _run_logging(folder):
+    rank = global_rank()
+    console = console or Console(quiet=rank != 0)
+    text = resolved_config or _config_text(config)
+    folder = _open_run_dir(run_dir, text=text, resume=resume, rank=rank)
+    with _run_logging(folder, enabled=rank == 0), _exported_run_dir(folder):
         _set_threads(config.trainer.num_threads)
         L.seed_everything(config.seed, verbose=False)
         started = time.perf_counter()
@@ -72,35 +123,62 @@ def run_experiment(
         algorithm = build_algorithm(config.algorithm)
         model = build_model(config, data=data, algorithm=algorithm)
         module = build_module(config, model=model, algorithm=algorithm)
-        matrix, task_summaries = _run_tasks(config, module, data, console)
-        metrics = _metrics(matrix, task_summaries, seconds=time.perf_counter() - started)
-        _write_outputs(folder, metrics, task_summaries, module)
+        progress = _resume_progress(folder, module, data) if resume else RunProgress()
+        session = _Session(
+            config=config,
+            folder=folder,
+            module=module,
+            data=data,
+            console=console,
+            progress=progress,
+            run_logger=_run_logger(config, folder, progress, module, text=text, rank=rank),
+            rank=rank,
+        )
+        _run_tasks(session)
+        metrics = _metrics(progress.matrix, progress.summaries)
+        if rank == 0:
+            _write_outputs(folder, metrics, progress.summaries, module)
+            write_json(folder / "timing.json", _timing(session, time.perf_counter() - started))
+            _write_figures(config, folder)
+        _write_state_digest(session, metrics)
     title = f"{config.algorithm.name} on {data.source}/{data.scenario} (seed {config.seed})"
     summary_table(console, title=title, metrics=metrics, run_dir=str(folder))
     return RunResult(run_dir=folder, metrics=metrics, module=module, data=data)
 
 
-def _run_tasks(
-    config: ExperimentConfig, module: ContinualModule, data: ContinualData, console: Console
-) -> tuple[list[list[float]], list[dict]]:
-    matrix: list[list[float]] = []
-    summaries: list[dict] = []
-    for task in data.tasks:
-        train_task(module, task, config=config)
+def _run_tasks(session: _Session) -> None:
+    config, module, data = session.config, session.module, session.data
+    for task in data.tasks[session.progress.completed :]:
+        started = time.perf_counter()
+        trainer = train_task(module, task, config=config, callbacks=[session.run_logger])
         row = test_tasks(module, data.tasks[: task.task_id], config=config)
-        matrix.append(row)
-        summaries.append(
-            {
-                "task": task.task_id,
-                **module.algorithm.task_summary(task_id=task.task_id, model=module.model),
-            }
-        )
-        task_line(console, task_id=task.task_id, num_tasks=len(data.tasks), row=row)
-    return matrix, summaries
+        session.task_seconds.append(round(time.perf_counter() - started, 3))
+        _record_task(session, task_id=task.task_id, row=row)
+        if session.rank == 0 and config.trainer.checkpoints:
+            _save_task_checkpoint(session, trainer)
+        _inject_fault(task.task_id)
 
 
-def train_task(module: ContinualModule, task: TaskData, *, config: ExperimentConfig) -> None:
-    """Set up and train one task, then let the algorithm consolidate it."""
+def _record_task(session: _Session, *, task_id: int, row: list[float]) -> None:
+    progress, module = session.progress, session.module
+    progress.matrix.append(row)
+    progress.summaries.append(
+        {"task": task_id, **module.algorithm.task_summary(task_id=task_id, model=module.model)}
+    )
+    progress.completed = task_id
+    session.run_logger.log_test(task_id=task_id, row=row)
+    progress.log_step = session.run_logger.step
+    task_line(session.console, task_id=task_id, num_tasks=len(session.data.tasks), row=row)
+
+
+def train_task(
+    module: ContinualModule,
+    task: TaskData,
+    *,
+    config: ExperimentConfig,
+    callbacks: Sequence[L.Callback] = (),
+) -> L.Trainer:
+    """Set up and train one task, then let the algorithm consolidate it; returns the trainer."""
     model, algorithm = module.model, module.algorithm
     module.task_id = task.task_id
     model.setup_task(task_id=task.task_id, num_classes=task.num_classes)
@@ -112,38 +190,63 @@ def train_task(module: ContinualModule, task: TaskData, *, config: ExperimentCon
         batch_size=config.trainer.batch_size,
         shuffle=True,
         generator=generator,
+        equal_shards=True,
     )
     val = _eval_batches(task.val, config) if len(task.val.y) else None
-    make_trainer(config, max_epochs=config.trainer.max_epochs).fit(
-        module, train_dataloaders=train, val_dataloaders=val
+    trainer = make_trainer(
+        config, max_epochs=config.trainer.max_epochs, callbacks=[ShardBatches([train]), *callbacks]
     )
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+    broadcast_buffers(model)
+    all_reduce_sum(algorithm.distributed_sums())
     algorithm.on_task_end(task_id=task.task_id, model=model, task_data=task)
+    return trainer
 
 
 def test_tasks(
     module: ContinualModule, tasks: Sequence[TaskData], *, config: ExperimentConfig
 ) -> list[float]:
-    """Test accuracy (correct / samples) on each of ``tasks`` with its own mask and head."""
+    """Test accuracy (correct / samples) on each of ``tasks`` with its own mask and head.
+
+    Under distributed training each process tests its shard and the counts are summed.
+    """
     module.test_task_ids = tuple(task.task_id for task in tasks)
     module.test_accuracy = {}
     loaders = [_eval_batches(task.test, config) for task in tasks]
-    make_trainer(config, max_epochs=1, progress=False).test(
+    make_trainer(config, max_epochs=1, progress=False, callbacks=[ShardBatches(loaders)]).test(
         module, dataloaders=loaders, verbose=False
     )
-    return [module.test_accuracy[task.task_id].value() for task in tasks]
+    counts = torch.tensor(
+        [
+            [int(module.test_accuracy[t].correct), int(module.test_accuracy[t].total)]
+            if t in module.test_accuracy
+            else [0, 0]
+            for t in module.test_task_ids
+        ],
+        dtype=torch.long,
+    )
+    all_reduce_sum([counts])
+    return [int(correct) / max(int(total), 1) for correct, total in counts.tolist()]
 
 
-def make_trainer(config: ExperimentConfig, *, max_epochs: int, progress: bool = True) -> L.Trainer:
+def make_trainer(
+    config: ExperimentConfig,
+    *,
+    max_epochs: int,
+    progress: bool = True,
+    callbacks: Sequence[L.Callback] = (),
+) -> L.Trainer:
     """A Lightning trainer for one task (no checkpointing or logger of Lightning's own)."""
     trainer = config.trainer
     return L.Trainer(
         max_epochs=max_epochs,
         accelerator=trainer.accelerator,
         devices=trainer.devices,
-        strategy=trainer.strategy,
+        strategy=resolve_strategy(trainer.strategy),
         precision=trainer.precision,
         deterministic=trainer.deterministic,
         logger=False,
+        callbacks=list(callbacks),
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=trainer.enable_progress_bar and progress,
@@ -156,12 +259,12 @@ def _eval_batches(split, config: ExperimentConfig) -> TensorBatches:
     return TensorBatches(split.x, split.y, batch_size=config.trainer.eval_batch_size)
 
 
-def _metrics(matrix: list[list[float]], summaries: list[dict], *, seconds: float) -> dict:
+def _metrics(matrix: list[list[float]], summaries: list[dict]) -> dict:
+    """The run's metrics; deterministic (wall time goes to ``timing.json``)."""
     metrics = summary(matrix)
     capacity = summaries[-1].get("capacity") if summaries else None
     if capacity is not None:
         metrics["final_capacity"] = capacity
-    metrics["wall_time_seconds"] = round(seconds, 3)
     return metrics
 
 
@@ -180,9 +283,13 @@ def _set_threads(num_threads: int | None) -> None:
 
 
 @contextmanager
-def _run_logging(folder: Path):
+def _run_logging(folder: Path, *, enabled: bool = True):
     """Send hatcl's and Lightning's log records to ``run.log``; keep the console quiet."""
-    handler = logging.FileHandler(folder / "run.log", encoding="utf-8")
+    handler: logging.Handler = (
+        logging.FileHandler(folder / "run.log", encoding="utf-8")
+        if enabled
+        else logging.NullHandler()
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     loggers = [logging.getLogger(name) for name in ("hatcl", "lightning.pytorch", "lightning")]
     levels = [logger.level for logger in loggers]
@@ -193,6 +300,7 @@ def _run_logging(folder: Path):
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__`.*")
         warnings.filterwarnings("ignore", message=".*Total length of .* across ranks is zero.*")
+        warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")
         try:
             yield
         finally:
@@ -200,3 +308,131 @@ def _run_logging(folder: Path):
                 logger.removeHandler(handler)
                 logger.setLevel(level)
             handler.close()
+
+
+# -- run folder, resume and checkpoints ---------------------------------------------------------
+
+
+def _open_run_dir(run_dir: str | Path, *, text: str, resume: bool, rank: int) -> Path:
+    """Rank 0 creates (or, resuming, checks) the folder; other processes use rank 0's."""
+    if rank != 0:
+        return Path(inherited_run_dir() or run_dir)
+    if resume:
+        return check_resumable(run_dir, config_text=text)
+    folder = prepare_run_dir(run_dir)
+    write_text(folder / "config.yaml", text)
+    return folder
+
+
+def _config_text(config: ExperimentConfig) -> str:
+    """YAML of a configuration built in Python (without Hydra's resolved text)."""
+    import yaml
+
+    plain = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    return yaml.safe_dump(plain, sort_keys=False)
+
+
+@contextmanager
+def _exported_run_dir(folder: Path):
+    """Export the run folder for processes the DDP launcher starts during the run."""
+    previous = inherited_run_dir()
+    export_run_dir(folder.resolve())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            export_run_dir(previous)
+
+
+def _resume_progress(folder: Path, module: ContinualModule, data: ContinualData) -> RunProgress:
+    """Restore the last complete task's checkpoint (a fresh start if there is none)."""
+    path = latest_checkpoint(folder)
+    if path is None:
+        _LOGGER.info("resume: no checkpoint in %s; starting at task 1", folder)
+        return RunProgress()
+    _LOGGER.info("resume: continuing after %s", path.name)
+    return restore(
+        load_checkpoint(path),
+        module=module,
+        num_classes=[task.num_classes for task in data.tasks],
+    )
+
+
+def _save_task_checkpoint(session: _Session, trainer: L.Trainer) -> None:
+    optimizer = trainer.optimizers[0].state_dict() if trainer.optimizers else None
+    schedulers = trainer.lr_scheduler_configs
+    scheduler = schedulers[0].scheduler.state_dict() if schedulers else None
+    payload = capture(
+        module=session.module, progress=session.progress, optimizer=optimizer, scheduler=scheduler
+    )
+    save_checkpoint(checkpoint_path(session.folder, session.progress.completed), payload)
+
+
+def _inject_fault(task_id: int) -> None:
+    if os.environ.get(FAULT_AFTER_TASK_ENV) == str(task_id):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# -- loggers, figures, timing and diagnostics ---------------------------------------------------
+
+
+def _run_logger(
+    config: ExperimentConfig,
+    folder: Path,
+    progress: RunProgress,
+    module: ContinualModule,
+    *,
+    text: str,
+    rank: int,
+) -> RunLogger:
+    """One set of Lightning loggers for the whole run (none on processes other than rank 0)."""
+    loggers = build_loggers(config.trainer.loggers, run_dir=folder) if rank == 0 else []
+    run_logger = RunLogger(loggers, step=progress.log_step, sent=len(module.curves))
+    if loggers:
+        import yaml
+
+        run_logger.log_hyperparameters(yaml.safe_load(text) or {})
+    return run_logger
+
+
+def _write_figures(config: ExperimentConfig, folder: Path) -> None:
+    if config.trainer.figures:
+        from hatcl.reporting.figures import write_run_figures
+
+        write_run_figures(folder)
+
+
+def _timing(session: _Session, seconds: float) -> dict:
+    return {
+        "wall_time_seconds": round(seconds, 3),
+        "task_seconds_this_process": session.task_seconds,
+        "resumed_after_task": session.progress.completed - len(session.task_seconds),
+    }
+
+
+def _write_state_digest(session: _Session, metrics: dict) -> None:
+    """With ``HATCL_STATE_DIGEST_DIR`` set, write this process's metrics and state hashes."""
+    target = os.environ.get(STATE_DIGEST_ENV)
+    if not target:
+        return
+    module = session.module
+    masker = getattr(module.model.backbone, "masker", None)
+    digest = {
+        "rank": session.rank,
+        "metrics": metrics,
+        "model_sha256": _state_hash(module.model),
+        "algorithm_sha256": _state_hash(module.algorithm),
+        "masks_sha256": None if masker is None else _state_hash(masker.store),
+    }
+    Path(target).mkdir(parents=True, exist_ok=True)
+    write_json(Path(target) / f"rank_{session.rank}.json", digest)
+
+
+def _state_hash(module: torch.nn.Module) -> str:
+    sha = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        sha.update(key.encode())
+        sha.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return sha.hexdigest()

@@ -1,0 +1,161 @@
+"""Figures of a run folder (PNG, matplotlib's Agg canvas; no pyplot, no global backend change).
+
+Everything is read back from the run folder's files, so the figures of an old run can be redrawn
+with :func:`write_run_figures`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+FIGURES_DIR = "figures"
+
+
+def new_figure(width: float = 5.0, height: float = 4.0):
+    """A matplotlib Figure drawn on an Agg canvas (works without a display)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=120)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure, path: Path) -> Path:  # noqa: ANN001
+    """Write ``figure`` as PNG at ``path`` (folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
+
+
+def write_run_figures(run_dir: str | Path) -> list[Path]:
+    """Draw every figure the run folder's data allow; return the files written.
+
+    ``figures/accuracy_matrix.png`` (heat map), ``figures/average_accuracy.png`` (AA after each
+    task), ``figures/capacity.png`` (network capacity over training steps, HAT family) and
+    ``figures/mask_usage.png`` (per-layer mask usage after each task, HAT family).
+    """
+    folder = Path(run_dir)
+    target = folder / FIGURES_DIR
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    matrix = metrics["accuracy_matrix"]
+    written = [
+        save_figure(accuracy_heat_map(matrix), target / "accuracy_matrix.png"),
+        save_figure(average_accuracy_figure(matrix), target / "average_accuracy.png"),
+    ]
+    curves = _read_curves(folder / "training_curves.csv")
+    if any(record.get("capacity") not in (None, "") for record in curves):
+        written.append(save_figure(capacity_figure(curves), target / "capacity.png"))
+    tasks_file = folder / "tasks.json"
+    tasks = (
+        json.loads(tasks_file.read_text(encoding="utf-8"))["tasks"] if tasks_file.exists() else []
+    )
+    if any("mask_usage" in task for task in tasks):
+        written.append(save_figure(mask_usage_figure(tasks), target / "mask_usage.png"))
+    return written
+
+
+def accuracy_heat_map(matrix: Sequence[Sequence[float]]):
+    """Heat map of a[t][tau] (rows: after task t; columns: test task tau), values annotated."""
+    tasks = len(matrix)
+    grid = [[row[tau] if tau < len(row) else math.nan for tau in range(tasks)] for row in matrix]
+    figure = new_figure(1.2 + 0.7 * tasks, 1.0 + 0.6 * tasks)
+    axes = figure.add_subplot()
+    image = axes.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis")
+    figure.colorbar(image, ax=axes, label="test accuracy")
+    for t, row in enumerate(matrix):
+        for tau, value in enumerate(row):
+            colour = "black" if value > 0.6 else "white"
+            axes.text(tau, t, f"{value:.2f}", ha="center", va="center", color=colour, fontsize=8)
+    labels = [str(i) for i in range(1, tasks + 1)]
+    axes.set_xticks(range(tasks), labels)
+    axes.set_yticks(range(tasks), labels)
+    axes.set_xlabel("test task")
+    axes.set_ylabel("after training task")
+    axes.set_title("accuracy matrix")
+    return figure
+
+
+def average_accuracy_figure(matrix: Sequence[Sequence[float]]):
+    """AA_t = mean of row t, after each task t."""
+    curve = [sum(row) / len(row) for row in matrix]
+    figure = new_figure()
+    axes = figure.add_subplot()
+    axes.plot(range(1, len(curve) + 1), curve, marker="o")
+    _task_axis(axes, len(curve))
+    axes.set_ylabel("average accuracy over seen tasks")
+    axes.set_title("AA after each task")
+    return figure
+
+
+def capacity_figure(curves: Sequence[Mapping[str, Any]]):
+    """Network capacity (mean adjustment rate) over the run's training steps."""
+    steps, values, boundaries = _run_steps(curves, "capacity")
+    figure = new_figure(6.0, 3.5)
+    axes = figure.add_subplot()
+    axes.plot(steps, values)
+    for boundary in boundaries:
+        axes.axvline(boundary, color="grey", linewidth=0.8, linestyle=":")
+    axes.set_xlabel("training step (whole run; dotted: task boundaries)")
+    axes.set_ylabel("network capacity")
+    axes.set_ylim(0.0, 1.05)
+    axes.set_title("capacity over steps")
+    return figure
+
+
+def mask_usage_figure(tasks: Sequence[Mapping[str, Any]]):
+    """Per layer: fraction of units in each task's mask and in the cumulative mask."""
+    rows = [task for task in tasks if "mask_usage" in task]
+    keys = list(rows[0]["mask_usage"])
+    figure = new_figure(9.0, 3.5)
+    for index, kind in enumerate(("task", "cumulative")):
+        axes = figure.add_subplot(1, 2, index + 1)
+        for key in keys:
+            task_ids = [int(row["task"]) for row in rows]
+            usage = [row["mask_usage"][key][kind] for row in rows]
+            axes.plot(task_ids, usage, marker="o", label=key)
+        _task_axis(axes, max(int(row["task"]) for row in rows))
+        axes.set_ylabel(f"fraction of units ({kind} mask)")
+        axes.set_title(f"{kind} mask usage per layer")
+        axes.legend(fontsize=7)
+    return figure
+
+
+def _task_axis(axes, tasks: int) -> None:  # noqa: ANN001
+    axes.set_xticks(range(1, tasks + 1))
+    axes.set_xlabel("after training task")
+    axes.set_ylim(0.0, 1.05)
+    axes.grid(alpha=0.3)
+
+
+def _run_steps(
+    curves: Sequence[Mapping[str, Any]], column: str
+) -> tuple[list[int], list[float], list[int]]:
+    """Run-wide steps (each task's steps follow the previous task's last step) of ``column``."""
+    last_step: dict[int, int] = {}
+    for record in curves:
+        task = int(record["task"])
+        last_step[task] = max(last_step.get(task, 0), int(record["step"]))
+    offsets, total = {}, 0
+    for task in sorted(last_step):
+        offsets[task] = total
+        total += last_step[task]
+    steps, values = [], []
+    for record in curves:
+        if record.get(column) not in (None, ""):
+            steps.append(offsets[int(record["task"])] + int(record["step"]))
+            values.append(float(record[column]))
+    return steps, values, [offsets[task] for task in sorted(offsets)][1:]
+
+
+def _read_curves(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
