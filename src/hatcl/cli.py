@@ -12,12 +12,17 @@ commands:
   run [overrides]     run a continual-learning experiment (Hydra overrides, e.g.
                       algorithm=hat data=split_digits trainer.max_epochs=3 seed=2
                       output_dir=runs/x); -m/--multirun sweeps comma-separated values
+  compare PATH... [--output table.md]
+                      group finished runs (run folders or sweep folders) by configuration,
+                      seeds pooled; print and write a Markdown table (AA, BWT, forgetting,
+                      FWT: mean +- std, n) and a figure of AA after each task
   list                every registered option (algorithms, backbones, datasets, ...)
   help                this message
 
 Run `hatcl run --help` for the configuration groups and their options.
 Results go to output_dir (default: runs/<timestamp>/): metrics.json, accuracy_matrix.csv,
-config.yaml, tasks.json, training_curves.csv, run.log.
+config.yaml, tasks.json, training_curves.csv, timing.json, run.log, checkpoints/, logs/,
+figures/. resume=<run folder> continues an interrupted run after its last complete task.
 """
 
 EXIT_USAGE = 2
@@ -46,6 +51,32 @@ def _list(_: Sequence[str]) -> int:
     return 0
 
 
+def _compare(args: Sequence[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="hatcl compare", description="Compare finished runs, seeds pooled."
+    )
+    parser.add_argument("paths", nargs="+", help="run folders or folders holding runs (sweeps)")
+    parser.add_argument(
+        "--output", default="comparison.md", help="Markdown table (figure: <stem>_aa.png)"
+    )
+    try:
+        options = parser.parse_args(list(args))
+    except SystemExit as stop:
+        return EXIT_USAGE if stop.code else 0
+    from hatcl.reporting.compare import compare
+
+    try:
+        table, table_path, figure_path = compare(options.paths, output=options.output)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"hatcl compare: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(table, end="")
+    print(f"\ntable: {table_path}\nfigure: {figure_path}")
+    return 0
+
+
 def _run(args: Sequence[str]) -> int:
     from hatcl.cli_run import run_command
 
@@ -54,6 +85,7 @@ def _run(args: Sequence[str]) -> int:
 
 _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": _run,
+    "compare": _compare,
     "list": _list,
     "help": _help,
     "--help": _help,

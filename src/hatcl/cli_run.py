@@ -98,6 +98,8 @@ def _hydra_main(args: Sequence[str]) -> int:
     sys.argv = ["hatcl run", *args]
     try:
         _task()
+    except SystemExit as stop:  # a job's user error (exit 2) or Hydra's own exit
+        return stop.code if isinstance(stop.code, int) else int(stop.code is not None)
     finally:
         sys.argv = saved
     return 0

@@ -21,7 +21,7 @@ def new_figure(width: float = 5.0, height: float = 4.0):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=120)
+    figure = Figure(figsize=(width, height), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
@@ -29,7 +29,6 @@ def new_figure(width: float = 5.0, height: float = 4.0):
 def save_figure(figure, path: Path) -> Path:  # noqa: ANN001
     """Write ``figure`` as PNG at ``path`` (folders created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
     figure.savefig(path)
     return path
 

@@ -1,0 +1,226 @@
+"""Compare finished runs: group by configuration (seeds pooled), tabulate and plot.
+
+Torch-free: reads ``config.yaml`` and ``metrics.json`` of each run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Keys that do not change what a run computes: runs differing only here are pooled.
+POOLED_KEYS = (
+    "seed",
+    "output_dir",
+    "resume",
+    "trainer.enable_progress_bar",
+    "trainer.loggers",
+    "trainer.figures",
+    "trainer.checkpoints",
+    "trainer.num_threads",
+)
+METRICS = (("AA", "average_accuracy"), ("BWT", "bwt"), ("forgetting", "forgetting"), ("FWT", "fwt"))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run: its folder, flattened configuration and metrics."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """Runs of one configuration (any seeds) and the label that tells it from the others."""
+
+    label: str
+    runs: tuple[RunRecord, ...]
+
+    def values(self, key: str) -> list[float]:
+        """The defined values of metric ``key`` over the group's runs."""
+        return [run.metrics[key] for run in self.runs if run.metrics.get(key) is not None]
+
+    def aa_curves(self) -> list[list[float]]:
+        """AA after each task, per run."""
+        return [_aa_curve(run.metrics) for run in self.runs]
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run folders (holding ``metrics.json``) given directly or found below the given folders."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"{str(path)!r} is not a folder (expected a run or sweep folder)"
+            )
+        if (path / "metrics.json").is_file():
+            found.append(path)
+            continue
+        below = sorted(p.parent for p in path.rglob("metrics.json"))
+        if not below:
+            raise FileNotFoundError(f"no finished run (metrics.json) in or below {str(path)!r}")
+        found.extend(below)
+    return list(dict.fromkeys(found))
+
+
+def load_run(path: Path) -> RunRecord:
+    """Read a run folder's ``config.yaml`` and ``metrics.json``."""
+    import yaml
+
+    config_file = path / "config.yaml"
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+    metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    return RunRecord(path=path, config=_flatten(config or {}), metrics=metrics)
+
+
+def group_runs(runs: Sequence[RunRecord]) -> list[RunGroup]:
+    """Group runs whose configurations agree except for :data:`POOLED_KEYS`.
+
+    Each group's label is the algorithm's name followed by the keys whose values tell the groups
+    apart.
+    """
+    groups: dict[tuple, list[RunRecord]] = {}
+    for run in runs:
+        groups.setdefault(_identity(run.config), []).append(run)
+    configs = [dict(identity) for identity in groups]
+    keys = sorted({key for config in configs for key in config})
+    varying_keys = [key for key in keys if len({config.get(key) for config in configs}) > 1]
+    return [
+        RunGroup(label=_label(config, configs, varying_keys), runs=tuple(members))
+        for config, members in zip(configs, groups.values())
+    ]
+
+
+def _label(config: Mapping[str, Any], configs: Sequence[Mapping[str, Any]], varying: list) -> str:
+    """The algorithm's name and the other keys that tell ``config`` apart.
+
+    An algorithm option is shown only where it varies among groups of the same algorithm (an
+    option another algorithm lacks is not a difference worth a label).
+    """
+    name = str(config.get("algorithm.name", "run"))
+    same_algorithm = [c for c in configs if c.get("algorithm.name") == config.get("algorithm.name")]
+    parts = [
+        f"{key}={_short(config.get(key))}"
+        for key in varying
+        if key != "algorithm.name"
+        and (not key.startswith("algorithm.") or len({c.get(key) for c in same_algorithm}) > 1)
+    ]
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None where undefined)."""
+    if not values:
+        return None, None
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) if len(values) > 1 else None
+
+
+def markdown_table(groups: Sequence[RunGroup]) -> str:
+    """One row per group: n and mean +- std of AA, BWT, forgetting and FWT (n/a if unknown)."""
+    header = ["configuration", "n", *(label for label, _ in METRICS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for group in groups:
+        cells = [group.label, str(len(group.runs))]
+        cells.extend(_cell(group.values(key)) for _, key in METRICS)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def aa_figure(groups: Sequence[RunGroup]):
+    """AA after each task per group: the mean over runs, with a band of +- one std."""
+    from hatcl.reporting.figures import new_figure
+
+    figure = new_figure(6.0, 4.0)
+    axes = figure.add_subplot()
+    longest = 1
+    for group in groups:
+        curves = group.aa_curves()
+        tasks = min(len(curve) for curve in curves)
+        longest = max(longest, tasks)
+        columns = [[curve[t] for curve in curves] for t in range(tasks)]
+        means = [statistics.fmean(column) for column in columns]
+        stds = [statistics.stdev(column) if len(column) > 1 else 0.0 for column in columns]
+        steps = list(range(1, tasks + 1))
+        axes.plot(steps, means, marker="o", label=f"{group.label} (n={len(curves)})")
+        axes.fill_between(
+            steps,
+            [m - s for m, s in zip(means, stds)],
+            [m + s for m, s in zip(means, stds)],
+            alpha=0.2,
+        )
+    axes.set_xticks(range(1, longest + 1))
+    axes.set_xlabel("after training task")
+    axes.set_ylabel("average accuracy over seen tasks")
+    axes.set_ylim(0.0, 1.05)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    axes.set_title("AA after each task")
+    return figure
+
+
+def compare(paths: Iterable[str | Path], *, output: str | Path) -> tuple[str, Path, Path]:
+    """Group the runs under ``paths``; write the Markdown table and the AA figure.
+
+    Returns:
+        the table text, the table's path and the figure's path (``<output stem>_aa.png``).
+    """
+    from hatcl.reporting.figures import save_figure
+
+    groups = group_runs([load_run(path) for path in find_runs(paths)])
+    table = markdown_table(groups)
+    table_path = Path(output)
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    table_path.write_text(table, encoding="utf-8")
+    figure_path = save_figure(aa_figure(groups), table_path.with_name(f"{table_path.stem}_aa.png"))
+    return table, table_path, figure_path
+
+
+def _identity(config: Mapping[str, Any]) -> tuple:
+    return tuple(
+        sorted((key, _hashable(value)) for key, value in config.items() if key not in POOLED_KEYS)
+    )
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ",".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
+def _cell(values: Sequence[float]) -> str:
+    mean, std = mean_std(values)
+    if mean is None:
+        return "n/a"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def _aa_curve(metrics: Mapping[str, Any]) -> list[float]:
+    curve = metrics.get("average_accuracy_per_task")
+    if curve:
+        return [float(value) for value in curve]
+    return [sum(row) / len(row) for row in metrics["accuracy_matrix"]]
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
