@@ -78,7 +78,10 @@ def test_rng_states_round_trip_through_weights_only_load(tmp_path):
 
 def test_run_checkpoint_holds_masks_metrics_and_loads_weights_only(tmp_path):
     run = tmp_path / "run"
-    assert run_command([*TINY, f"output_dir={run}"]) == 0
+    overrides = [*TINY, "trainer.loggers=[csv,tensorboard]", "trainer.figures=true"]
+    assert run_command([*overrides, f"output_dir={run}"]) == 0
+    assert list((run / "logs" / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
+    assert len(list((run / "figures").glob("*.png"))) == 4
     payload = torch.load(run / "checkpoints" / "task_2.ckpt", weights_only=True)
     assert payload["completed_tasks"] == 2
     assert payload["model"]["backbone.masker.store.task_ids"].tolist() == [1, 2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -90,3 +91,17 @@ def test_a_run_folder_is_never_overwritten(uninterrupted, capsys):
     assert run_command([*THREE_TASKS, f"output_dir={uninterrupted}"]) == 2
     assert "never overwritten" in capsys.readouterr().err
     assert (uninterrupted / "metrics.json").read_bytes() == before
+
+
+def test_csv_logger_has_one_step_axis_for_the_whole_run(uninterrupted):
+    with (uninterrupted / "logs" / "csv" / "version_0" / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    train_steps = [int(row["step"]) for row in rows if row["train_loss"]]
+    assert train_steps == sorted(train_steps) and len(set(train_steps)) == len(train_steps)
+    tests = [row for row in rows if row["average_accuracy"]]
+    assert [int(float(row["task"])) for row in tests] == [1, 2, 3]
+    reference = _metrics(uninterrupted)["average_accuracy_per_task"]
+    assert [float(row["average_accuracy"]) for row in tests] == pytest.approx(reference)
+    assert float(tests[2]["test_accuracy/task_1"]) == pytest.approx(
+        _metrics(uninterrupted)["accuracy_matrix"][2][0]
+    )
