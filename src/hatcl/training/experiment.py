@@ -11,10 +11,9 @@ from hatcl.algorithms.registries import ALGORITHMS
 from hatcl.backbones.model import ContinualModel
 from hatcl.backbones.registries import BACKBONES
 from hatcl.build import instantiate
-from hatcl.config import ComponentConfig, TrainerConfig, dataclass_from_mapping
+from hatcl.config import ComponentConfig, OptimizerConfig, TrainerConfig, dataclass_from_mapping
 from hatcl.data.base import ContinualData, DataConfig
 from hatcl.heads.registries import HEADS
-from hatcl.training.module import ContinualModule, OptimizerConfig
 from hatcl.validation import check_int
 
 
@@ -82,10 +81,10 @@ def build_model(
     return ContinualModel(backbone=backbone, heads=heads)
 
 
-def build_module(
-    config: ExperimentConfig, *, model: ContinualModel, algorithm: Algorithm
-) -> ContinualModule:
-    """The Lightning module running the one training loop."""
+def build_module(config: ExperimentConfig, *, model: ContinualModel, algorithm: Algorithm):
+    """The Lightning module running the one training loop (Lightning is imported here)."""
+    from hatcl.training.module import ContinualModule
+
     return ContinualModule(
         model=model,
         algorithm=algorithm,

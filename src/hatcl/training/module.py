@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import lightning as L
 import torch
 import torch.nn.functional as F
 
 from hatcl.algorithms.base import Algorithm, StepContext
 from hatcl.backbones.model import ContinualModel
+from hatcl.config import OptimizerConfig
 from hatcl.masking.stage import Stage
 from hatcl.training.optim import build_optimizer, build_scheduler
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    """The optimizer built afresh at the start of every task, and its per-epoch scheduler."""
-
-    name: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    options: dict = field(default_factory=dict)
-    scheduler: str | None = None
-    scheduler_options: dict = field(default_factory=dict)
 
 
 class _Accuracy:

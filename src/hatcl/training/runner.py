@@ -105,6 +105,7 @@ def train_task(module: ContinualModule, task: TaskData, *, config: ExperimentCon
     module.task_id = task.task_id
     model.setup_task(task_id=task.task_id, num_classes=task.num_classes)
     algorithm.on_task_start(task_id=task.task_id, model=model)
+    module.train()
     generator = torch.Generator().manual_seed(config.seed * 10_007 + task.task_id)
     train = TensorBatches(
         task.train.x,
@@ -193,6 +194,7 @@ def _run_logging(folder: Path):
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__`.*")
         warnings.filterwarnings("ignore", message=".*Total length of .* across ranks is zero.*")
+        warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
         try:
             yield
         finally:
