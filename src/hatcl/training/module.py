@@ -56,10 +56,8 @@ class ContinualModule(L.LightningModule):
         self.test_task_ids: tuple[int, ...] = ()
         self.curves: list[dict[str, float]] = []
         self.test_accuracy: dict[int, _Accuracy] = {}
-        self._train_loss = torch.zeros(())
-        self._train_accuracy = _Accuracy()
+        self._window = _Window()  # a plain object: no nn.Module attribute overhead per step
         self._val_accuracy = _Accuracy()
-        self._steps_since_log = 0
 
     # -- optimisation ---------------------------------------------------------------------
 
@@ -148,17 +146,16 @@ class ContinualModule(L.LightningModule):
     def _collect_step(
         self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
     ) -> None:
-        self._train_loss = self._train_loss.to(loss.device) + loss
-        self._train_accuracy.update(logits, targets)
-        self._steps_since_log += 1
-        if self._steps_since_log < self.log_every_n_steps:
+        window = self._window
+        window.add(loss, logits, targets)
+        if window.steps < self.log_every_n_steps:
             return
         record = {
             "task": self.task_id,
             "epoch": self.current_epoch,
             "step": self.global_step,
-            "train_loss": float(self._train_loss) / self._steps_since_log,
-            "train_accuracy": self._train_accuracy.value(),
+            "train_loss": window.mean_loss(),
+            "train_accuracy": window.accuracy.value(),
             **self.algorithm.step_metrics(),
         }
         self.curves.append(record)
@@ -166,6 +163,21 @@ class ContinualModule(L.LightningModule):
             {k: v for k, v in record.items() if k not in ("task", "epoch", "step")},
             prog_bar=True,
         )
-        self._train_loss = torch.zeros((), device=loss.device)
-        self._train_accuracy = _Accuracy()
-        self._steps_since_log = 0
+        self._window = _Window()
+
+
+class _Window:
+    """Loss and accuracy summed over the steps since the last log (tensors: no host sync)."""
+
+    def __init__(self) -> None:
+        self.loss = torch.zeros(())
+        self.accuracy = _Accuracy()
+        self.steps = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self.loss = self.loss.to(loss.device) + loss
+        self.accuracy.update(logits, targets)
+        self.steps += 1
+
+    def mean_loss(self) -> float:
+        return float(self.loss) / max(self.steps, 1)
