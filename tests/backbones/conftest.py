@@ -43,7 +43,9 @@ def input_shape(kind: str) -> tuple[int, int, int]:
 def tiny_model(kind: str, *, batch_norm: str = "none", masked: bool = True) -> ContinualModel:
     """A tiny backbone with task-incremental heads."""
     backbone = tiny_backbone(kind, batch_norm=batch_norm, masked=masked)
-    return ContinualModel(backbone=backbone, heads=TaskIncrementalHeads(input_dim=backbone.output_dim))
+    return ContinualModel(
+        backbone=backbone, heads=TaskIncrementalHeads(input_dim=backbone.output_dim)
+    )
 
 
 def task_batches(kind: str, *, seed: int, batches: int, batch_size: int = 16):

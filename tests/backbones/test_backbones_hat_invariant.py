@@ -28,8 +28,11 @@ def _two_tasks(kit, kind: str, *, batch_norm: str, algorithm, masked: bool):
     weights = _weighted_parameters(model)
     kit.train_task(model, algorithm, task_id=2, batches=kit.task_batches(kind, seed=2, batches=4))
     after = kit.task_logits(model, probe, task_id=1)
-    moved = [name for name, value in _weighted_parameters(model).items()
-             if not torch.equal(value, weights[name])]
+    moved = [
+        name
+        for name, value in _weighted_parameters(model).items()
+        if not torch.equal(value, weights[name])
+    ]
     return model, before, after, moved
 
 

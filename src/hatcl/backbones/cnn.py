@@ -69,7 +69,9 @@ class CNNBackbone(Backbone):
 
         self.convs = nn.ModuleList()
         self.conv_norms = nn.ModuleList()
-        self.paddings: tuple[tuple[int, int, int, int], ...] = tuple(map(same_padding, kernel_sizes))
+        self.paddings: tuple[tuple[int, int, int, int], ...] = tuple(
+            map(same_padding, kernel_sizes)
+        )
         pools: list[bool] = []
         previous = in_channels
         for out, kernel in zip(channels, kernel_sizes):
