@@ -3,7 +3,8 @@
 ``reference_run`` names either a finished run folder of the ``independent`` algorithm (its
 accuracy-matrix diagonal a_ind[tau][tau] is the single-task reference b[tau]) or ``auto``: the
 independent run is trained on demand in ``<run folder>/reference`` with the same data, seed,
-backbone, optimizer and trainer.
+backbone, optimizer and trainer. The runner obtains the reference before training, so a wrong
+``reference_run`` fails before any time is spent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from hatcl.metrics.continual import forward_transfer
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from hatcl.training.experiment import ExperimentConfig
 
 AUTO = "auto"
@@ -24,21 +27,38 @@ REFERENCE_ALGORITHM = "independent"
 REFERENCE_SUBFOLDER = "reference"
 
 
-def forward_transfer_against_reference(
-    config: ExperimentConfig, matrix: Sequence[Sequence[float]], *, run_dir: str | Path
+def forward_transfer_or_none(
+    matrix: Sequence[Sequence[float]], reference: Sequence[float] | None
 ) -> float | None:
-    """FWT of ``matrix`` against the configured reference; ``None`` without ``reference_run``."""
+    """FWT of ``matrix`` against ``reference`` (``None`` without a reference or with T = 1)."""
+    return None if reference is None else forward_transfer(matrix, reference)
+
+
+def reference_accuracies(
+    config: ExperimentConfig, *, run_dir: str | Path, console: Console | None = None
+) -> list[float] | None:
+    """b[tau] for tau = 1..T from ``reference_run`` (``auto``: trained now); ``None`` without.
+
+    Raises:
+        FileNotFoundError: if the reference folder holds no ``metrics.json``.
+        ValueError: if the reference is not an ``independent`` run of the same data and seed,
+            or has fewer tasks than ``config``.
+    """
     if config.reference_run is None:
         return None
-    reference = reference_accuracies(config, run_dir=Path(run_dir))
-    return forward_transfer(matrix, reference)
-
-
-def reference_accuracies(config: ExperimentConfig, *, run_dir: Path) -> list[float]:
-    """b[tau] for tau = 1..T: read from ``reference_run`` or computed on demand (``auto``)."""
     if config.reference_run == AUTO:
-        return run_reference(config, run_dir=run_dir / REFERENCE_SUBFOLDER)
-    return read_reference(Path(config.reference_run), config=config)
+        target = Path(run_dir) / REFERENCE_SUBFOLDER
+        if console is not None:
+            console.print(f"training the '{REFERENCE_ALGORITHM}' FWT reference in {target}")
+        return run_reference(config, run_dir=target)
+    folder = Path(config.reference_run)
+    reference = read_reference(folder, config=config)
+    if len(reference) < config.data.num_tasks:
+        raise ValueError(
+            f"reference_run {str(folder)!r} has {len(reference)} tasks; this run has "
+            f"{config.data.num_tasks}"
+        )
+    return reference
 
 
 def read_reference(folder: Path, *, config: ExperimentConfig | None = None) -> list[float]:

@@ -32,7 +32,7 @@ from hatcl.training.experiment import (
     build_module,
 )
 from hatcl.training.module import ContinualModule
-from hatcl.training.reference import forward_transfer_against_reference
+from hatcl.training.reference import forward_transfer_or_none, reference_accuracies
 
 _LOGGER = logging.getLogger("hatcl")
 
@@ -65,6 +65,7 @@ def run_experiment(
     console = console or Console()
     folder = prepare_run_dir(run_dir)
     write_text(folder / "config.yaml", resolved_config or repr(config))
+    reference = reference_accuracies(config, run_dir=folder, console=console)
     with _run_logging(folder):
         _set_threads(config.trainer.num_threads)
         L.seed_everything(config.seed, verbose=False)
@@ -75,7 +76,7 @@ def run_experiment(
         module = build_module(config, model=model, algorithm=algorithm)
         matrix, task_summaries = _run_tasks(config, module, data, console)
         metrics = _metrics(matrix, task_summaries, seconds=time.perf_counter() - started)
-        metrics["fwt"] = forward_transfer_against_reference(config, matrix, run_dir=folder)
+        metrics["fwt"] = forward_transfer_or_none(matrix, reference)
         _write_outputs(folder, metrics, task_summaries, module)
     title = f"{config.algorithm.name} on {data.source}/{data.scenario} (seed {config.seed})"
     summary_table(console, title=title, metrics=metrics, run_dir=str(folder))
