@@ -40,7 +40,7 @@ class EWC(Algorithm):
     def __init__(
         self,
         *,
-        ewc_lambda: float = 100.0,
+        ewc_lambda: float = 1000.0,
         mode: str = "separate",
         gamma: float = 1.0,
         fisher_samples: int | None = None,
