@@ -28,6 +28,7 @@ class ExperimentConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     head: str = "til"
     seed: int = 1
+    reference_run: str | None = None
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> ExperimentConfig:
@@ -40,6 +41,11 @@ class ExperimentConfig:
                 f"id at test time; valid heads: {', '.join(HEADS.names())}"
             )
         HEADS.validate(head, parameter="head")
+        reference_run = mapping.get("reference_run")
+        if reference_run is not None and not isinstance(reference_run, str):
+            raise TypeError(
+                f"reference_run must be a run folder, 'auto' or null, got {reference_run!r}"
+            )
         return cls(
             algorithm=ComponentConfig.from_mapping(mapping["algorithm"], section="algorithm"),
             backbone=ComponentConfig.from_mapping(mapping["backbone"], section="backbone"),
@@ -52,6 +58,7 @@ class ExperimentConfig:
             ),
             head=head,
             seed=seed,
+            reference_run=reference_run,
         )
 
 
@@ -78,7 +85,9 @@ def build_model(
         section="backbone",
     )
     heads = HEADS.get(config.head)(input_dim=backbone.output_dim)
-    return ContinualModel(backbone=backbone, heads=heads)
+    model = ContinualModel(backbone=backbone, heads=heads)
+    algorithm.configure_model(model=model)
+    return model
 
 
 def build_module(config: ExperimentConfig, *, model: ContinualModel, algorithm: Algorithm):
