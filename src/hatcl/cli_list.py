@@ -10,6 +10,7 @@ from hatcl.registry import Registry
 REGISTRIES: tuple[tuple[str, str], ...] = (
     ("hatcl.algorithms.registries", "ALGORITHMS"),
     ("hatcl.algorithms.registries", "HAT_ADJUSTMENT_MODES"),
+    ("hatcl.algorithms.registries", "EWC_MODES"),
     ("hatcl.backbones.registries", "BACKBONES"),
     ("hatcl.backbones.registries", "BATCH_NORM_MODES"),
     ("hatcl.heads.registries", "HEADS"),

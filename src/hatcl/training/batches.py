@@ -8,7 +8,7 @@ import torch
 
 
 class TensorBatches:
-    """An iterable of ``(x, y)`` batches sliced from in-memory tensors.
+    """An iterable of ``(x, y)`` batches (``(x, y, task_ids)`` with task ids) from memory.
 
     Under distributed training every process iterates only its shard: samples ``rank``,
     ``rank + world_size``, ... of the (shuffled) order. Training batches use ``equal_shards`` so
@@ -23,6 +23,7 @@ class TensorBatches:
         shuffle: reshuffle at every iteration with ``generator``.
         generator: the RNG of the shuffles (seeded by the runner for reproducibility; every
             process must use the same seed so that the shards partition one order).
+        task_ids: optional per-sample task ids, sliced and shuffled along with ``x`` and ``y``.
         equal_shards: pad the order so that every shard has the same length.
     """
 
@@ -34,8 +35,11 @@ class TensorBatches:
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        task_ids: torch.Tensor | None = None,
         equal_shards: bool = False,
     ) -> None:
+        if task_ids is not None and len(task_ids) != len(y):
+            raise ValueError(f"task_ids has {len(task_ids)} entries but labels {len(y)}")
         if len(x) != len(y):
             raise ValueError(f"inputs have {len(x)} samples but labels {len(y)}")
         if len(x) == 0:
@@ -44,6 +48,7 @@ class TensorBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.task_ids = task_ids
         self.equal_shards = equal_shards
         self.rank = 0
         self.world_size = 1
@@ -65,18 +70,25 @@ class TensorBatches:
     def __len__(self) -> int:
         return -(-self._shard_size() // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _order(self) -> torch.Tensor | None:
+        """Sample indices of this iteration's shard (None: all samples in stored order)."""
         if self.shuffle:
             order = torch.randperm(len(self.x), generator=self.generator)
         elif self.world_size > 1:
             order = torch.arange(len(self.x))
         else:
-            order = None
+            return None
         if self.world_size > 1:
             if self.equal_shards:
                 total = self._shard_size() * self.world_size
                 order = order.repeat(-(-total // len(order)))[:total]
             order = order[self.rank :: self.world_size]
-        x, y = (self.x, self.y) if order is None else (self.x[order], self.y[order])
-        for start in range(0, len(x), self.batch_size):
-            yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+        return order
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        tensors = (self.x, self.y) if self.task_ids is None else (self.x, self.y, self.task_ids)
+        order = self._order()
+        if order is not None:
+            tensors = tuple(t[order] for t in tensors)
+        for start in range(0, len(tensors[0]), self.batch_size):
+            yield tuple(t[start : start + self.batch_size] for t in tensors)

@@ -9,7 +9,6 @@ summed across processes before it is used, so every process ends a task with the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 
 import lightning as L
@@ -17,8 +16,6 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from hatcl.training.batches import TensorBatches
-
-RUN_DIR_ENV = "HATCL_RUN_DIR"
 
 
 def global_rank() -> int:
@@ -81,13 +78,3 @@ class ShardBatches(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for source in self.sources:
             source.set_shard(rank=trainer.global_rank, world_size=trainer.world_size)
-
-
-def export_run_dir(path: os.PathLike[str] | str) -> None:
-    """Tell processes started later by the DDP launcher where the run folder is."""
-    os.environ[RUN_DIR_ENV] = os.fspath(path)
-
-
-def inherited_run_dir() -> str | None:
-    """The run folder exported by rank 0 (for processes started by the DDP launcher)."""
-    return os.environ.get(RUN_DIR_ENV)

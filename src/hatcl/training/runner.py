@@ -41,13 +41,10 @@ from hatcl.training.checkpoint import (
     save_checkpoint,
 )
 from hatcl.training.distributed import (
-    RUN_DIR_ENV,
     ShardBatches,
     all_reduce_sum,
     broadcast_buffers,
-    export_run_dir,
     global_rank,
-    inherited_run_dir,
     resolve_strategy,
 )
 from hatcl.training.experiment import (
@@ -58,6 +55,13 @@ from hatcl.training.experiment import (
 )
 from hatcl.training.loggers import RunLogger, build_loggers
 from hatcl.training.module import ContinualModule
+from hatcl.training.reference import (
+    AUTO,
+    REFERENCE_SUBFOLDER,
+    forward_transfer_or_none,
+    read_reference,
+    reference_accuracies,
+)
 
 _LOGGER = logging.getLogger("hatcl")
 
@@ -115,7 +119,8 @@ def run_experiment(
     console = console or Console(quiet=rank != 0)
     text = resolved_config or _config_text(config)
     folder = _open_run_dir(run_dir, text=text, resume=resume, rank=rank)
-    with _run_logging(folder, enabled=rank == 0), _exported_run_dir(folder):
+    reference = _reference(config, folder, console=console, resume=resume)
+    with _run_logging(folder, enabled=rank == 0):
         _set_threads(config.trainer.num_threads)
         L.seed_everything(config.seed, verbose=False)
         started = time.perf_counter()
@@ -136,6 +141,7 @@ def run_experiment(
         )
         _run_tasks(session)
         metrics = _metrics(progress.matrix, progress.summaries)
+        metrics["fwt"] = forward_transfer_or_none(progress.matrix, reference)
         if rank == 0:
             _write_outputs(folder, metrics, progress.summaries, module)
             write_json(folder / "timing.json", _timing(session, time.perf_counter() - started))
@@ -150,7 +156,13 @@ def _run_tasks(session: _Session) -> None:
     config, module, data = session.config, session.module, session.data
     for task in data.tasks[session.progress.completed :]:
         started = time.perf_counter()
-        trainer = train_task(module, task, config=config, callbacks=[session.run_logger])
+        trainer = train_task(
+            module,
+            task,
+            config=config,
+            seen_tasks=data.tasks[: task.task_id],
+            callbacks=[session.run_logger],
+        )
         row = test_tasks(module, data.tasks[: task.task_id], config=config)
         session.task_seconds.append(round(time.perf_counter() - started, 3))
         _record_task(session, task_id=task.task_id, row=row)
@@ -176,22 +188,21 @@ def train_task(
     task: TaskData,
     *,
     config: ExperimentConfig,
+    seen_tasks: Sequence[TaskData] | None = None,
     callbacks: Sequence[L.Callback] = (),
 ) -> L.Trainer:
-    """Set up and train one task, then let the algorithm consolidate it; returns the trainer."""
+    """Set up and train one task, then let the algorithm consolidate it; returns the trainer.
+
+    ``seen_tasks`` (tasks 1..current, default just ``task``) is offered to the algorithm's
+    ``training_split`` (e.g. joint training trains on their union). ``callbacks`` are added to
+    the task's Lightning trainer.
+    """
     model, algorithm = module.model, module.algorithm
     module.task_id = task.task_id
     model.setup_task(task_id=task.task_id, num_classes=task.num_classes)
     algorithm.on_task_start(task_id=task.task_id, model=model)
-    generator = torch.Generator().manual_seed(config.seed * 10_007 + task.task_id)
-    train = TensorBatches(
-        task.train.x,
-        task.train.y,
-        batch_size=config.trainer.batch_size,
-        shuffle=True,
-        generator=generator,
-        equal_shards=True,
-    )
+    module.train()
+    train = _training_batches(module, task, seen_tasks=seen_tasks or (task,), config=config)
     val = _eval_batches(task.val, config) if len(task.val.y) else None
     trainer = make_trainer(
         config, max_epochs=config.trainer.max_epochs, callbacks=[ShardBatches([train]), *callbacks]
@@ -201,6 +212,26 @@ def train_task(
     all_reduce_sum(algorithm.distributed_sums())
     algorithm.on_task_end(task_id=task.task_id, model=model, task_data=task)
     return trainer
+
+
+def _training_batches(
+    module: ContinualModule,
+    task: TaskData,
+    *,
+    seen_tasks: Sequence[TaskData],
+    config: ExperimentConfig,
+) -> TensorBatches:
+    split = module.algorithm.training_split(task_data=task, seen_tasks=tuple(seen_tasks))
+    generator = torch.Generator().manual_seed(config.seed * 10_007 + task.task_id)
+    return TensorBatches(
+        split.x,
+        split.y,
+        task_ids=split.task_ids,
+        batch_size=config.trainer.batch_size,
+        shuffle=True,
+        generator=generator,
+        equal_shards=True,
+    )
 
 
 def test_tasks(
@@ -301,6 +332,7 @@ def _run_logging(folder: Path, *, enabled: bool = True):
         warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__`.*")
         warnings.filterwarnings("ignore", message=".*Total length of .* across ranks is zero.*")
         warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")
+        warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
         try:
             yield
         finally:
@@ -314,9 +346,9 @@ def _run_logging(folder: Path, *, enabled: bool = True):
 
 
 def _open_run_dir(run_dir: str | Path, *, text: str, resume: bool, rank: int) -> Path:
-    """Rank 0 creates (or, resuming, checks) the folder; other processes use rank 0's."""
+    """Rank 0 creates (or, resuming, checks) the folder; other processes never write to it."""
     if rank != 0:
-        return Path(inherited_run_dir() or run_dir)
+        return Path(run_dir)
     if resume:
         return check_resumable(run_dir, config_text=text)
     folder = prepare_run_dir(run_dir)
@@ -332,18 +364,14 @@ def _config_text(config: ExperimentConfig) -> str:
     return yaml.safe_dump(plain, sort_keys=False)
 
 
-@contextmanager
-def _exported_run_dir(folder: Path):
-    """Export the run folder for processes the DDP launcher starts during the run."""
-    previous = inherited_run_dir()
-    export_run_dir(folder.resolve())
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(RUN_DIR_ENV, None)
-        else:
-            export_run_dir(previous)
+def _reference(
+    config: ExperimentConfig, folder: Path, *, console: Console, resume: bool
+) -> list[float] | None:
+    """The FWT reference; a resumed run reuses the ``auto`` reference it already trained."""
+    auto_folder = folder / REFERENCE_SUBFOLDER
+    if resume and config.reference_run == AUTO and (auto_folder / "metrics.json").is_file():
+        return read_reference(auto_folder)
+    return reference_accuracies(config, run_dir=folder, console=console)
 
 
 def _resume_progress(folder: Path, module: ContinualModule, data: ContinualData) -> RunProgress:
