@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -58,6 +56,7 @@ from hatcl.training.module import ContinualModule
 from hatcl.training.reference import (
     AUTO,
     REFERENCE_SUBFOLDER,
+    config_yaml,
     forward_transfer_or_none,
     read_reference,
     reference_accuracies,
@@ -117,7 +116,7 @@ def run_experiment(
     """
     rank = global_rank()
     console = console or Console(quiet=rank != 0)
-    text = resolved_config or _config_text(config)
+    text = resolved_config or config_yaml(config)
     folder = _open_run_dir(run_dir, text=text, resume=resume, rank=rank)
     reference = _reference(config, folder, console=console, resume=resume)
     with _run_logging(folder, enabled=rank == 0):
@@ -354,14 +353,6 @@ def _open_run_dir(run_dir: str | Path, *, text: str, resume: bool, rank: int) ->
     folder = prepare_run_dir(run_dir)
     write_text(folder / "config.yaml", text)
     return folder
-
-
-def _config_text(config: ExperimentConfig) -> str:
-    """YAML of a configuration built in Python (without Hydra's resolved text)."""
-    import yaml
-
-    plain = json.loads(json.dumps(dataclasses.asdict(config), default=str))
-    return yaml.safe_dump(plain, sort_keys=False)
 
 
 def _reference(
