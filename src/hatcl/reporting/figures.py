@@ -64,7 +64,7 @@ def accuracy_heat_map(matrix: Sequence[Sequence[float]]):
     """Heat map of a[t][tau] (rows: after task t; columns: test task tau), values annotated."""
     tasks = len(matrix)
     grid = [[row[tau] if tau < len(row) else math.nan for tau in range(tasks)] for row in matrix]
-    figure = new_figure(1.2 + 0.7 * tasks, 1.0 + 0.6 * tasks)
+    figure = new_figure(max(4.5, 1.5 + 0.7 * tasks), max(3.5, 1.0 + 0.6 * tasks))
     axes = figure.add_subplot()
     image = axes.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis")
     figure.colorbar(image, ax=axes, label="test accuracy")
