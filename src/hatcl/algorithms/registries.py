@@ -83,9 +83,7 @@ IMPORTANCE_SCHEDULERS.add(
     f"{_OPTIONS}:linear_sparsity_reg",
     summary="c = (t + b_L) (R_l + b_R) (default)",
 )
-IMPORTANCE_SCHEDULERS.add(
-    "sparsity_reg", f"{_OPTIONS}:sparsity_reg", summary="c = R_l + b_R"
-)
+IMPORTANCE_SCHEDULERS.add("sparsity_reg", f"{_OPTIONS}:sparsity_reg", summary="c = R_l + b_R")
 IMPORTANCE_SCHEDULERS.add(
     "summative_mask_sparsity_reg",
     f"{_OPTIONS}:summative_mask_sparsity_reg",
