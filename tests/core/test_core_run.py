@@ -69,7 +69,10 @@ def _hatcl(*args, timeout=120):
 )
 def test_bad_overrides_end_with_one_paragraph_and_exit_code_2(tmp_path, override, expected):
     result = _hatcl(
-        "run", *override.split(), "trainer.enable_progress_bar=false", f"output_dir={tmp_path / 'x'}"
+        "run",
+        *override.split(),
+        "trainer.enable_progress_bar=false",
+        f"output_dir={tmp_path / 'x'}",
     )
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr
