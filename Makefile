@@ -8,9 +8,14 @@ BIN := $(VENV)/bin
 
 .PHONY: run install install-dev system-deps test lint bench clean
 
+STAMP := $(shell date +%Y%m%d-%H%M%S)
+RUN_DIR ?= runs/quickstart-$(STAMP)
+
+# The default experiment (FG-AdaHAT), then HAT and fine-tuning on the same data and seed.
 run: install
-	$(BIN)/hatcl run $(ARGS)
-	$(BIN)/hatcl run algorithm=finetuning $(ARGS)
+	$(BIN)/hatcl run output_dir=$(RUN_DIR)/fgadahat $(ARGS)
+	$(BIN)/hatcl run algorithm=hat output_dir=$(RUN_DIR)/hat $(ARGS)
+	$(BIN)/hatcl run algorithm=finetuning output_dir=$(RUN_DIR)/finetuning $(ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -60,7 +60,7 @@ def _hatcl(*args, timeout=120):
         ("algorithm=nope", "unknown algorithm 'nope'; valid choices for algorithm= are:"),
         ("trainer.max_epochs=-1", "trainer.max_epochs must be an int >= 1, got -1"),
         (
-            "algorithm.adjustment_mode=fast",
+            "algorithm=hat algorithm.adjustment_mode=fast",
             "unknown adjustment_mode 'fast'; valid choices are: hat",
         ),
         ("data.scenario=shuffled", "shuffled"),
@@ -69,7 +69,10 @@ def _hatcl(*args, timeout=120):
 )
 def test_bad_overrides_end_with_one_paragraph_and_exit_code_2(tmp_path, override, expected):
     result = _hatcl(
-        "run", override, "trainer.enable_progress_bar=false", f"output_dir={tmp_path / 'x'}"
+        "run",
+        *override.split(),
+        "trainer.enable_progress_bar=false",
+        f"output_dir={tmp_path / 'x'}",
     )
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr

@@ -1,0 +1,71 @@
+"""Fast smoke versions of the benchmark scripts (the real measurements live in benchmarks/)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_protocol_quick_runs_aggregates_and_resumes(tmp_path, capsys):
+    protocol = _load("protocol")
+    page = tmp_path / "results.md"
+    args = [
+        "--quick",
+        "--out",
+        str(tmp_path / "runs"),
+        "--methods",
+        "finetuning",
+        "hat",
+        "--seeds",
+        "1",
+        "--jobs",
+        "2",
+        "--page",
+        str(page),
+    ]
+    assert protocol.main(args) == 0
+    results = json.loads((tmp_path / "runs" / "results.json").read_text())
+    hat = results["permuted_digits"]["hat"]
+    assert hat["bwt"] == {"mean": 0.0, "std": 0.0, "n": 1}
+    assert 0.0 <= hat["aa"]["mean"] <= 1.0
+    text = page.read_text()
+    assert "| hat | " in text and "| finetuning | " in text
+    assert (tmp_path / "figures" / "aa_permuted_digits.png").is_file()
+    # a second invocation finds every run finished and only re-aggregates
+    capsys.readouterr()
+    assert protocol.main(args) == 0
+    assert "ok in 0 s" in capsys.readouterr().out
+
+
+def test_protocol_rejects_unknown_methods(tmp_path):
+    protocol = _load("protocol")
+    with pytest.raises(ValueError, match="unknown method"):
+        protocol.main(["--quick", "--out", str(tmp_path), "--methods", "magic"])
+
+
+def test_protocol_fwt_uses_the_independent_run_of_the_same_seed():
+    protocol = _load("protocol")
+    assert protocol._fwt([[0.9], [0.5, 0.8]], [[0.9], [0.4, 0.7]]) == pytest.approx(0.1)
+    assert protocol._fwt([[0.9]], [[0.9]]) is None
+
+
+def test_loop_overhead_smoke(monkeypatch, capsys):
+    loop_overhead = _load("loop_overhead")
+    monkeypatch.setattr(sys, "argv", ["loop_overhead.py", "--steps", "15", "--repeats", "1"])
+    loop_overhead.main()
+    out = capsys.readouterr().out
+    result = json.loads(out[: out.rindex("}") + 1])
+    assert result["bare_step_ms"] > 0 and result["loop_step_ms"] > 0
+    assert result["ratio"] == pytest.approx(result["loop_step_ms"] / result["bare_step_ms"])
