@@ -14,6 +14,7 @@ from hatcl.training.batches import TensorBatches
 from hatcl.training.runner import STATE_DIGEST_ENV
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def _samples(batches: TensorBatches) -> list[int]:
@@ -62,6 +63,7 @@ def test_two_process_ddp_run_ranks_agree(tmp_path):
             "-m",
             "hatcl.cli",
             "run",
+            "algorithm=fgadahat",  # masks and importances accumulated per process
             "trainer.strategy=ddp",
             "trainer.devices=2",
             "trainer.accelerator=cpu",
@@ -84,6 +86,7 @@ def test_two_process_ddp_run_ranks_agree(tmp_path):
     assert rank0["masks_sha256"] == rank1["masks_sha256"]
     assert rank0["model_sha256"] == rank1["model_sha256"]
     assert rank0["algorithm_sha256"] == rank1["algorithm_sha256"]
+    assert rank0["algorithm_sha256"] != EMPTY_SHA256  # the importances are in the state
     assert rank0["metrics"] == rank1["metrics"]
     assert rank0["metrics"] == json.loads((run / "metrics.json").read_text())
     # rank 0 alone wrote the run folder and printed; the checkpoint holds its masks

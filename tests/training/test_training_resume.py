@@ -18,6 +18,7 @@ from hatcl.training.runner import FAULT_AFTER_TASK_ENV
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 THREE_TASKS = [
+    "algorithm=fgadahat",  # masks, importances and their summative state must all resume
     "trainer.max_epochs=1",
     "data.num_tasks=3",
     "trainer.enable_progress_bar=false",
