@@ -3,6 +3,7 @@
 After a real training step (forward with annealed masks, backward) on task 2 of a linear and of
 a conv network: the result has one finite, non-negative, detached ``(units,)`` tensor per mask
 key, and the measure leaves parameters, gradients, train/eval flags and the RNG untouched.
+A measure with a plugin gets it built with its defaults and set up for the task first.
 """
 
 import pytest
@@ -14,11 +15,20 @@ from hatcl.importance.registry import IMPORTANCE_TYPES
 from hatcl.masking.stage import Stage
 
 
-def _step_context(model, inputs, targets, *, task_id=2, scale=3.0):
+def _step_context(measure, model, inputs, targets, *, task_id=2, scale=3.0):
+    plugin = None if measure.plugin is None else measure.plugin()
+    if plugin is not None:
+        plugin.on_task_start(task_id=task_id, model=model)
     output = model(inputs, task_id=task_id, stage=Stage.TRAIN, scale=scale)
     F.cross_entropy(output.logits, targets).backward()
     return ImportanceContext(
-        model=model, task_id=task_id, inputs=inputs, targets=targets, scale=scale, output=output
+        model=model,
+        task_id=task_id,
+        inputs=inputs,
+        targets=targets,
+        scale=scale,
+        output=output,
+        plugin=plugin,
     )
 
 
@@ -59,7 +69,7 @@ def test_contract_linear(name, training, mlp_model):
     targets = torch.arange(12) % 3
     measure = IMPORTANCE_TYPES.get(name)
     assert isinstance(measure, ImportanceMeasure)
-    _check(measure, mlp_model, _step_context(mlp_model, inputs, targets))
+    _check(measure, mlp_model, _step_context(measure, mlp_model, inputs, targets))
 
 
 @pytest.mark.parametrize("name", IMPORTANCE_TYPES.names())
@@ -68,4 +78,5 @@ def test_contract_conv(name, conv_model):
     generator = torch.Generator().manual_seed(2)
     inputs = torch.randn(12, 1, 3, 3, generator=generator)
     targets = torch.arange(12) % 3
-    _check(IMPORTANCE_TYPES.get(name), conv_model, _step_context(conv_model, inputs, targets))
+    measure = IMPORTANCE_TYPES.get(name)
+    _check(measure, conv_model, _step_context(measure, conv_model, inputs, targets))

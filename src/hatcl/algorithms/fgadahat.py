@@ -14,9 +14,11 @@ summing strategy updates the summative importance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 
 import torch
+from torch import nn
 
 from hatcl.algorithms.adahat import AdaptiveRateReporting
 from hatcl.algorithms.base import StepContext
@@ -29,7 +31,7 @@ from hatcl.data.base import TaskData
 from hatcl.functional.aggregation import neuron_to_bias
 from hatcl.functional.rates import fg_adahat_rate
 from hatcl.functional.reductions import min_max_normalise
-from hatcl.importance.base import ImportanceContext, ImportanceMeasure
+from hatcl.importance.base import ImportanceContext, ImportanceMeasure, ImportancePlugin
 from hatcl.importance.registry import IMPORTANCE_TYPES
 from hatcl.importance.store import ImportanceStore
 from hatcl.masking.registries import AGGREGATIONS
@@ -128,6 +130,13 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
         importance_summing_strategy_exponential_rate: > 1, required by ``exponential_decrease``.
         importance_summing_strategy_log_base: > 1, required by ``log_decrease``.
         embedding_clamp: clamp embeddings to [-value, value] after each step (None: off).
+        stochastic_gates_reg_weight: weight (>= 0) of the gates' L0 regulariser in the loss,
+            used by ``importance_type=stochastic_gates``.
+        stochastic_gates_std: noise standard deviation (> 0) of those gates.
+
+    A measure with a plugin (e.g. ``stochastic_gates``) gets it built once from the parameters
+    it names and driven through the task and step hooks; the plugin leaves nothing in this
+    module's or the model's ``state_dict``.
 
     A strategy parameter is required exactly when its strategy is chosen; given for another
     strategy it is still range-checked, then unused (so one sweep can vary the strategy).
@@ -156,6 +165,8 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
         importance_summing_strategy_exponential_rate: float | None = None,
         importance_summing_strategy_log_base: float | None = None,
         embedding_clamp: float | None = None,
+        stochastic_gates_reg_weight: float = 0.001,
+        stochastic_gates_std: float = 0.5,
     ) -> None:
         torch.nn.Module.__init__(self)
         alpha = check_number(
@@ -202,6 +213,25 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
             step_multiply_training_mask, "step_multiply_training_mask"
         )
         self.importance = ImportanceStore()
+        self.stochastic_gates_reg_weight = check_number(
+            stochastic_gates_reg_weight,
+            parameter="stochastic_gates_reg_weight",
+            low=0.0,
+            high=math.inf,
+            high_inclusive=False,
+        )
+        self.stochastic_gates_std = check_number(
+            stochastic_gates_std,
+            parameter="stochastic_gates_std",
+            low=0.0,
+            low_inclusive=False,
+            high=math.inf,
+            high_inclusive=False,
+        )
+        self.plugin: ImportancePlugin | None = None
+        if self.measure.plugin is not None:
+            options = {name: getattr(self, name) for name in self.measure.plugin_options}
+            self.plugin = self.measure.plugin(**options)
         self._init_shared(
             s_max=s_max,
             clamp_threshold=clamp_threshold,
@@ -229,9 +259,19 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
         self.importance.ensure_keys(masker.unit_counts, device=device)
         self.importance.reset_accumulator()
         super().on_task_start(task_id=task_id, model=model)
+        if self.plugin is not None:
+            self.plugin.on_task_start(task_id=task_id, model=model)
+
+    def trainable_parameters(self, model: ContinualModel) -> Iterator[nn.Parameter]:
+        """The model's trainable parameters, then the importance plugin's (if any)."""
+        yield from super().trainable_parameters(model)
+        if self.plugin is not None:
+            yield from self.plugin.parameters()
 
     def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
-        """Store the masks, then ``I^t`` and the new summative importance (spec §5, §7)."""
+        """Remove the plugin; store the masks, ``I^t`` and the new summative importance."""
+        if self.plugin is not None:
+            self.plugin.on_task_end(task_id=task_id, model=model)
         super().on_task_end(task_id=task_id, model=model, task_data=task_data)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             self.importance.all_reduce_accumulator(torch.distributed.all_reduce)
@@ -251,6 +291,13 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
 
     # -- step hooks ---------------------------------------------------------------------------
 
+    def loss_terms(self, context: StepContext) -> dict[str, torch.Tensor]:
+        """HAT's mask sparsity term, plus the importance plugin's terms (if any)."""
+        terms = super().loss_terms(context)
+        if self.plugin is not None:
+            terms.update(self.plugin.loss_terms(context))
+        return terms
+
     @torch.no_grad()
     def after_optimizer_step(self, context: StepContext) -> None:
         """Optional embedding clamp, then observe the step's neuron-wise importance."""
@@ -263,6 +310,7 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
                 targets=context.targets,
                 scale=context.scale,
                 output=context.output,
+                plugin=self.plugin,
             )
         )
         self.importance.observe(self._step_importance(raw, context.output.backbone.masks))

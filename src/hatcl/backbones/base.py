@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -46,15 +46,38 @@ class BackboneOutput:
     activations: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
+ActivationTransform = Callable[[torch.Tensor], torch.Tensor]
+"""A function of h_l returning the tensor of the same shape the network uses in its place."""
+
+
 class Backbone(nn.Module):
     """Base of all backbones: weighted-layer descriptors, optional HAT masker, task set-up.
 
-    Subclasses set ``output_dim`` and ``weighted_layers`` and implement ``forward``.
+    Subclasses set ``output_dim`` and ``weighted_layers`` and implement ``forward``; they pass
+    each h_l (the layer's output after mask and nonlinearity) through :meth:`activation` before
+    recording it and feeding it on.
+
+    Attributes:
+        activation_transforms: optional per mask key, a function applied to h_l in training
+            forwards (``Stage.TRAIN``) only. A plain dict, not a submodule: whatever is installed
+            here (e.g. stochastic gates shaping an importance estimate) is never part of the
+            backbone's ``state_dict`` or parameters. Empty by default.
     """
 
     output_dim: int
     weighted_layers: tuple[WeightedLayer, ...]
     masker: HATMasker | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.activation_transforms: dict[str, ActivationTransform] = {}
+
+    def activation(self, key: str, hidden: torch.Tensor, *, stage: Stage) -> torch.Tensor:
+        """h_l of mask key ``key`` as the network uses it: through its transform when training."""
+        transform = self.activation_transforms.get(key)
+        if transform is None or stage is not Stage.TRAIN:
+            return hidden
+        return transform(hidden)
 
     def unit_counts(self) -> dict[str, int]:
         """Number of units per mask key, in forward order."""

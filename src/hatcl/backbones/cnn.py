@@ -110,7 +110,7 @@ class CNNBackbone(Backbone):
         hidden = x
         for index, (key, conv, norm) in enumerate(zip(self.conv_keys, self.convs, self.conv_norms)):
             pre = norm(conv(F.pad(hidden, self.paddings[index])), task_id=task_id)
-            hidden = torch.relu(apply_mask(pre, masks, key))
+            hidden = self.activation(key, torch.relu(apply_mask(pre, masks, key)), stage=stage)
             activations[key] = hidden
             if self.pools[index]:
                 hidden = F.max_pool2d(hidden, 2)
@@ -118,7 +118,7 @@ class CNNBackbone(Backbone):
         hidden = torch.flatten(hidden, 1)
         for key, linear, norm in zip(self.fc_keys, self.linears, self.fc_norms):
             pre = norm(linear(hidden), task_id=task_id)
-            hidden = torch.relu(apply_mask(pre, masks, key))
+            hidden = self.activation(key, torch.relu(apply_mask(pre, masks, key)), stage=stage)
             activations[key] = hidden
             hidden = self.fc_dropout(hidden)
         return BackboneOutput(features=hidden, masks=masks, activations=activations)

@@ -69,7 +69,7 @@ class MLPBackbone(Backbone):
             pre = norm(linear(hidden), task_id=task_id)
             if masks:
                 pre = pre * masks[key]
-            hidden = torch.relu(pre)
+            hidden = self.activation(key, torch.relu(pre), stage=stage)
             activations[key] = hidden
             hidden = self.dropout(hidden)
         return BackboneOutput(features=hidden, masks=masks, activations=activations)

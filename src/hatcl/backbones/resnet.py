@@ -30,7 +30,8 @@ channel stays exactly 0; only ``none`` and ``independent`` keep earlier tasks un
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -105,17 +106,23 @@ class BasicBlock(nn.Module):
         task_id: int,
         masks: Mapping[str, torch.Tensor],
         activations: dict[str, torch.Tensor],
+        activation: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Run the block; records h_l of both its mask keys in ``activations``."""
+        """Run the block; records h_l of both its mask keys in ``activations``.
+
+        ``activation(key, h)`` (the backbone's :meth:`Backbone.activation` for the stage) maps
+        each h_l before it is recorded and used; ``None`` leaves it as is.
+        """
+        emit = activation if activation is not None else _unchanged
         hidden = self.norm1(self.conv1(x), task_id=task_id)
-        hidden = torch.relu(apply_mask(hidden, masks, self.conv1_key))
+        hidden = emit(self.conv1_key, torch.relu(apply_mask(hidden, masks, self.conv1_key)))
         activations[self.conv1_key] = hidden
         total = self.norm2(self.conv2(hidden), task_id=task_id)
         if self.shortcut is None:
             total = total + x
         else:
             total = total + self.shortcut_norm(self.shortcut(x), task_id=task_id)
-        out = torch.relu(apply_mask(total, masks, self.out_key))
+        out = emit(self.out_key, torch.relu(apply_mask(total, masks, self.out_key)))
         activations[self.out_key] = out
         return out
 
@@ -197,11 +204,20 @@ class ResNetBackbone(Backbone):
         """Run stem and blocks with the masks of ``stage`` (none when unmasked)."""
         masks = self.masker.masks(stage=stage, task_id=task_id, scale=scale) if self.masker else {}
         hidden = self.stem_norm(self.stem(x), task_id=task_id)
-        hidden = torch.relu(apply_mask(hidden, masks, STEM_KEY))
+        hidden = self.activation(
+            STEM_KEY, torch.relu(apply_mask(hidden, masks, STEM_KEY)), stage=stage
+        )
         activations: dict[str, torch.Tensor] = {STEM_KEY: hidden}
         if not self.small_input:
             hidden = F.max_pool2d(hidden, kernel_size=3, stride=2, padding=1)
+        emit = partial(self.activation, stage=stage)
         for block in self.blocks:
-            hidden = block(hidden, task_id=task_id, masks=masks, activations=activations)
+            hidden = block(
+                hidden, task_id=task_id, masks=masks, activations=activations, activation=emit
+            )
         features = hidden.mean(dim=(2, 3))
         return BackboneOutput(features=features, masks=masks, activations=activations)
+
+
+def _unchanged(key: str, hidden: torch.Tensor) -> torch.Tensor:
+    return hidden

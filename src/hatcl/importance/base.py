@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import torch
+from torch import nn
 
 from hatcl.backbones.model import ContinualModel, ModelOutput
+
+if TYPE_CHECKING:
+    from hatcl.algorithms.base import StepContext
+
+
+class ImportancePlugin(Protocol):
+    """Task-scoped machinery a measure adds to training (e.g. gates in the forward, a loss term).
+
+    FG-AdaHAT drives it: ``on_task_start`` after its own task start (before the task's optimizer
+    is built), ``parameters`` joins the optimised parameters, ``loss_terms`` joins the loss of
+    every step, ``on_task_end`` before its own task end. Whatever it installs must be gone after
+    ``on_task_end``: it shapes the importance estimate, it is not part of the stored model.
+    """
+
+    def on_task_start(self, *, task_id: int, model: ContinualModel) -> None:
+        """Install the task's machinery on ``model``."""
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        """The plugin's parameters, optimised by the task's optimizer."""
+
+    def loss_terms(self, context: StepContext) -> dict[str, torch.Tensor]:
+        """Extra loss terms of the step, by name (each a 0-dim tensor)."""
+
+    def on_task_end(self, *, task_id: int, model: ContinualModel) -> None:
+        """Remove everything ``on_task_start`` installed."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +49,7 @@ class ImportanceContext:
         targets: the step's labels (the attribution target of each sample).
         scale: the step's annealed mask scale s.
         output: the step's forward output (training masks and activations h_l per mask key).
+        plugin: the measure's :class:`ImportancePlugin` (set up for the task), if it has one.
     """
 
     model: ContinualModel
@@ -30,6 +58,7 @@ class ImportanceContext:
     targets: torch.Tensor
     scale: float
     output: ModelOutput
+    plugin: ImportancePlugin | None = None
 
 
 @dataclass(frozen=True)
@@ -41,8 +70,13 @@ class ImportanceMeasure:
             finite and non-negative; must leave gradients, modes and RNG state untouched.
         needs_gradients: reads parameter gradients.
         needs_activations: reads the step's activations.
+        plugin: optional factory of the measure's :class:`ImportancePlugin`, called once per
+            algorithm with the keyword options named in ``plugin_options``.
+        plugin_options: names of FG-AdaHAT parameters passed to ``plugin`` (same names).
     """
 
     compute: Callable[[ImportanceContext], Mapping[str, torch.Tensor]]
     needs_gradients: bool = False
     needs_activations: bool = False
+    plugin: Callable[..., ImportancePlugin] | None = None
+    plugin_options: tuple[str, ...] = ()

@@ -31,3 +31,9 @@ for _name, _summary in (
     ("cbp_adaptive_contribution", "fan_out(|W_next|) bam(h_l) / fan_in(|W_l|)"),
 ):
     IMPORTANCE_TYPES.add(_name, f"{_BASIC}:{_name.upper()}", summary=_summary)
+
+IMPORTANCE_TYPES.add(
+    "stochastic_gates",
+    "hatcl.importance.stochastic_gates:STOCHASTIC_GATES",
+    summary="Phi(mu_l / std) of L0 gates trained on h_l during the task",
+)
