@@ -16,6 +16,7 @@ run: install
 	$(BIN)/hatcl run output_dir=$(RUN_DIR)/fgadahat $(ARGS)
 	$(BIN)/hatcl run algorithm=hat output_dir=$(RUN_DIR)/hat $(ARGS)
 	$(BIN)/hatcl run algorithm=finetuning output_dir=$(RUN_DIR)/finetuning $(ARGS)
+	$(BIN)/hatcl compare $(RUN_DIR) --output $(RUN_DIR)/comparison.md
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
