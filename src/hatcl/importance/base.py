@@ -22,6 +22,8 @@ class ImportanceContext:
         targets: the step's labels (the attribution target of each sample).
         scale: the step's annealed mask scale s.
         output: the step's forward output (training masks and activations h_l per mask key).
+        step: the step's index within the task; seeds a measure's own random draws (which
+            never touch the training RNG stream).
     """
 
     model: ContinualModel
@@ -30,6 +32,7 @@ class ImportanceContext:
     targets: torch.Tensor
     scale: float
     output: ModelOutput
+    step: int = 0
 
 
 @dataclass(frozen=True)
