@@ -156,7 +156,7 @@ class AttributionImportance:
         method = SHARED_METHODS[self.method]
         options = {} if draws.references is None else {"references": draws.references}
         if method.passes_batch_size:
-            options["internal_batch_size"] = self.internal_batch_size
+            options["max_rows"] = self.internal_batch_size
         totals: dict[str, Tensor] = {}
         for rows, attributions in shared.chunked(
             method.function,

@@ -310,12 +310,12 @@ def feature_ablation(
     x: Tensor,
     targets: Tensor,
     *,
-    internal_batch_size: int | None = None,
+    max_rows: int | None = None,
 ) -> Attributions:
     """LayerFeatureAblation per unit: target logit minus the target logit with unit f zeroed.
 
     A unit is a feature of a linear layer or a whole channel of a conv layer. Units are
-    ablated in groups of passes whose rows stay under ``internal_batch_size``.
+    ablated in groups: one pass has at most ``max_rows`` rows (all units at once if None).
     """
     rows = x.shape[0]
     logits, taps = run_taps(problem, x)
@@ -323,7 +323,7 @@ def feature_ablation(
     result = {}
     for key, value in taps.items():
         units = value.shape[1]
-        group = units if internal_batch_size is None else max(1, internal_batch_size // rows)
+        group = units if max_rows is None else max(1, max_rows // rows)
         columns = []
         for first in range(0, units, group):
             count = min(group, units - first)
