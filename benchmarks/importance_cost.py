@@ -1,8 +1,9 @@
 """Cost of FG-AdaHAT's importance types: one training step divided by one HAT step.
 
 For the reference MLP (784-256-100-64, batch 128, 10 classes, random data), every registered
-importance type's training step is timed side by side with a HAT step in one process (rounds
-over all variants, median of the rounds). The FG-AdaHAT step uses
+importance type's training step is timed right after a HAT step in one process, in rounds over
+all variants; the ratio is the median over rounds of (step time / the HAT step time just
+before it). The FG-AdaHAT step uses
 ``hatcl.algorithms.fgadahat.FGAdaHAT`` when it is importable; otherwise it is measured as
 "HAT step + importance compute" (labelled in the output). Attribution types are also timed
 with Captum called once per layer (the reference's way), and their importance computation
@@ -11,7 +12,7 @@ alone is timed for both implementations.
 Usage::
 
     PYTHONPATH=src python benchmarks/importance_cost.py [--rounds 7] [--threads 1]
-        [--json docs/importance_cost.json] [--markdown docs/importance_cost.md]
+        [--repeat 3] [--json docs/importance_cost.json] [--markdown docs/importance_cost.md]
 
 The Markdown table replaces the block between ``<!-- table:start -->`` and
 ``<!-- table:end -->`` in the Markdown file (the rest of the page is kept).
@@ -165,17 +166,44 @@ def _fgadahat_runner(name: str, data, captum: bool) -> tuple[Runner, str]:
     return _runner(algorithm, data), "FG-AdaHAT step"
 
 
-def _median_times(variants: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    """Median wall time of each variant over ``rounds`` rounds (variants interleaved)."""
+def _timed(run: Callable[[], None], repeat: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeat):
+        run()
+    return (time.perf_counter() - start) / repeat
+
+
+def _paired(
+    variants: dict[str, Callable[[], None]],
+    reference: Callable[[], None],
+    *,
+    rounds: int,
+    repeat: int,
+) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Time each variant right after ``reference``, in rounds; return medians.
+
+    Returns the reference's median time, each variant's median time and the median over
+    rounds of each variant's time divided by the reference time measured just before it.
+    """
+    reference()
     for run in variants.values():  # warm-up
         run()
+    references: list[float] = []
     times: dict[str, list[float]] = {name: [] for name in variants}
+    ratios: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, run in variants.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            base = _timed(reference, repeat)
+            value = _timed(run, repeat)
+            references.append(base)
+            times[name].append(value)
+            ratios[name].append(value / base)
+    median = statistics.median
+    return (
+        median(references),
+        {name: median(values) for name, values in times.items()},
+        {name: median(values) for name, values in ratios.items()},
+    )
 
 
 def _target(name: str, layers: int) -> tuple[str, float]:
@@ -188,7 +216,7 @@ def _target(name: str, layers: int) -> tuple[str, float]:
     return "step <= x HAT", 1.15
 
 
-def measure_all(rounds: int) -> dict:
+def measure_all(*, rounds: int, repeat: int) -> dict:
     """Time every registered importance type; return the JSON-ready results."""
     generator = torch.Generator().manual_seed(0)
     data = (
@@ -196,41 +224,42 @@ def measure_all(rounds: int) -> dict:
         torch.randint(0, CLASSES, (BATCH,), generator=generator),
     )
     names = list(IMPORTANCE_TYPES.names())
-    steps: dict[str, Callable[[], None]] = {"hat": _runner(HAT(), data).step}
+    hat_step = _runner(HAT(), data).step
+    steps: dict[str, Callable[[], None]] = {}
     sources = {}
     for name in names:
         runner, sources[name] = _fgadahat_runner(name, data, captum=False)
         steps[name] = runner.step
         if name in ATTRIBUTION:
             steps[f"{name}:captum"] = _fgadahat_runner(name, data, captum=True)[0].step
-    step_times = _median_times(steps, rounds)
-    computes: dict[str, Callable[[], None]] = {}
+    hat, _, step_ratios = _paired(steps, hat_step, rounds=rounds, repeat=repeat)
     probe = _runner(HAT(), data)
     probe.step()
+    compute_times, speedups = {}, {}
     for name in ATTRIBUTION:
-        computes[name] = probe.compute_only(IMPORTANCE_TYPES.get(name))
-        computes[f"{name}:captum"] = probe.compute_only(
+        shared = probe.compute_only(IMPORTANCE_TYPES.get(name))
+        captum = probe.compute_only(
             attribution_measure(ATTRIBUTION[name], implementation="captum_per_layer")
         )
-    compute_times = _median_times(computes, rounds)
-    hat = step_times["hat"]
+        compute_times[name], times, ratios = _paired(
+            {"captum": captum}, shared, rounds=rounds, repeat=1
+        )
+        compute_times[f"{name}:captum"], speedups[name] = times["captum"], ratios["captum"]
     rows = []
     for name in names:
         kind, bound = _target(name, len(HIDDEN))
         row = {
             "importance_type": name,
-            "step_seconds": step_times[name],
-            "step_ratio": step_times[name] / hat,
+            "step_ratio": step_ratios[name],
             "measured_as": sources[name],
             "target": f"{kind} {bound:g}",
         }
         if name in ATTRIBUTION:
-            shared, captum = compute_times[name], compute_times[f"{name}:captum"]
             row |= {
-                "captum_step_ratio": step_times[f"{name}:captum"] / hat,
-                "compute_seconds": shared,
-                "captum_compute_seconds": captum,
-                "speedup_vs_captum": captum / shared,
+                "captum_step_ratio": step_ratios[f"{name}:captum"],
+                "compute_seconds": compute_times[name],
+                "captum_compute_seconds": compute_times[f"{name}:captum"],
+                "speedup_vs_captum": speedups[name],
             }
         value = row["speedup_vs_captum"] if kind.startswith("speed") else row["step_ratio"]
         row["target_met"] = value >= bound if kind.startswith("speed") else value <= bound
@@ -238,6 +267,7 @@ def measure_all(rounds: int) -> dict:
     return {
         "model": f"MLP 784-{'-'.join(map(str, HIDDEN))}, batch {BATCH}, {CLASSES} classes",
         "rounds": rounds,
+        "steps_per_measurement": repeat,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "hat_step_seconds": hat,
@@ -249,7 +279,8 @@ def markdown_table(results: dict) -> str:
     """The results as a Markdown table."""
     lines = [
         f"{results['model']}; HAT step {results['hat_step_seconds'] * 1e3:.2f} ms; "
-        f"median of {results['rounds']} rounds, {results['threads']} thread(s).",
+        f"medians of {results['rounds']} rounds (each variant timed right after a HAT step, "
+        f"{results['steps_per_measurement']} steps per timing), {results['threads']} thread(s).",
         "",
         "| importance type | step / HAT step | Captum per layer: step / HAT step "
         "| compute (ms) | Captum compute (ms) | speed-up vs Captum | target | met | measured as |",
@@ -290,12 +321,13 @@ def main() -> None:
     """Run the benchmark and write the JSON and the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="steps per timing")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=Path("docs/importance_cost.json"))
     parser.add_argument("--markdown", type=Path, default=Path("docs/importance_cost.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = measure_all(args.rounds)
+    results = measure_all(rounds=args.rounds, repeat=args.repeat)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     table = markdown_table(results)
     _write_markdown(args.markdown, table)
