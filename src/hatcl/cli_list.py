@@ -10,6 +10,11 @@ from hatcl.registry import Registry
 REGISTRIES: tuple[tuple[str, str], ...] = (
     ("hatcl.algorithms.registries", "ALGORITHMS"),
     ("hatcl.algorithms.registries", "HAT_ADJUSTMENT_MODES"),
+    ("hatcl.algorithms.registries", "EWC_MODES"),
+    ("hatcl.algorithms.registries", "ADAHAT_ADJUSTMENT_MODES"),
+    ("hatcl.algorithms.registries", "SUMMING_STRATEGIES"),
+    ("hatcl.algorithms.registries", "IMPORTANCE_SCHEDULERS"),
+    ("hatcl.importance.registry", "IMPORTANCE_TYPES"),
     ("hatcl.backbones.registries", "BACKBONES"),
     ("hatcl.backbones.registries", "BATCH_NORM_MODES"),
     ("hatcl.heads.registries", "HEADS"),

@@ -49,10 +49,12 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
 def run_from_config(cfg: DictConfig, *, run_dir: str | Path | None = None):
     """Validate ``cfg`` into an :class:`ExperimentConfig` and run it; returns the RunResult."""
-    from hatcl.training.experiment import ExperimentConfig
-    from hatcl.training.runner import run_experiment
+    from hatcl.training.experiment import ExperimentConfig, build_algorithm
 
     config = ExperimentConfig.from_mapping(cfg)
+    build_algorithm(config.algorithm)  # validates every algorithm option before heavy imports
+    from hatcl.training.runner import run_experiment
+
     resolved = OmegaConf.to_yaml(_without_hydra(cfg), resolve=True)
     target = run_dir if run_dir is not None else cfg.output_dir
     return run_experiment(config, run_dir=target, resolved_config=resolved)

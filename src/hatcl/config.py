@@ -30,6 +30,18 @@ class ComponentConfig:
 
 
 @dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimizer built afresh at the start of every task, and its per-epoch scheduler."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    options: dict = field(default_factory=dict)
+    scheduler: str | None = None
+    scheduler_options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TrainerConfig:
     """How each task is trained (epochs, batches, devices, progress, threads)."""
 

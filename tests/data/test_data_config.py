@@ -87,3 +87,34 @@ def test_tiny_training_pool_keeps_its_training_sample():
     config = DataConfig(num_tasks=1, train_subset=1, val_fraction=0.5)
     data = build_continual_data(config, seed=0)
     assert len(data.tasks[0].train) == 1 and len(data.tasks[0].val) == 0
+
+
+def test_every_preset_is_a_valid_flat_data_config():
+    yaml = pytest.importorskip("yaml")
+    from pathlib import Path
+
+    import hatcl
+
+    presets = sorted((Path(hatcl.__file__).parent / "conf" / "data").glob("*.yaml"))
+    names = {p.stem for p in presets}
+    assert {
+        "permuted_digits",
+        "split_digits",
+        "permuted_fashion_mnist",
+        "split_fashion_mnist",
+        "rotated_fashion_mnist",
+        "permuted_mnist",
+        "split_cifar10",
+        "split_cifar100",
+        "permuted_mnist1d",
+    } <= names
+    for path in presets:
+        config = DataConfig.from_mapping(yaml.safe_load(path.read_text()))
+        validate_config(config, seed=0)
+        assert path.stem == f"{config.scenario}_{config.source}", path
+    assert (
+        DataConfig.from_mapping(
+            yaml.safe_load((presets[0].parent / "permuted_digits.yaml").read_text())
+        )
+        == DataConfig()
+    ), "the default preset must equal the DataConfig defaults"

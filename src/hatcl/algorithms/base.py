@@ -3,12 +3,13 @@
 Step order (spec §3): zero grads; forward; loss = cross-entropy + ``loss_terms``; backward;
 ``adjust_gradients``; ``compensate_gradients``; optimizer step; ``after_optimizer_step``.
 Around the steps: ``on_task_start`` (before the task's optimizer is built) and ``on_task_end``
-(after its last epoch, before testing).
+(after its last epoch, before testing). ``configure_model`` runs once when the model is built;
+``training_split`` chooses what a task trains on (default: the task's own training split).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -31,6 +32,23 @@ class StepContext:
     inputs: torch.Tensor
     targets: torch.Tensor
     output: ModelOutput
+    task_ids: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class TrainingSplit:
+    """What a task trains on: inputs, labels and, for mixed-task data, each sample's task id.
+
+    Attributes:
+        x: inputs, first dim = samples.
+        y: labels as each sample's own head sees them.
+        task_ids: ``None`` (every sample belongs to the current task) or an int64 tensor of
+            1-based task ids, one per sample; each sample then goes through its own task's head.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    task_ids: torch.Tensor | None = None
 
 
 class Algorithm(nn.Module):
@@ -40,6 +58,15 @@ class Algorithm(nn.Module):
     """
 
     uses_masks: ClassVar[bool] = False
+
+    def configure_model(self, *, model: ContinualModel) -> None:
+        """Adapt the freshly built model once, before any task (e.g. wrap its backbone)."""
+
+    def training_split(
+        self, *, task_data: TaskData, seen_tasks: Sequence[TaskData]
+    ) -> TrainingSplit:
+        """The data the task trains on (``seen_tasks``: tasks 1..current, in order)."""
+        return TrainingSplit(x=task_data.train.x, y=task_data.train.y)
 
     def on_task_start(self, *, task_id: int, model: ContinualModel) -> None:
         """Prepare for training ``task_id`` (called before the task's optimizer is built)."""

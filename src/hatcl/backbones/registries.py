@@ -4,6 +4,16 @@ from hatcl.registry import Registry
 
 BACKBONES = Registry("backbone")
 BACKBONES.add("mlp", "hatcl.backbones.mlp:MLPBackbone", summary="fully connected, HAT-masked")
+BACKBONES.add(
+    "cnn",
+    "hatcl.backbones.cnn:CNNBackbone",
+    summary="AlexNet-style (HAT paper): 3 conv + 2 fc, masks per channel",
+)
+BACKBONES.add(
+    "resnet18",
+    "hatcl.backbones.resnet:ResNetBackbone",
+    summary="ResNet-18, masks per channel, shortcut convs masked and protected",
+)
 
 BATCH_NORM_MODES = Registry("batch_norm")
 BATCH_NORM_MODES.add("none", "hatcl.backbones.norms:NoNorm", summary="no batch norm")

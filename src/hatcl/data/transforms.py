@@ -27,7 +27,7 @@ class PixelPermutation:
     def __call__(self, x: Tensor) -> Tensor:
         """Permute ``x`` of shape ``(N, *input_shape)``."""
         flat = x.reshape(x.shape[0], self.permutation.numel())
-        return flat[:, self.permutation].reshape(x.shape)
+        return torch.index_select(flat, 1, self.permutation).reshape(x.shape)
 
 
 @dataclass(frozen=True)

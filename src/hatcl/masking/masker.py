@@ -23,8 +23,9 @@ class HATMasker(nn.Module):
     def __init__(self, *, unit_counts: Mapping[str, int]) -> None:
         super().__init__()
         self.unit_counts = dict(unit_counts)
+        # A list of pairs keeps the forward order (ParameterDict sorts the keys of a plain dict).
         self.embeddings = nn.ParameterDict(
-            {key: nn.Parameter(torch.randn(units)) for key, units in unit_counts.items()}
+            [(key, nn.Parameter(torch.randn(units))) for key, units in unit_counts.items()]
         )
         self.store = MaskStore(unit_counts=unit_counts)
 

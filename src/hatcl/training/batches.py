@@ -8,7 +8,7 @@ import torch
 
 
 class TensorBatches:
-    """An iterable of ``(x, y)`` batches sliced from in-memory tensors.
+    """An iterable of ``(x, y)`` batches (``(x, y, task_ids)`` with task ids) from memory.
 
     Args:
         x: inputs, first dim = samples.
@@ -16,6 +16,7 @@ class TensorBatches:
         batch_size: samples per batch (the last batch may be smaller).
         shuffle: reshuffle at every iteration with ``generator``.
         generator: the RNG of the shuffles (seeded by the runner for reproducibility).
+        task_ids: optional per-sample task ids, sliced and shuffled along with ``x`` and ``y``.
     """
 
     def __init__(
@@ -26,7 +27,10 @@ class TensorBatches:
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        task_ids: torch.Tensor | None = None,
     ) -> None:
+        if task_ids is not None and len(task_ids) != len(y):
+            raise ValueError(f"task_ids has {len(task_ids)} entries but labels {len(y)}")
         if len(x) != len(y):
             raise ValueError(f"inputs have {len(x)} samples but labels {len(y)}")
         if len(x) == 0:
@@ -35,15 +39,15 @@ class TensorBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.task_ids = task_ids
 
     def __len__(self) -> int:
         return -(-len(self.x) // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        tensors = (self.x, self.y) if self.task_ids is None else (self.x, self.y, self.task_ids)
         if self.shuffle:
             order = torch.randperm(len(self.x), generator=self.generator)
-            x, y = self.x[order], self.y[order]
-        else:
-            x, y = self.x, self.y
-        for start in range(0, len(x), self.batch_size):
-            yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+            tensors = tuple(t[order] for t in tensors)
+        for start in range(0, len(self.x), self.batch_size):
+            yield tuple(t[start : start + self.batch_size] for t in tensors)

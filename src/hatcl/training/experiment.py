@@ -11,10 +11,9 @@ from hatcl.algorithms.registries import ALGORITHMS
 from hatcl.backbones.model import ContinualModel
 from hatcl.backbones.registries import BACKBONES
 from hatcl.build import instantiate
-from hatcl.config import ComponentConfig, TrainerConfig, dataclass_from_mapping
+from hatcl.config import ComponentConfig, OptimizerConfig, TrainerConfig, dataclass_from_mapping
 from hatcl.data.base import ContinualData, DataConfig
 from hatcl.heads.registries import HEADS
-from hatcl.training.module import ContinualModule, OptimizerConfig
 from hatcl.validation import check_int
 
 
@@ -29,6 +28,7 @@ class ExperimentConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     head: str = "til"
     seed: int = 1
+    reference_run: str | None = None
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> ExperimentConfig:
@@ -41,6 +41,11 @@ class ExperimentConfig:
                 f"id at test time; valid heads: {', '.join(HEADS.names())}"
             )
         HEADS.validate(head, parameter="head")
+        reference_run = mapping.get("reference_run")
+        if reference_run is not None and not isinstance(reference_run, str):
+            raise TypeError(
+                f"reference_run must be a run folder, 'auto' or null, got {reference_run!r}"
+            )
         return cls(
             algorithm=ComponentConfig.from_mapping(mapping["algorithm"], section="algorithm"),
             backbone=ComponentConfig.from_mapping(mapping["backbone"], section="backbone"),
@@ -53,6 +58,7 @@ class ExperimentConfig:
             ),
             head=head,
             seed=seed,
+            reference_run=reference_run,
         )
 
 
@@ -79,13 +85,15 @@ def build_model(
         section="backbone",
     )
     heads = HEADS.get(config.head)(input_dim=backbone.output_dim)
-    return ContinualModel(backbone=backbone, heads=heads)
+    model = ContinualModel(backbone=backbone, heads=heads)
+    algorithm.configure_model(model=model)
+    return model
 
 
-def build_module(
-    config: ExperimentConfig, *, model: ContinualModel, algorithm: Algorithm
-) -> ContinualModule:
-    """The Lightning module running the one training loop."""
+def build_module(config: ExperimentConfig, *, model: ContinualModel, algorithm: Algorithm):
+    """The Lightning module running the one training loop (Lightning is imported here)."""
+    from hatcl.training.module import ContinualModule
+
     return ContinualModule(
         model=model,
         algorithm=algorithm,

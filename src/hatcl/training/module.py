@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import lightning as L
 import torch
 import torch.nn.functional as F
 
 from hatcl.algorithms.base import Algorithm, StepContext
-from hatcl.backbones.model import ContinualModel
+from hatcl.backbones.base import BackboneOutput
+from hatcl.backbones.model import ContinualModel, ModelOutput
+from hatcl.config import OptimizerConfig
 from hatcl.masking.stage import Stage
 from hatcl.training.optim import build_optimizer, build_scheduler
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    """The optimizer built afresh at the start of every task, and its per-epoch scheduler."""
-
-    name: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    options: dict = field(default_factory=dict)
-    scheduler: str | None = None
-    scheduler_options: dict = field(default_factory=dict)
 
 
 class _Accuracy:
@@ -69,10 +57,8 @@ class ContinualModule(L.LightningModule):
         self.test_task_ids: tuple[int, ...] = ()
         self.curves: list[dict[str, float]] = []
         self.test_accuracy: dict[int, _Accuracy] = {}
-        self._train_loss = torch.zeros(())
-        self._train_accuracy = _Accuracy()
+        self._window = _Window()  # a plain object: no nn.Module attribute overhead per step
         self._val_accuracy = _Accuracy()
-        self._steps_since_log = 0
 
     # -- optimisation ---------------------------------------------------------------------
 
@@ -95,13 +81,17 @@ class ContinualModule(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        inputs, targets = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        inputs, targets = batch[0], batch[1]
+        task_ids = batch[2] if len(batch) > 2 else None
         optimizer = self.optimizers()
         num_batches = int(self.trainer.num_training_batches)
         scale = self.algorithm.training_scale(batch_index=batch_idx, num_batches=num_batches)
         optimizer.zero_grad(set_to_none=True)
-        output = self.model(inputs, task_id=self.task_id, stage=Stage.TRAIN, scale=scale)
+        if task_ids is None:
+            output = self.model(inputs, task_id=self.task_id, stage=Stage.TRAIN, scale=scale)
+        else:
+            output = grouped_forward(self.model, inputs, task_ids=task_ids, scale=scale)
         context = StepContext(
             model=self.model,
             task_id=self.task_id,
@@ -111,6 +101,7 @@ class ContinualModule(L.LightningModule):
             inputs=inputs,
             targets=targets,
             output=output,
+            task_ids=task_ids,
         )
         loss = F.cross_entropy(output.logits, targets)
         for term in self.algorithm.loss_terms(context).values():
@@ -161,17 +152,16 @@ class ContinualModule(L.LightningModule):
     def _collect_step(
         self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
     ) -> None:
-        self._train_loss = self._train_loss.to(loss.device) + loss
-        self._train_accuracy.update(logits, targets)
-        self._steps_since_log += 1
-        if self._steps_since_log < self.log_every_n_steps:
+        window = self._window
+        window.add(loss, logits, targets)
+        if window.steps < self.log_every_n_steps:
             return
         record = {
             "task": self.task_id,
             "epoch": self.current_epoch,
             "step": self.global_step,
-            "train_loss": float(self._train_loss) / self._steps_since_log,
-            "train_accuracy": self._train_accuracy.value(),
+            "train_loss": window.mean_loss(),
+            "train_accuracy": window.accuracy.value(),
             **self.algorithm.step_metrics(),
         }
         self.curves.append(record)
@@ -179,6 +169,51 @@ class ContinualModule(L.LightningModule):
             {k: v for k, v in record.items() if k not in ("task", "epoch", "step")},
             prog_bar=True,
         )
-        self._train_loss = torch.zeros((), device=loss.device)
-        self._train_accuracy = _Accuracy()
-        self._steps_since_log = 0
+        self._window = _Window()
+
+
+class _Window:
+    """Loss and accuracy summed over the steps since the last log (tensors: no host sync)."""
+
+    def __init__(self) -> None:
+        self.loss = torch.zeros(())
+        self.accuracy = _Accuracy()
+        self.steps = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self.loss = self.loss.to(loss.device) + loss
+        self.accuracy.update(logits, targets)
+        self.steps += 1
+
+    def mean_loss(self) -> float:
+        return float(self.loss) / max(self.steps, 1)
+
+
+def grouped_forward(
+    model: ContinualModel, inputs: torch.Tensor, *, task_ids: torch.Tensor, scale: float | None
+) -> ModelOutput:
+    """Training forward of a mixed-task batch: each sample through its own task's head.
+
+    Each task's samples run as one group. The logits are padded with ``-inf`` to the widest head,
+    so that cross-entropy and argmax over a row only ever see that sample's own head; features
+    and activations are re-assembled in batch order (per-task masks are not returned).
+    """
+    groups = [int(t) for t in torch.unique(task_ids).tolist()]
+    indices = [torch.nonzero(task_ids == t).squeeze(1) for t in groups]
+    outputs = [
+        model(inputs[index], task_id=t, stage=Stage.TRAIN, scale=scale)
+        for t, index in zip(groups, indices)
+    ]
+    inverse = torch.argsort(torch.cat(indices))
+    width = max(out.logits.shape[1] for out in outputs)
+    padded = [
+        F.pad(out.logits, (0, width - out.logits.shape[1]), value=float("-inf")) for out in outputs
+    ]
+    logits = torch.cat(padded)[inverse]
+    features = torch.cat([out.backbone.features for out in outputs])[inverse]
+    activations = {
+        key: torch.cat([out.backbone.activations[key] for out in outputs])[inverse]
+        for key in outputs[0].backbone.activations
+    }
+    backbone = BackboneOutput(features=features, activations=activations)
+    return ModelOutput(logits=logits, backbone=backbone)

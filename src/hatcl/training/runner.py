@@ -32,6 +32,7 @@ from hatcl.training.experiment import (
     build_module,
 )
 from hatcl.training.module import ContinualModule
+from hatcl.training.reference import forward_transfer_or_none, reference_accuracies
 
 _LOGGER = logging.getLogger("hatcl")
 
@@ -64,6 +65,7 @@ def run_experiment(
     console = console or Console()
     folder = prepare_run_dir(run_dir)
     write_text(folder / "config.yaml", resolved_config or repr(config))
+    reference = reference_accuracies(config, run_dir=folder, console=console)
     with _run_logging(folder):
         _set_threads(config.trainer.num_threads)
         L.seed_everything(config.seed, verbose=False)
@@ -74,6 +76,7 @@ def run_experiment(
         module = build_module(config, model=model, algorithm=algorithm)
         matrix, task_summaries = _run_tasks(config, module, data, console)
         metrics = _metrics(matrix, task_summaries, seconds=time.perf_counter() - started)
+        metrics["fwt"] = forward_transfer_or_none(matrix, reference)
         _write_outputs(folder, metrics, task_summaries, module)
     title = f"{config.algorithm.name} on {data.source}/{data.scenario} (seed {config.seed})"
     summary_table(console, title=title, metrics=metrics, run_dir=str(folder))
@@ -86,7 +89,7 @@ def _run_tasks(
     matrix: list[list[float]] = []
     summaries: list[dict] = []
     for task in data.tasks:
-        train_task(module, task, config=config)
+        train_task(module, task, config=config, seen_tasks=data.tasks[: task.task_id])
         row = test_tasks(module, data.tasks[: task.task_id], config=config)
         matrix.append(row)
         summaries.append(
@@ -99,25 +102,48 @@ def _run_tasks(
     return matrix, summaries
 
 
-def train_task(module: ContinualModule, task: TaskData, *, config: ExperimentConfig) -> None:
-    """Set up and train one task, then let the algorithm consolidate it."""
+def train_task(
+    module: ContinualModule,
+    task: TaskData,
+    *,
+    config: ExperimentConfig,
+    seen_tasks: Sequence[TaskData] | None = None,
+) -> None:
+    """Set up and train one task, then let the algorithm consolidate it.
+
+    ``seen_tasks`` (tasks 1..current, default just ``task``) is offered to the algorithm's
+    ``training_split`` (e.g. joint training trains on their union).
+    """
     model, algorithm = module.model, module.algorithm
     module.task_id = task.task_id
     model.setup_task(task_id=task.task_id, num_classes=task.num_classes)
     algorithm.on_task_start(task_id=task.task_id, model=model)
-    generator = torch.Generator().manual_seed(config.seed * 10_007 + task.task_id)
-    train = TensorBatches(
-        task.train.x,
-        task.train.y,
-        batch_size=config.trainer.batch_size,
-        shuffle=True,
-        generator=generator,
-    )
+    module.train()
+    train = _training_batches(module, task, seen_tasks=seen_tasks or (task,), config=config)
     val = _eval_batches(task.val, config) if len(task.val.y) else None
     make_trainer(config, max_epochs=config.trainer.max_epochs).fit(
         module, train_dataloaders=train, val_dataloaders=val
     )
     algorithm.on_task_end(task_id=task.task_id, model=model, task_data=task)
+
+
+def _training_batches(
+    module: ContinualModule,
+    task: TaskData,
+    *,
+    seen_tasks: Sequence[TaskData],
+    config: ExperimentConfig,
+) -> TensorBatches:
+    split = module.algorithm.training_split(task_data=task, seen_tasks=tuple(seen_tasks))
+    generator = torch.Generator().manual_seed(config.seed * 10_007 + task.task_id)
+    return TensorBatches(
+        split.x,
+        split.y,
+        task_ids=split.task_ids,
+        batch_size=config.trainer.batch_size,
+        shuffle=True,
+        generator=generator,
+    )
 
 
 def test_tasks(
@@ -193,6 +219,7 @@ def _run_logging(folder: Path):
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__`.*")
         warnings.filterwarnings("ignore", message=".*Total length of .* across ranks is zero.*")
+        warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
         try:
             yield
         finally:

@@ -1,0 +1,48 @@
+# hatcl: `make run` sets up .venv and runs the default experiment; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+APT_PACKAGES ?= dataset-fashion-mnist
+ARGS ?=
+BIN := $(VENV)/bin
+
+.PHONY: run install install-dev system-deps test lint bench clean
+
+run: install
+	$(BIN)/hatcl run $(ARGS)
+	$(BIN)/hatcl run algorithm=finetuning $(ARGS)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, from the exact spec (a CPU wheel here), unless some torch is already importable.
+install: $(BIN)/python
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python system-deps
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+# Debian packages used by the tests (Fashion-MNIST IDX files); skipped where apt is unavailable.
+system-deps:
+	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q $(APT_PACKAGES) >/dev/null || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(APT_PACKAGES); }; \
+	else echo "apt-get not found: install $(APT_PACKAGES) by hand for the Fashion-MNIST tests"; fi
+
+test: install-dev
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+	$(BIN)/ruff check src tests benchmarks
+
+lint: install-dev
+	$(BIN)/ruff check src tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/loop_overhead.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

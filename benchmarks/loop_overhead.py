@@ -1,0 +1,146 @@
+"""Overhead of hatcl's training loop over a bare training step of the same model and batch.
+
+Measures, side by side in one process, the median time of
+- a bare HAT step: zero grads, forward, loss (+ sparsity term), backward, gradient adjustment,
+  embedding compensation, optimizer step;
+- one step of hatcl's loop (Lightning, manual optimization): time between consecutive batch
+  starts, so everything the loop does between steps is included;
+and prints their ratio (target: <= 1.3).
+
+    python benchmarks/loop_overhead.py [--steps 200] [--repeats 3] [--threads 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import warnings
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from hatcl.algorithms.base import StepContext
+from hatcl.algorithms.hat import HAT
+from hatcl.backbones.mlp import MLPBackbone
+from hatcl.backbones.model import ContinualModel
+from hatcl.config import OptimizerConfig
+from hatcl.heads.heads import TaskIncrementalHeads
+from hatcl.masking.stage import Stage
+from hatcl.training.batches import TensorBatches
+from hatcl.training.module import ContinualModule
+
+BATCH = 128
+INPUT = (1, 28, 28)
+HIDDEN = (256, 100, 64)
+
+
+def build(seed: int) -> tuple[ContinualModel, HAT]:
+    torch.manual_seed(seed)
+    backbone = MLPBackbone(input_shape=INPUT, hidden_dims=HIDDEN, masked=True)
+    model = ContinualModel(backbone=backbone, heads=TaskIncrementalHeads(input_dim=HIDDEN[-1]))
+    model.setup_task(task_id=1, num_classes=10)
+    algorithm = HAT()
+    algorithm.on_task_start(task_id=1, model=model)
+    return model, algorithm
+
+
+def data(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(steps * BATCH, *INPUT, generator=generator)
+    y = torch.randint(0, 10, (steps * BATCH,), generator=generator)
+    return x, y
+
+
+def bare_step_times(steps: int) -> list[float]:
+    model, algorithm = build(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = data(steps)
+    times = []
+    for b, (inputs, targets) in enumerate(TensorBatches(x, y, batch_size=BATCH)):
+        started = time.perf_counter()
+        scale = algorithm.training_scale(batch_index=b, num_batches=steps)
+        optimizer.zero_grad(set_to_none=True)
+        output = model(inputs, task_id=1, stage=Stage.TRAIN, scale=scale)
+        context = StepContext(
+            model=model,
+            task_id=1,
+            batch_index=b,
+            num_batches=steps,
+            scale=scale,
+            inputs=inputs,
+            targets=targets,
+            output=output,
+        )
+        loss = F.cross_entropy(output.logits, targets)
+        for term in algorithm.loss_terms(context).values():
+            loss = loss + term
+        loss.backward()
+        algorithm.adjust_gradients(context)
+        algorithm.compensate_gradients(context)
+        optimizer.step()
+        algorithm.after_optimizer_step(context)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+class _BatchStarts(L.Callback):
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append(time.perf_counter())
+
+
+def loop_step_times(steps: int) -> list[float]:
+    model, algorithm = build(0)
+    module = ContinualModule(model=model, algorithm=algorithm, optimizer=OptimizerConfig())
+    x, y = data(steps)
+    starts = _BatchStarts()
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        callbacks=[starts],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, train_dataloaders=TensorBatches(x, y, batch_size=BATCH))
+    return [b - a for a, b in zip(starts.starts[:-1], starts.starts[1:])]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None, help="also write the result to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    bare, loop = [], []
+    for _ in range(args.repeats):  # interleaved, so both see the same machine load
+        bare.extend(bare_step_times(args.steps)[10:])
+        loop.extend(loop_step_times(args.steps)[10:])
+    result = {
+        "model": "MLP 784-256-100-64, HAT, batch 128",
+        "threads": args.threads,
+        "bare_step_ms": 1e3 * statistics.median(bare),
+        "loop_step_ms": 1e3 * statistics.median(loop),
+    }
+    result["ratio"] = result["loop_step_ms"] / result["bare_step_ms"]
+    print(json.dumps(result, indent=2))
+    print(f"loop step / bare step = {result['ratio']:.3f} (target <= 1.3)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

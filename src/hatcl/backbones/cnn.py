@@ -1,0 +1,147 @@
+"""AlexNet-style convolutional backbone of the HAT paper, HAT-masked or plain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hatcl.backbones.base import Backbone, BackboneOutput, WeightedLayer
+from hatcl.backbones.conv_parts import apply_mask, check_image_shape, same_padding, setup_norms
+from hatcl.backbones.registries import BATCH_NORM_MODES
+from hatcl.masking.masker import HATMasker
+from hatcl.masking.stage import Stage
+from hatcl.validation import check_fraction, check_positive_ints
+
+
+class CNNBackbone(Backbone):
+    """Convolutional blocks followed by fully connected layers (Serra et al. 2018's AlexNet).
+
+    Each conv block is conv -> batch norm -> HAT mask (per channel) -> ReLU -> 2x2 max pool ->
+    dropout; each fully connected layer is linear -> batch norm -> HAT mask -> ReLU -> dropout.
+    Convolutions are zero-padded to keep the spatial size ("same"), so only pooling shrinks it;
+    pooling is skipped once a side is down to 1, so any input size works (8x8 digits too).
+    The last conv output is flattened channel-major (``torch.flatten``): input feature ``j`` of
+    the first linear layer belongs to channel ``j // (H * W)``, which its ``WeightedLayer``
+    records as ``input_repeat = H * W``.
+
+    Mask keys: ``conv1``.. ``convN`` (units = channels), ``fc1``.. ``fcM`` (units = neurons).
+
+    Args:
+        input_shape: ``(channels, height, width)`` of one input sample.
+        channels: output channels of each conv layer.
+        kernel_sizes: kernel size of each conv layer (as many as ``channels``).
+        fc_dims: units of each fully connected layer; the last is ``output_dim``.
+        conv_dropout: dropout probability after each conv block.
+        fc_dropout: dropout probability after each fully connected layer.
+        batch_norm: ``none``, ``shared`` or ``independent`` (one per task).
+        masked: whether the layers carry HAT masks (HAT family) or not (baselines).
+    """
+
+    def __init__(
+        self,
+        *,
+        input_shape: Sequence[int],
+        channels: Sequence[int] = (64, 128, 256),
+        kernel_sizes: Sequence[int] = (4, 3, 2),
+        fc_dims: Sequence[int] = (2048, 2048),
+        conv_dropout: float = 0.2,
+        fc_dropout: float = 0.5,
+        batch_norm: str = "none",
+        masked: bool = True,
+    ) -> None:
+        super().__init__()
+        in_channels, height, width = check_image_shape(input_shape, backbone="cnn")
+        channels = check_positive_ints(channels, parameter="backbone.channels")
+        kernel_sizes = check_positive_ints(kernel_sizes, parameter="backbone.kernel_sizes")
+        fc_dims = check_positive_ints(fc_dims, parameter="backbone.fc_dims")
+        if len(kernel_sizes) != len(channels):
+            raise ValueError(
+                f"backbone.kernel_sizes must have one entry per conv layer ({len(channels)} "
+                f"channels given), got {list(kernel_sizes)}"
+            )
+        check_fraction(conv_dropout, parameter="backbone.conv_dropout")
+        check_fraction(fc_dropout, parameter="backbone.fc_dropout")
+        norm_class = BATCH_NORM_MODES.get(BATCH_NORM_MODES.validate(batch_norm))
+        bias = batch_norm == "none"
+
+        self.convs = nn.ModuleList()
+        self.conv_norms = nn.ModuleList()
+        self.paddings: tuple[tuple[int, int, int, int], ...] = tuple(
+            map(same_padding, kernel_sizes)
+        )
+        pools: list[bool] = []
+        previous = in_channels
+        for out, kernel in zip(channels, kernel_sizes):
+            self.convs.append(nn.Conv2d(previous, out, kernel, bias=bias))
+            self.conv_norms.append(norm_class(num_features=out, dims=2))
+            pools.append(min(height, width) >= 2)
+            if pools[-1]:
+                height, width = height // 2, width // 2
+            previous = out
+        self.pools = tuple(pools)
+        self.flat_repeat = height * width
+
+        dims = (channels[-1] * self.flat_repeat, *fc_dims)
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.fc_norms = nn.ModuleList(norm_class(num_features=units) for units in fc_dims)
+        self.conv_dropout = nn.Dropout(conv_dropout)
+        self.fc_dropout = nn.Dropout(fc_dropout)
+
+        self.conv_keys = tuple(f"conv{i + 1}" for i in range(len(channels)))
+        self.fc_keys = tuple(f"fc{i + 1}" for i in range(len(fc_dims)))
+        self.weighted_layers = _weighted_layers(self.conv_keys, self.fc_keys, self.flat_repeat)
+        self.output_dim = fc_dims[-1]
+        units = {**dict(zip(self.conv_keys, channels)), **dict(zip(self.fc_keys, fc_dims))}
+        self.masker = HATMasker(unit_counts=units) if masked else None
+
+    def setup_task(self, task_id: int) -> None:
+        """Create per-task batch norms where configured."""
+        setup_norms(self, task_id)
+
+    def forward(
+        self, x: torch.Tensor, *, task_id: int, stage: Stage, scale: float | None = None
+    ) -> BackboneOutput:
+        """Run the layers with the masks of ``stage`` (none when unmasked)."""
+        masks = self.masker.masks(stage=stage, task_id=task_id, scale=scale) if self.masker else {}
+        activations: dict[str, torch.Tensor] = {}
+        hidden = x
+        for index, (key, conv, norm) in enumerate(zip(self.conv_keys, self.convs, self.conv_norms)):
+            pre = norm(conv(F.pad(hidden, self.paddings[index])), task_id=task_id)
+            hidden = torch.relu(apply_mask(pre, masks, key))
+            activations[key] = hidden
+            if self.pools[index]:
+                hidden = F.max_pool2d(hidden, 2)
+            hidden = self.conv_dropout(hidden)
+        hidden = torch.flatten(hidden, 1)
+        for key, linear, norm in zip(self.fc_keys, self.linears, self.fc_norms):
+            pre = norm(linear(hidden), task_id=task_id)
+            hidden = torch.relu(apply_mask(pre, masks, key))
+            activations[key] = hidden
+            hidden = self.fc_dropout(hidden)
+        return BackboneOutput(features=hidden, masks=masks, activations=activations)
+
+
+def _weighted_layers(
+    conv_keys: tuple[str, ...], fc_keys: tuple[str, ...], flat_repeat: int
+) -> tuple[WeightedLayer, ...]:
+    layers = [
+        WeightedLayer(
+            name=f"convs.{i}", mask_key=key, input_mask_key=conv_keys[i - 1] if i else None
+        )
+        for i, key in enumerate(conv_keys)
+    ]
+    previous = conv_keys[-1]
+    for i, key in enumerate(fc_keys):
+        layers.append(
+            WeightedLayer(
+                name=f"linears.{i}",
+                mask_key=key,
+                input_mask_key=previous,
+                input_repeat=flat_repeat if i == 0 else 1,
+            )
+        )
+        previous = key
+    return tuple(layers)
