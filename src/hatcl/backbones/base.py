@@ -59,6 +59,13 @@ class ApplyMask(nn.Module):
         return x * mask.view(1, -1, *([1] * (x.dim() - 2)))
 
 
+class Add(nn.Module):
+    """Sum of two branches (a residual connection), as a module so LRP can split relevance."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
 class ActivationTap(nn.Identity):
     """Identity marking a layer's output h_l (after mask and nonlinearity).
 

@@ -8,6 +8,8 @@ for the duration of one attribution (Captum removes rules after each call):
   change it (an identity).
 - :class:`~hatcl.backbones.base.ApplyMask` and ``nn.BatchNorm1d``: Captum's epsilon rule (as
   Captum's default for ``nn.BatchNorm2d``); a per-unit scaling so relevance passes through.
+- :class:`~hatcl.backbones.base.Add` (residual sum): the epsilon rule, as Captum's
+  ``Addition_Module``: relevance is split between the branches in proportion to their values.
 - :class:`~hatcl.backbones.norms.NoNorm`, ``nn.Identity``, ``nn.Flatten``: no hooks (relevance
   passes unchanged through an identity or a reshape).
 - modules never called in a forward (parameter and buffer containers such as the masker's
@@ -24,7 +26,7 @@ from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES, SUPPORTED_NON_LIN
 from captum.attr._utils.lrp_rules import EpsilonRule
 from torch import nn
 
-from hatcl.backbones.base import ActivationTap, ApplyMask
+from hatcl.backbones.base import ActivationTap, Add, ApplyMask
 from hatcl.backbones.norms import NoNorm
 
 _LRP_ATTRIBUTES = ("rule", "activations")
@@ -63,6 +65,7 @@ class _NoHandle:
 _RULES: dict[type, type] = {
     ActivationTap: RecordRule,
     ApplyMask: EpsilonRule,
+    Add: EpsilonRule,
     nn.BatchNorm1d: EpsilonRule,
     NoNorm: PassThroughRule,
     nn.Identity: PassThroughRule,

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from captum.attr import DeepLift, LayerLRP
@@ -67,14 +68,19 @@ def run_taps(
     edit_key: str | None = None,
     edit: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, Attributions]:
-    """Forward ``x``; return the logits and every tap's output (``edit`` replaces one tap's)."""
+    """Forward ``x``; return the logits and every tap's output (``edit`` replaces one tap's).
+
+    Unless edited, the tap's output itself flows on (as in a Captum call for another layer).
+    """
     outputs: Attributions = {}
 
     def hook_for(key: str):
         def hook(module: nn.Module, inputs, output: Tensor) -> Tensor:
-            new = edit(output) if key == edit_key else output.view_as(output)
-            outputs[key] = new
-            return new
+            if key == edit_key:
+                outputs[key] = edit(output)
+                return outputs[key]
+            outputs[key] = output
+            return None
 
         return hook
 
@@ -155,12 +161,22 @@ def deeplift_rules(model: nn.Module) -> Iterator[None]:
 def deeplift(
     problem: AttributionProblem, x: Tensor, targets: Tensor, *, baselines: Tensor | None = None
 ) -> Attributions:
-    """LayerDeepLift (rescale rule, zero baseline unless given): (h_l - h_l(ref)) * multiplier."""
+    """LayerDeepLift (rescale rule, zero baseline unless given): (h_l - h_l(ref)) * multiplier.
+
+    Captum's multiplier hooks of a module act on the gradient of the module's input tensor; a
+    tap's output is also the input of the next module (e.g. a max pool), so each tap's
+    multiplier is read by a gradient hook registered after the forward (it runs after the
+    module's hooks) while the backward is driven to the input.
+    """
     baselines = torch.zeros_like(x) if baselines is None else baselines
     rows = x.shape[0]
+    both = torch.cat([x, baselines]).detach().requires_grad_()
+    grads: Attributions = {}
     with deeplift_rules(problem.bound):
-        logits, taps = run_taps(problem, torch.cat([x, baselines]))
-        grads = _grads(target_logits(logits, torch.cat([targets, targets])).sum(), taps)
+        logits, taps = run_taps(problem, both)
+        for key, value in taps.items():
+            value.register_hook(partial(grads.__setitem__, key))
+        torch.autograd.grad(target_logits(logits, torch.cat([targets, targets])).sum(), both)
     return {key: (taps[key][:rows] - taps[key][rows:]).detach() * grads[key][:rows] for key in taps}
 
 
