@@ -166,17 +166,20 @@ def deeplift(
     Captum's multiplier hooks of a module act on the gradient of the module's input tensor; a
     tap's output is also the input of the next module (e.g. a max pool), so each tap's
     multiplier is read by a gradient hook registered after the forward (it runs after the
-    module's hooks) while the backward is driven to the input.
+    module's hooks; the gradient autograd returns for a tensor it also propagates through may be
+    taken before them).
     """
     baselines = torch.zeros_like(x) if baselines is None else baselines
     rows = x.shape[0]
-    both = torch.cat([x, baselines]).detach().requires_grad_()
     grads: Attributions = {}
     with deeplift_rules(problem.bound):
-        logits, taps = run_taps(problem, both)
+        logits, taps = run_taps(problem, torch.cat([x, baselines]))
         for key, value in taps.items():
             value.register_hook(partial(grads.__setitem__, key))
-        torch.autograd.grad(target_logits(logits, torch.cat([targets, targets])).sum(), both)
+        total = target_logits(logits, torch.cat([targets, targets])).sum()
+        captured = torch.autograd.grad(total, list(taps.values()))
+    for key, value in zip(taps, captured):
+        grads.setdefault(key, value)
     return {key: (taps[key][:rows] - taps[key][rows:]).detach() * grads[key][:rows] for key in taps}
 
 
