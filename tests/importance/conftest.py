@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from hatcl.backbones.base import Backbone, BackboneOutput, WeightedLayer
+from hatcl.backbones.base import ActivationTap, Backbone, BackboneOutput, WeightedLayer
 from hatcl.backbones.mlp import MLPBackbone
 from hatcl.backbones.model import ContinualModel
 from hatcl.heads.heads import TaskIncrementalHeads
@@ -31,17 +31,18 @@ class TinyConvBackbone(Backbone):
         )
         self.output_dim = 2
         self.masker = HATMasker(unit_counts={"c1": 2, "fc": 2}) if masked else None
+        self.taps = nn.ModuleDict({"c1": ActivationTap(), "fc": ActivationTap()})
 
     def forward(self, x, *, task_id: int, stage: Stage, scale=None) -> BackboneOutput:
         masks = self.masker.masks(stage=stage, task_id=task_id, scale=scale) if self.masker else {}
         pre = self.conv_a(x) + self.conv_b(x[:, :, :2, :2])
         if masks:
             pre = pre * masks["c1"][None, :, None, None]
-        h1 = torch.relu(pre)
+        h1 = self.taps["c1"](torch.relu(pre))
         pre = self.fc(h1.flatten(1))
         if masks:
             pre = pre * masks["fc"]
-        h2 = torch.relu(pre)
+        h2 = self.taps["fc"](torch.relu(pre))
         return BackboneOutput(features=h2, masks=masks, activations={"c1": h1, "fc": h2})
 
 

@@ -50,12 +50,49 @@ ActivationTransform = Callable[[torch.Tensor], torch.Tensor]
 """A function of h_l returning the tensor of the same shape the network uses in its place."""
 
 
+class ApplyMask(nn.Module):
+    """Multiply a layer's output by its unit mask, broadcast over the batch and spatial dims.
+
+    A module (not an inline product) so that attribution methods which treat modules by type
+    (Captum's DeepLift and LRP) can see and handle the mask application.
+    """
+
+    def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return x
+        return x * mask.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+class Add(nn.Module):
+    """Sum of two branches (a residual connection), as a module so LRP can split relevance."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+class ActivationTap(nn.Identity):
+    """Identity marking a layer's output h_l (after mask and nonlinearity).
+
+    Attribution methods hook this module: its output is exactly ``activations[mask_key]``.
+    """
+
+
 class Backbone(nn.Module):
     """Base of all backbones: weighted-layer descriptors, optional HAT masker, task set-up.
 
-    Subclasses set ``output_dim`` and ``weighted_layers`` and implement ``forward``; they pass
-    each h_l (the layer's output after mask and nonlinearity) through :meth:`activation` before
-    recording it and feeding it on.
+    Subclasses set ``output_dim`` and ``weighted_layers`` and implement ``forward``.
+
+    Activation taps (the contract attribution importance relies on): for every mask key the
+    backbone owns one :class:`ActivationTap` in ``self.taps`` (an ``nn.ModuleDict`` keyed by mask
+    key), applies it once per forward to h_l (after mask and nonlinearity), stores the tap's
+    *output* as ``activations[mask_key]`` and uses only that output downstream. Every module in
+    the forward path is used once per forward (one ReLU, dropout, pooling module per place) and
+    masks are applied with :class:`ApplyMask`, so that DeepLift and LRP can treat each module.
+    A backbone sets ``sequential_taps = True`` when, in eval mode, everything after tap l
+    depends on the input only through tap l's output, row by row (a chain without skip
+    connections); attribution then runs the layers after a tap only, on expanded rows.
+    h_l goes through :meth:`activation` (identity unless a transform is installed) before the
+    tap, so the tap output is what the network uses.
 
     Attributes:
         activation_transforms: optional per mask key, a function applied to h_l in training
@@ -67,6 +104,17 @@ class Backbone(nn.Module):
     output_dim: int
     weighted_layers: tuple[WeightedLayer, ...]
     masker: HATMasker | None
+    sequential_taps: bool = False
+
+    def activation_module(self, mask_key: str) -> nn.Module:
+        """The tap module whose output is h_l of ``mask_key``."""
+        taps = getattr(self, "taps", None)
+        if not isinstance(taps, nn.ModuleDict) or mask_key not in taps:
+            raise ValueError(
+                f"backbone {type(self).__name__} has no activation tap for mask key "
+                f"{mask_key!r}; taps exist for {list(taps) if taps is not None else []}"
+            )
+        return taps[mask_key]
 
     def __init__(self) -> None:
         super().__init__()

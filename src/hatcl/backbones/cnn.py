@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hatcl.backbones.base import Backbone, BackboneOutput, WeightedLayer
-from hatcl.backbones.conv_parts import apply_mask, check_image_shape, same_padding, setup_norms
+from hatcl.backbones.base import ActivationTap, ApplyMask, Backbone, BackboneOutput, WeightedLayer
+from hatcl.backbones.conv_parts import check_image_shape, same_padding, setup_norms
 from hatcl.backbones.registries import BATCH_NORM_MODES
 from hatcl.masking.masker import HATMasker
 from hatcl.masking.stage import Stage
@@ -28,6 +28,7 @@ class CNNBackbone(Backbone):
     records as ``input_repeat = H * W``.
 
     Mask keys: ``conv1``.. ``convN`` (units = channels), ``fc1``.. ``fcM`` (units = neurons).
+    h_l (the activation tap's output) is taken after the ReLU, before pooling and dropout.
 
     Args:
         input_shape: ``(channels, height, width)`` of one input sample.
@@ -39,6 +40,8 @@ class CNNBackbone(Backbone):
         batch_norm: ``none``, ``shared`` or ``independent`` (one per task).
         masked: whether the layers carry HAT masks (HAT family) or not (baselines).
     """
+
+    sequential_taps = True
 
     def __init__(
         self,
@@ -87,11 +90,19 @@ class CNNBackbone(Backbone):
         dims = (channels[-1] * self.flat_repeat, *fc_dims)
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.fc_norms = nn.ModuleList(norm_class(num_features=units) for units in fc_dims)
-        self.conv_dropout = nn.Dropout(conv_dropout)
-        self.fc_dropout = nn.Dropout(fc_dropout)
+        self.conv_masks = nn.ModuleList(ApplyMask() for _ in channels)
+        self.conv_relus = nn.ModuleList(nn.ReLU() for _ in channels)
+        self.conv_pools = nn.ModuleList(
+            nn.MaxPool2d(2) if pool else nn.Identity() for pool in pools
+        )
+        self.conv_dropouts = nn.ModuleList(nn.Dropout(conv_dropout) for _ in channels)
+        self.fc_masks = nn.ModuleList(ApplyMask() for _ in fc_dims)
+        self.fc_relus = nn.ModuleList(nn.ReLU() for _ in fc_dims)
+        self.fc_dropouts = nn.ModuleList(nn.Dropout(fc_dropout) for _ in fc_dims)
 
         self.conv_keys = tuple(f"conv{i + 1}" for i in range(len(channels)))
         self.fc_keys = tuple(f"fc{i + 1}" for i in range(len(fc_dims)))
+        self.taps = nn.ModuleDict({key: ActivationTap() for key in self.conv_keys + self.fc_keys})
         self.weighted_layers = _weighted_layers(self.conv_keys, self.fc_keys, self.flat_repeat)
         self.output_dim = fc_dims[-1]
         units = {**dict(zip(self.conv_keys, channels)), **dict(zip(self.fc_keys, fc_dims))}
@@ -108,19 +119,21 @@ class CNNBackbone(Backbone):
         masks = self.masker.masks(stage=stage, task_id=task_id, scale=scale) if self.masker else {}
         activations: dict[str, torch.Tensor] = {}
         hidden = x
-        for index, (key, conv, norm) in enumerate(zip(self.conv_keys, self.convs, self.conv_norms)):
-            pre = norm(conv(F.pad(hidden, self.paddings[index])), task_id=task_id)
-            hidden = self.activation(key, torch.relu(apply_mask(pre, masks, key)), stage=stage)
+        for index, key in enumerate(self.conv_keys):
+            pre = self.convs[index](F.pad(hidden, self.paddings[index]))
+            pre = self.conv_masks[index](
+                self.conv_norms[index](pre, task_id=task_id), mask=masks.get(key)
+            )
+            hidden = self.taps[key](self.activation(key, self.conv_relus[index](pre), stage=stage))
             activations[key] = hidden
-            if self.pools[index]:
-                hidden = F.max_pool2d(hidden, 2)
-            hidden = self.conv_dropout(hidden)
+            hidden = self.conv_dropouts[index](self.conv_pools[index](hidden))
         hidden = torch.flatten(hidden, 1)
-        for key, linear, norm in zip(self.fc_keys, self.linears, self.fc_norms):
-            pre = norm(linear(hidden), task_id=task_id)
-            hidden = self.activation(key, torch.relu(apply_mask(pre, masks, key)), stage=stage)
+        for index, key in enumerate(self.fc_keys):
+            pre = self.fc_norms[index](self.linears[index](hidden), task_id=task_id)
+            pre = self.fc_masks[index](pre, mask=masks.get(key))
+            hidden = self.taps[key](self.activation(key, self.fc_relus[index](pre), stage=stage))
             activations[key] = hidden
-            hidden = self.fc_dropout(hidden)
+            hidden = self.fc_dropouts[index](hidden)
         return BackboneOutput(features=hidden, masks=masks, activations=activations)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hatcl.backbones.base import Backbone, BackboneOutput, WeightedLayer
+from hatcl.backbones.base import ActivationTap, ApplyMask, Backbone, BackboneOutput, WeightedLayer
 from hatcl.backbones.registries import BATCH_NORM_MODES
 from hatcl.masking.masker import HATMasker
 from hatcl.masking.stage import Stage
@@ -16,7 +16,7 @@ from hatcl.validation import check_fraction, check_positive_ints
 
 
 class MLPBackbone(Backbone):
-    """Linear -> batch norm -> HAT mask -> ReLU -> dropout, per hidden layer.
+    """Linear -> batch norm -> HAT mask -> ReLU -> activation tap -> dropout, per hidden layer.
 
     Args:
         input_shape: shape of one input sample (flattened into the first layer).
@@ -25,6 +25,8 @@ class MLPBackbone(Backbone):
         batch_norm: ``none``, ``shared`` or ``independent`` (one per task).
         masked: whether the layers carry HAT masks (HAT family) or not (baselines).
     """
+
+    sequential_taps = True
 
     def __init__(
         self,
@@ -43,8 +45,11 @@ class MLPBackbone(Backbone):
         dims = (input_dim, *hidden_dims)
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.norms = nn.ModuleList(norm_class(num_features=units) for units in hidden_dims)
-        self.dropout = nn.Dropout(dropout)
         self.keys = tuple(f"fc{index + 1}" for index in range(len(hidden_dims)))
+        self.apply_masks = nn.ModuleList(ApplyMask() for _ in hidden_dims)
+        self.relus = nn.ModuleList(nn.ReLU() for _ in hidden_dims)
+        self.taps = nn.ModuleDict({key: ActivationTap() for key in self.keys})
+        self.dropouts = nn.ModuleList(nn.Dropout(dropout) for _ in hidden_dims)
         self.weighted_layers = tuple(
             WeightedLayer(name=f"linears.{i}", mask_key=key, input_mask_key=_previous(self.keys, i))
             for i, key in enumerate(self.keys)
@@ -65,13 +70,12 @@ class MLPBackbone(Backbone):
         masks = self.masker.masks(stage=stage, task_id=task_id, scale=scale) if self.masker else {}
         activations: dict[str, torch.Tensor] = {}
         hidden = x.flatten(1)
-        for key, linear, norm in zip(self.keys, self.linears, self.norms):
-            pre = norm(linear(hidden), task_id=task_id)
-            if masks:
-                pre = pre * masks[key]
-            hidden = self.activation(key, torch.relu(pre), stage=stage)
+        for index, key in enumerate(self.keys):
+            pre = self.norms[index](self.linears[index](hidden), task_id=task_id)
+            pre = self.apply_masks[index](pre, mask=masks.get(key))
+            hidden = self.taps[key](self.activation(key, self.relus[index](pre), stage=stage))
             activations[key] = hidden
-            hidden = self.dropout(hidden)
+            hidden = self.dropouts[index](hidden)
         return BackboneOutput(features=hidden, masks=masks, activations=activations)
 
 

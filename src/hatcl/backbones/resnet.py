@@ -34,11 +34,17 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from hatcl.backbones.base import Backbone, BackboneOutput, WeightedLayer
-from hatcl.backbones.conv_parts import apply_mask, check_image_shape, setup_norms
+from hatcl.backbones.base import (
+    ActivationTap,
+    Add,
+    ApplyMask,
+    Backbone,
+    BackboneOutput,
+    WeightedLayer,
+)
+from hatcl.backbones.conv_parts import check_image_shape, setup_norms
 from hatcl.backbones.registries import BATCH_NORM_MODES
 from hatcl.masking.masker import HATMasker
 from hatcl.masking.stage import Stage
@@ -84,6 +90,10 @@ class BasicBlock(nn.Module):
         self.input_key = input_key
         self.conv1_key = f"{prefix}_conv1"
         self.out_key = f"{prefix}_out"
+        self.mask1, self.mask_out = ApplyMask(), ApplyMask()
+        self.relu1, self.relu_out = nn.ReLU(), nn.ReLU()
+        self.add = Add()
+        self.taps = nn.ModuleDict({self.conv1_key: ActivationTap(), self.out_key: ActivationTap()})
 
     def weighted_layers(self, name: str) -> list[WeightedLayer]:
         """The block's weighted layers, named relative to the backbone (``name`` = its path)."""
@@ -106,23 +116,25 @@ class BasicBlock(nn.Module):
         task_id: int,
         masks: Mapping[str, torch.Tensor],
         activations: dict[str, torch.Tensor],
-        activation: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+        emit: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Run the block; records h_l of both its mask keys in ``activations``.
 
-        ``activation(key, h)`` (the backbone's :meth:`Backbone.activation` for the stage) maps
-        each h_l before it is recorded and used; ``None`` leaves it as is.
+        ``emit(key, h)`` (the backbone's :meth:`Backbone.activation` for the stage) maps h_l to
+        the tensor the network uses in its place (identity unless a transform is installed).
         """
-        emit = activation if activation is not None else _unchanged
+        emit = emit if emit is not None else _unchanged
         hidden = self.norm1(self.conv1(x), task_id=task_id)
-        hidden = emit(self.conv1_key, torch.relu(apply_mask(hidden, masks, self.conv1_key)))
+        hidden = self.mask1(hidden, mask=masks.get(self.conv1_key))
+        hidden = self.taps[self.conv1_key](emit(self.conv1_key, self.relu1(hidden)))
         activations[self.conv1_key] = hidden
         total = self.norm2(self.conv2(hidden), task_id=task_id)
         if self.shortcut is None:
-            total = total + x
+            total = self.add(total, x)
         else:
-            total = total + self.shortcut_norm(self.shortcut(x), task_id=task_id)
-        out = emit(self.out_key, torch.relu(apply_mask(total, masks, self.out_key)))
+            total = self.add(total, self.shortcut_norm(self.shortcut(x), task_id=task_id))
+        out = self.mask_out(total, mask=masks.get(self.out_key))
+        out = self.taps[self.out_key](emit(self.out_key, self.relu_out(out)))
         activations[self.out_key] = out
         return out
 
@@ -169,6 +181,11 @@ class ResNetBackbone(Backbone):
         kernel, stride, padding = (3, 1, 1) if small_input else (7, 2, 3)
         self.stem = nn.Conv2d(in_channels, width, kernel, stride, padding, bias=bias)
         self.stem_norm = norm_class(num_features=width, dims=2)
+        self.stem_mask = ApplyMask()
+        self.stem_relu = nn.ReLU()
+        self.stem_pool = nn.Identity() if small_input else nn.MaxPool2d(3, stride=2, padding=1)
+        self.taps = nn.ModuleDict({STEM_KEY: ActivationTap()})
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.blocks = nn.ModuleList()
         units = {STEM_KEY: width}
         layers = [WeightedLayer("stem", mask_key=STEM_KEY, input_mask_key=None)]
@@ -198,24 +215,31 @@ class ResNetBackbone(Backbone):
         """Create per-task batch norms where configured."""
         setup_norms(self, task_id)
 
+    def activation_module(self, mask_key: str) -> nn.Module:
+        """The tap module whose output is h_l of ``mask_key`` (the stem's or a block's)."""
+        for taps in (self.taps, *(block.taps for block in self.blocks)):
+            if mask_key in taps:
+                return taps[mask_key]
+        raise ValueError(
+            f"backbone ResNetBackbone has no activation tap for mask key {mask_key!r}; "
+            f"valid keys: {list(dict.fromkeys(w.mask_key for w in self.weighted_layers))}"
+        )
+
     def forward(
         self, x: torch.Tensor, *, task_id: int, stage: Stage, scale: float | None = None
     ) -> BackboneOutput:
         """Run stem and blocks with the masks of ``stage`` (none when unmasked)."""
         masks = self.masker.masks(stage=stage, task_id=task_id, scale=scale) if self.masker else {}
-        hidden = self.stem_norm(self.stem(x), task_id=task_id)
-        hidden = self.activation(
-            STEM_KEY, torch.relu(apply_mask(hidden, masks, STEM_KEY)), stage=stage
+        hidden = self.stem_mask(
+            self.stem_norm(self.stem(x), task_id=task_id), mask=masks.get(STEM_KEY)
         )
+        hidden = self.taps[STEM_KEY](self.activation(STEM_KEY, self.stem_relu(hidden), stage=stage))
         activations: dict[str, torch.Tensor] = {STEM_KEY: hidden}
-        if not self.small_input:
-            hidden = F.max_pool2d(hidden, kernel_size=3, stride=2, padding=1)
         emit = partial(self.activation, stage=stage)
+        hidden = self.stem_pool(hidden)
         for block in self.blocks:
-            hidden = block(
-                hidden, task_id=task_id, masks=masks, activations=activations, activation=emit
-            )
-        features = hidden.mean(dim=(2, 3))
+            hidden = block(hidden, task_id=task_id, masks=masks, activations=activations, emit=emit)
+        features = self.global_pool(hidden).flatten(1)
         return BackboneOutput(features=features, masks=masks, activations=activations)
 
 

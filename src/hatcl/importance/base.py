@@ -50,6 +50,8 @@ class ImportanceContext:
         scale: the step's annealed mask scale s.
         output: the step's forward output (training masks and activations h_l per mask key).
         plugin: the measure's :class:`ImportancePlugin` (set up for the task), if it has one.
+        step: the step's index within the task; seeds a measure's own random draws (which
+            never touch the training RNG stream).
     """
 
     model: ContinualModel
@@ -59,6 +61,7 @@ class ImportanceContext:
     scale: float
     output: ModelOutput
     plugin: ImportancePlugin | None = None
+    step: int = 0
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,54 @@ IMPORTANCE_TYPES.add(
     "hatcl.importance.stochastic_gates:STOCHASTIC_GATES",
     summary="Phi(mu_l / std) of L0 gates trained on h_l during the task",
 )
+_ATTRIBUTION = "hatcl.importance.attribution.measures"
+IMPORTANCE_TYPES.add(
+    "gradient_x_activation_abs",
+    f"{_ATTRIBUTION}:GRADIENT_X_ACTIVATION_ABS",
+    summary="bam(gradient x activation of h_l), Captum LayerGradientXActivation",
+)
+IMPORTANCE_TYPES.add(
+    "conductance_abs",
+    f"{_ATTRIBUTION}:CONDUCTANCE_ABS",
+    summary="bam(LayerConductance of h_l), 50 steps, zero baseline",
+)
+IMPORTANCE_TYPES.add(
+    "internal_influence_abs",
+    f"{_ATTRIBUTION}:INTERNAL_INFLUENCE_ABS",
+    summary="bam(InternalInfluence of h_l), 5 steps, zero baseline",
+)
+IMPORTANCE_TYPES.add(
+    "gradcam_abs",
+    f"{_ATTRIBUTION}:GRADCAM_ABS",
+    summary="bam(per-channel Grad-CAM term of h_l)",
+)
+IMPORTANCE_TYPES.add(
+    "deeplift_abs",
+    f"{_ATTRIBUTION}:DEEPLIFT_ABS",
+    summary="bam(LayerDeepLift of h_l), zero baseline",
+)
+IMPORTANCE_TYPES.add(
+    "deepliftshap_abs",
+    f"{_ATTRIBUTION}:DEEPLIFTSHAP_ABS",
+    summary="bam(LayerDeepLiftShap of h_l), 10 reference inputs of the batch",
+)
+IMPORTANCE_TYPES.add(
+    "gradientshap_abs",
+    f"{_ATTRIBUTION}:GRADIENTSHAP_ABS",
+    summary="bam(LayerGradientShap of h_l), zero baselines, 5 samples",
+)
+IMPORTANCE_TYPES.add(
+    "integrated_gradients_abs",
+    f"{_ATTRIBUTION}:INTEGRATED_GRADIENTS_ABS",
+    summary="bam(LayerIntegratedGradients of h_l), 50 steps, zero baseline",
+)
+IMPORTANCE_TYPES.add(
+    "feature_ablation_abs",
+    f"{_ATTRIBUTION}:FEATURE_ABLATION_ABS",
+    summary="mean over the batch of |target logit change| when unit f of h_l is zeroed",
+)
+IMPORTANCE_TYPES.add(
+    "lrp_abs",
+    f"{_ATTRIBUTION}:LRP_ABS",
+    summary="bam(LayerLRP of h_l), epsilon rules",
+)
