@@ -229,6 +229,7 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
             high_inclusive=False,
         )
         self.plugin: ImportancePlugin | None = None
+        self._task_step = 0
         if self.measure.plugin is not None:
             options = {name: getattr(self, name) for name in self.measure.plugin_options}
             self.plugin = self.measure.plugin(**options)
@@ -258,6 +259,7 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
         device = next(iter(masker.embeddings.values())).device
         self.importance.ensure_keys(masker.unit_counts, device=device)
         self.importance.reset_accumulator()
+        self._task_step = 0  # seeds the measures' own random draws (never the training RNG)
         super().on_task_start(task_id=task_id, model=model)
         if self.plugin is not None:
             self.plugin.on_task_start(task_id=task_id, model=model)
@@ -302,6 +304,7 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
     def after_optimizer_step(self, context: StepContext) -> None:
         """Optional embedding clamp, then observe the step's neuron-wise importance."""
         super().after_optimizer_step(context)
+        self._task_step += 1
         raw = self.measure.compute(
             ImportanceContext(
                 model=context.model,
@@ -311,6 +314,7 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
                 scale=context.scale,
                 output=context.output,
                 plugin=self.plugin,
+                step=self._task_step,
             )
         )
         self.importance.observe(self._step_importance(raw, context.output.backbone.masks))
