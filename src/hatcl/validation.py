@@ -42,6 +42,18 @@ def check_number(
     return number
 
 
+def check_finite(value: object, *, parameter: str, positive: bool = False) -> float:
+    """A finite number, >= 0 (or > 0 when ``positive``), or an error naming ``parameter``."""
+    return check_number(
+        value,
+        parameter=parameter,
+        low=0.0,
+        low_inclusive=not positive,
+        high=math.inf,
+        high_inclusive=False,
+    )
+
+
 def check_fraction(value: object, *, parameter: str) -> float:
     """A probability-like number in [0, 1)."""
     return check_number(value, parameter=parameter, low=0.0, high=1.0, high_inclusive=False)

@@ -14,7 +14,6 @@ summing strategy updates the summative importance.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 
 import torch
@@ -35,7 +34,7 @@ from hatcl.importance.base import ImportanceContext, ImportanceMeasure, Importan
 from hatcl.importance.registry import IMPORTANCE_TYPES
 from hatcl.importance.store import ImportanceStore
 from hatcl.masking.registries import AGGREGATIONS
-from hatcl.validation import check_number
+from hatcl.validation import check_finite, check_number
 
 
 class FGAdaHATRule(AdjustmentRule):
@@ -213,20 +212,11 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
             step_multiply_training_mask, "step_multiply_training_mask"
         )
         self.importance = ImportanceStore()
-        self.stochastic_gates_reg_weight = check_number(
-            stochastic_gates_reg_weight,
-            parameter="stochastic_gates_reg_weight",
-            low=0.0,
-            high=math.inf,
-            high_inclusive=False,
+        self.stochastic_gates_reg_weight = check_finite(
+            stochastic_gates_reg_weight, parameter="stochastic_gates_reg_weight"
         )
-        self.stochastic_gates_std = check_number(
-            stochastic_gates_std,
-            parameter="stochastic_gates_std",
-            low=0.0,
-            low_inclusive=False,
-            high=math.inf,
-            high_inclusive=False,
+        self.stochastic_gates_std = check_finite(
+            stochastic_gates_std, parameter="stochastic_gates_std", positive=True
         )
         self.plugin: ImportancePlugin | None = None
         self._task_step = 0

@@ -16,7 +16,6 @@ supports this measure.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from functools import partial
 
@@ -27,7 +26,7 @@ from hatcl.backbones.base import Backbone
 from hatcl.backbones.model import ContinualModel
 from hatcl.gates.gaussian import GaussianStochasticGates
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure
-from hatcl.validation import check_number
+from hatcl.validation import check_finite
 
 DEFAULT_REG_WEIGHT = 0.001
 """Default ``stochastic_gates_reg_weight``: factor of the summed active probabilities."""
@@ -53,20 +52,11 @@ class StochasticGatesPlugin:
         stochastic_gates_reg_weight: float = DEFAULT_REG_WEIGHT,
         stochastic_gates_std: float = DEFAULT_STD,
     ) -> None:
-        self.reg_weight = check_number(
-            stochastic_gates_reg_weight,
-            parameter="stochastic_gates_reg_weight",
-            low=0.0,
-            high=math.inf,
-            high_inclusive=False,
+        self.reg_weight = check_finite(
+            stochastic_gates_reg_weight, parameter="stochastic_gates_reg_weight"
         )
-        self.std = check_number(
-            stochastic_gates_std,
-            parameter="stochastic_gates_std",
-            low=0.0,
-            low_inclusive=False,
-            high=math.inf,
-            high_inclusive=False,
+        self.std = check_finite(
+            stochastic_gates_std, parameter="stochastic_gates_std", positive=True
         )
         self.gates: dict[str, GaussianStochasticGates] = {}
         self._backbone: Backbone | None = None
