@@ -1,6 +1,6 @@
 """Tiny end-to-end runs (2 tasks, 1 epoch, small subsets) through the CLI's compose API.
 
-One per summing strategy, scheduler, non-attribution importance type, aggregation mode, AdaHAT
+One per summing strategy, scheduler, importance type (all registered, attribution included), aggregation mode, AdaHAT
 mode and named experiment variant; each checks the run folder reports capacity and rate stats.
 """
 
@@ -25,13 +25,6 @@ TINY = [
     "trainer.log_every_n_steps=2",
     "+data.train_subset=96",
     "+data.test_subset=40",
-]
-NON_ATTRIBUTION = [
-    name
-    for name in IMPORTANCE_TYPES.names()
-    if IMPORTANCE_TYPES.entries()[IMPORTANCE_TYPES.names().index(name)].target.startswith(
-        "hatcl.importance.nonattribution:"
-    )
 ]
 STRATEGY_OPTIONS = {
     "linear_decrease": "algorithm.importance_summing_strategy_linear_step=1",
@@ -69,7 +62,7 @@ def test_each_scheduler(scheduler, tmp_path):
     assert result.metrics["final_capacity"] < 1.0
 
 
-@pytest.mark.parametrize("importance_type", NON_ATTRIBUTION)
+@pytest.mark.parametrize("importance_type", IMPORTANCE_TYPES.names())
 def test_each_importance_type(importance_type, tmp_path):
     _, tasks = _run(tmp_path, f"algorithm.importance_type={importance_type}")
     summary = tasks[0]["importance"]["fc1"]
