@@ -1,7 +1,8 @@
 """Tiny end-to-end runs (2 tasks, 1 epoch, small subsets) through the CLI's compose API.
 
-One per summing strategy, scheduler, importance type (all registered, attribution included), aggregation mode, AdaHAT
-mode and named experiment variant; each checks the run folder reports capacity and rate stats.
+One per summing strategy, scheduler, importance type (every registered one, attribution
+included), aggregation mode, AdaHAT mode and named experiment variant; each checks the run folder
+reports capacity and rate stats.
 """
 
 import json

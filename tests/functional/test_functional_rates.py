@@ -6,6 +6,7 @@ from hatcl.functional.rates import (
     adahat_rate,
     adahat_reg_scale,
     fg_adahat_rate,
+    fg_adahat_rate_scaled,
     hat_const_1_rate,
     hat_const_alpha_rate,
     hat_random_rate,
@@ -87,3 +88,12 @@ def test_scheduler_factors():
         base_mask_sparsity_reg=0.1,
     )
     assert_close(got, torch.tensor([[2.5, 3.5]]))
+
+
+def test_scaled_fg_adahat_rate_equals_the_direct_formula():
+    importance = torch.tensor([[0.0, 2.0], [5.0, 1e6]])
+    alpha, factor = 1.5e-7, torch.tensor(3.2)
+    direct = fg_adahat_rate(importance, alpha=alpha, scheduler_factor=factor)
+    scaled = fg_adahat_rate_scaled(importance / alpha, scheduler_factor=factor)
+    torch.testing.assert_close(scaled, direct, rtol=1e-6, atol=0)
+    assert scaled[0, 0] == 1.0  # no importance: the full gradient passes

@@ -28,7 +28,7 @@ from hatcl.algorithms.registries import IMPORTANCE_SCHEDULERS, SUMMING_STRATEGIE
 from hatcl.backbones.model import ContinualModel
 from hatcl.data.base import TaskData
 from hatcl.functional.aggregation import neuron_to_bias
-from hatcl.functional.rates import fg_adahat_rate
+from hatcl.functional.rates import fg_adahat_rate_scaled
 from hatcl.functional.reductions import min_max_normalise
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure, ImportancePlugin
 from hatcl.importance.registry import IMPORTANCE_TYPES
@@ -71,7 +71,7 @@ class FGAdaHATRule(AdjustmentRule):
         self._weighted: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def on_task_start(self, *, task_id: int, layers: tuple[LayerContext, ...], masker) -> None:
-        """Precompute ``task_factor * I`` per parameter for the task."""
+        """Precompute ``task_factor * I / alpha`` per parameter for the task."""
         importance = self.store.summative()
         summative_mask = masker.store.summative()
         self._weighted = {}
@@ -87,7 +87,10 @@ class FGAdaHATRule(AdjustmentRule):
                 summative_mask=summative_mask,
                 base_linear=self.base_linear,
             )
-            self._weighted[layer.layer.name] = (factor_w * weight, factor_b * bias)
+            self._weighted[layer.layer.name] = (
+                factor_w * weight / self.alpha,
+                factor_b * bias / self.alpha,
+            )
 
     def rates(
         self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor | None
@@ -95,11 +98,11 @@ class FGAdaHATRule(AdjustmentRule):
         sparsity = 0.0 if network_sparsity is None else network_sparsity
         step_factor = sparsity + self.base_mask_sparsity_reg
         weight, bias = self._weighted[layer.layer.name]
-        weight_rate = fg_adahat_rate(weight, alpha=self.alpha, scheduler_factor=step_factor)
+        weight_rate = fg_adahat_rate_scaled(weight, scheduler_factor=step_factor)
         bias_rate = (
             None
             if layer.bias is None
-            else fg_adahat_rate(bias, alpha=self.alpha, scheduler_factor=step_factor)
+            else fg_adahat_rate_scaled(bias, scheduler_factor=step_factor)
         )
         return weight_rate, bias_rate
 

@@ -103,6 +103,19 @@ def fg_adahat_rate(importance: Tensor, *, alpha: float, scheduler_factor: Tensor
     return alpha / (scheduler_factor * importance + alpha)
 
 
+def fg_adahat_rate_scaled(scaled_importance: Tensor, *, scheduler_factor: Tensor | float) -> Tensor:
+    """Return ``1 / (1 + c * x)`` with ``x = I_task / alpha`` precomputed for the task.
+
+    Equal to :func:`fg_adahat_rate` with ``I = alpha * x`` (``alpha / (c I + alpha)``), in three
+    elementwise passes with one allocation, for the per-step hot path.
+
+    Args:
+        scaled_importance: ``x``, the parameter-wise importance divided by alpha.
+        scheduler_factor: ``c`` (the per-step part of the scheduler), scalar or broadcastable.
+    """
+    return (scaled_importance * scheduler_factor).add_(1.0).reciprocal_()
+
+
 def linear_sparsity_reg_factor(
     *,
     task_id: int,
