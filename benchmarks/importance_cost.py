@@ -321,7 +321,7 @@ def main() -> None:
     """Run the benchmark and write the JSON and the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=3, help="steps per timing")
+    parser.add_argument("--repeat", type=int, default=10, help="steps per timing")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=Path("docs/importance_cost.json"))
     parser.add_argument("--markdown", type=Path, default=Path("docs/importance_cost.md"))
