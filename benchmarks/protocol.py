@@ -58,18 +58,10 @@ METHODS: dict[str, list[str]] = {
     "ewc": ["algorithm=ewc"],
     "hat": ["algorithm=hat"],
     "adahat": ["algorithm=adahat"],
-    "fgadahat_IG": [FG, "algorithm.importance_type=input_weight_gradient_abs_sum"],
-    "fgadahat_ICU": [FG, "algorithm.importance_type=input_weight_abs_sum_x_activation_abs"],
-    "fgadahat_AFI": [
-        FG,
-        "algorithm.importance_type=input_weight_gradient_square_sum_x_activation_abs",
-    ],
-    "fgadahat_OG": [
-        FG,
-        "algorithm.importance_type=output_weight_gradient_abs_sum",
-        "algorithm.adjustment_intensity=1e-7",
-        "algorithm.base_linear=10",
-    ],
+    "fgadahat_IG": ["experiment=IG"],  # the reference protocol's variants (conf/experiment)
+    "fgadahat_ICU": ["experiment=ICU"],
+    "fgadahat_AFI": ["experiment=AFI"],
+    "fgadahat_OG": ["experiment=OG"],
     "fgadahat_GxA": [FG, "algorithm.importance_type=gradient_x_activation_abs"],
     "independent": ["algorithm=independent"],
     "joint": ["algorithm=joint"],
