@@ -109,8 +109,8 @@ def plan(
             folder=out / bench / method / f"seed{seed}",
         )
         for bench, base in benchmarks.items()
+        for seed in seeds  # seed-major: a partial run already has every method for seed 1
         for method in methods
-        for seed in seeds
     ]
 
 
