@@ -241,3 +241,22 @@ def test_the_loop_calls_hooks_in_spec_order():
     steps = len(data.tasks[0].train.y) // 50 + (len(data.tasks[0].train.y) % 50 > 0)
     assert recorder.calls == ["on_task_start", *step * steps, "on_task_end"]
     assert isinstance(recorder, Algorithm)
+
+
+def test_a_configured_scheduler_really_steps_and_each_task_gets_a_fresh_optimizer():
+    config, data, module = _experiment(
+        "hat",
+        [
+            "trainer.max_epochs=3",
+            "optimizer.scheduler=step",
+            "+optimizer.scheduler_options={step_size: 1, gamma: 0.5}",
+        ],
+    )
+    first = train_task(module, data.tasks[0], config=config)
+    assert first.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
+    second = train_task(module, data.tasks[1], config=config)
+    assert second.optimizers[0] is not first.optimizers[0]
+    assert second.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
+    heads = {id(p) for p in module.model.heads.head(2).parameters()}
+    optimized = {id(p) for group in second.optimizers[0].param_groups for p in group["params"]}
+    assert heads <= optimized
