@@ -244,6 +244,19 @@ def figure(table: dict, bench: str, path: Path) -> None:
     plt.close(fig)
 
 
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def write_page(path: Path, tables: str) -> None:
+    """Write ``tables`` to ``path``, between the results markers if the page already has them."""
+    text = path.read_text() if path.exists() else ""
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        tables = f"{head}{START}\n{tables}\n{END}{rest.split(END, 1)[1]}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tables)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench_runs"))
@@ -275,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures[bench] = os.path.relpath(path, args.page.parent if args.page else args.out)
     (args.out / "results.json").write_text(json.dumps(table, indent=2) + "\n")
     page = markdown(table, figures=figures)
-    (args.page or args.out / "results.md").write_text(page)
+    write_page(args.page or args.out / "results.md", page)
     print(page)
     return 1 if any(code for _, _, code in results) else 0
 

@@ -69,3 +69,11 @@ def test_loop_overhead_smoke(monkeypatch, capsys):
     result = json.loads(out[: out.rindex("}") + 1])
     assert result["bare_step_ms"] > 0 and result["loop_step_ms"] > 0
     assert result["ratio"] == pytest.approx(result["loop_step_ms"] / result["bare_step_ms"])
+
+
+def test_protocol_page_keeps_the_text_around_the_markers(tmp_path):
+    protocol = _load("protocol")
+    page = tmp_path / "results.md"
+    page.write_text(f"intro\n{protocol.START}\nold\n{protocol.END}\ndiscussion\n")
+    protocol.write_page(page, "| new |")
+    assert page.read_text() == f"intro\n{protocol.START}\n| new |\n{protocol.END}\ndiscussion\n"
