@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from hatcl.algorithms.base import StepContext
 from hatcl.algorithms.hat import HAT
@@ -40,6 +39,7 @@ from hatcl.importance.attribution.measures import SHARED_METHODS, attribution_me
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure
 from hatcl.importance.registry import IMPORTANCE_TYPES
 from hatcl.masking.stage import Stage
+from hatcl.training.step import run_training_step
 
 HIDDEN = (256, 100, 64)
 BATCH = 128
@@ -84,27 +84,17 @@ class Runner:
     def step(self) -> None:
         batch_index = self.index % NUM_BATCHES
         self.index += 1
-        scale = self.algorithm.training_scale(batch_index=batch_index, num_batches=NUM_BATCHES)
-        self.optimizer.zero_grad(set_to_none=True)
-        output = self.model(self.inputs, task_id=1, stage=Stage.TRAIN, scale=scale)
-        context = StepContext(
+        result = run_training_step(
             model=self.model,
+            algorithm=self.algorithm,
+            optimizer=self.optimizer,
+            inputs=self.inputs,
+            targets=self.targets,
             task_id=1,
             batch_index=batch_index,
             num_batches=NUM_BATCHES,
-            scale=scale,
-            inputs=self.inputs,
-            targets=self.targets,
-            output=output,
         )
-        loss = F.cross_entropy(output.logits, self.targets)
-        for term in self.algorithm.loss_terms(context).values():
-            loss = loss + term
-        loss.backward()
-        self.algorithm.adjust_gradients(context)
-        self.algorithm.compensate_gradients(context)
-        self.optimizer.step()
-        self.algorithm.after_optimizer_step(context)
+        context = result.context
         if self.measure is not None:
             self.measure.compute(self._importance_context(context))
 

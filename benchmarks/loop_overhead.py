@@ -20,17 +20,15 @@ import warnings
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
-from hatcl.algorithms.base import StepContext
 from hatcl.algorithms.hat import HAT
 from hatcl.backbones.mlp import MLPBackbone
 from hatcl.backbones.model import ContinualModel
 from hatcl.config import OptimizerConfig
 from hatcl.heads.heads import TaskIncrementalHeads
-from hatcl.masking.stage import Stage
 from hatcl.training.batches import TensorBatches
 from hatcl.training.module import ContinualModule
+from hatcl.training.step import run_training_step
 
 BATCH = 128
 INPUT = (1, 28, 28)
@@ -61,27 +59,16 @@ def bare_step_times(steps: int) -> list[float]:
     times = []
     for b, (inputs, targets) in enumerate(TensorBatches(x, y, batch_size=BATCH)):
         started = time.perf_counter()
-        scale = algorithm.training_scale(batch_index=b, num_batches=steps)
-        optimizer.zero_grad(set_to_none=True)
-        output = model(inputs, task_id=1, stage=Stage.TRAIN, scale=scale)
-        context = StepContext(
+        run_training_step(
             model=model,
+            algorithm=algorithm,
+            optimizer=optimizer,
+            inputs=inputs,
+            targets=targets,
             task_id=1,
             batch_index=b,
             num_batches=steps,
-            scale=scale,
-            inputs=inputs,
-            targets=targets,
-            output=output,
         )
-        loss = F.cross_entropy(output.logits, targets)
-        for term in algorithm.loss_terms(context).values():
-            loss = loss + term
-        loss.backward()
-        algorithm.adjust_gradients(context)
-        algorithm.compensate_gradients(context)
-        optimizer.step()
-        algorithm.after_optimizer_step(context)
         times.append(time.perf_counter() - started)
     return times
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from hatcl.algorithms.base import StepContext
 from hatcl.backbones.cnn import CNNBackbone
 from hatcl.backbones.model import ContinualModel
 from hatcl.backbones.resnet import ResNetBackbone
 from hatcl.heads.heads import TaskIncrementalHeads
 from hatcl.masking.stage import Stage
+from hatcl.training.step import run_training_step
 
 CNN_SHAPE = (2, 16, 16)
 RESNET_SHAPE = (3, 8, 8)
@@ -67,27 +66,16 @@ def train_task(model: ContinualModel, algorithm, *, task_id: int, batches, epoch
     model.train()
     for _ in range(epochs):
         for index, (x, y) in enumerate(batches):
-            scale = algorithm.training_scale(batch_index=index, num_batches=len(batches))
-            optimizer.zero_grad(set_to_none=True)
-            output = model(x, task_id=task_id, stage=Stage.TRAIN, scale=scale)
-            context = StepContext(
+            run_training_step(
                 model=model,
+                algorithm=algorithm,
+                optimizer=optimizer,
+                inputs=x,
+                targets=y,
                 task_id=task_id,
                 batch_index=index,
                 num_batches=len(batches),
-                scale=scale,
-                inputs=x,
-                targets=y,
-                output=output,
             )
-            loss = F.cross_entropy(output.logits, y)
-            for term in algorithm.loss_terms(context).values():
-                loss = loss + term
-            loss.backward()
-            algorithm.adjust_gradients(context)
-            algorithm.compensate_gradients(context)
-            optimizer.step()
-            algorithm.after_optimizer_step(context)
     algorithm.on_task_end(task_id=task_id, model=model, task_data=None)
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
-from hatcl.algorithms.base import Algorithm, StepContext
-from hatcl.backbones.base import BackboneOutput
-from hatcl.backbones.model import ContinualModel, ModelOutput
+from hatcl.algorithms.base import Algorithm
+from hatcl.backbones.model import ContinualModel
 from hatcl.config import OptimizerConfig
 from hatcl.masking.stage import Stage
 from hatcl.training.optim import build_optimizer, build_scheduler
+from hatcl.training.step import run_training_step
 
 
 class _Accuracy:
@@ -82,36 +81,19 @@ class ContinualModule(L.LightningModule):
         }
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        inputs, targets = batch[0], batch[1]
-        task_ids = batch[2] if len(batch) > 2 else None
-        optimizer = self.optimizers()
-        num_batches = int(self.trainer.num_training_batches)
-        scale = self.algorithm.training_scale(batch_index=batch_idx, num_batches=num_batches)
-        optimizer.zero_grad(set_to_none=True)
-        if task_ids is None:
-            output = self.model(inputs, task_id=self.task_id, stage=Stage.TRAIN, scale=scale)
-        else:
-            output = grouped_forward(self.model, inputs, task_ids=task_ids, scale=scale)
-        context = StepContext(
+        result = run_training_step(
             model=self.model,
+            algorithm=self.algorithm,
+            optimizer=self.optimizers(),
+            inputs=batch[0],
+            targets=batch[1],
+            task_ids=batch[2] if len(batch) > 2 else None,
             task_id=self.task_id,
             batch_index=batch_idx,
-            num_batches=num_batches,
-            scale=scale,
-            inputs=inputs,
-            targets=targets,
-            output=output,
-            task_ids=task_ids,
+            num_batches=int(self.trainer.num_training_batches),
+            backward=self.manual_backward,
         )
-        loss = F.cross_entropy(output.logits, targets)
-        for term in self.algorithm.loss_terms(context).values():
-            loss = loss + term
-        self.manual_backward(loss)
-        self.algorithm.adjust_gradients(context)
-        self.algorithm.compensate_gradients(context)
-        optimizer.step()
-        self.algorithm.after_optimizer_step(context)
-        self._collect_step(loss.detach(), output.logits.detach(), targets)
+        self._collect_step(result.loss.detach(), result.context.output.logits.detach(), batch[1])
 
     def on_train_epoch_end(self) -> None:
         scheduler = self.lr_schedulers()
@@ -211,33 +193,3 @@ class _Window:
 
     def mean_loss(self) -> float:
         return float(self.loss) / max(self.steps, 1)
-
-
-def grouped_forward(
-    model: ContinualModel, inputs: torch.Tensor, *, task_ids: torch.Tensor, scale: float | None
-) -> ModelOutput:
-    """Training forward of a mixed-task batch: each sample through its own task's head.
-
-    Each task's samples run as one group. The logits are padded with ``-inf`` to the widest head,
-    so that cross-entropy and argmax over a row only ever see that sample's own head; features
-    and activations are re-assembled in batch order (per-task masks are not returned).
-    """
-    groups = [int(t) for t in torch.unique(task_ids).tolist()]
-    indices = [torch.nonzero(task_ids == t).squeeze(1) for t in groups]
-    outputs = [
-        model(inputs[index], task_id=t, stage=Stage.TRAIN, scale=scale)
-        for t, index in zip(groups, indices)
-    ]
-    inverse = torch.argsort(torch.cat(indices))
-    width = max(out.logits.shape[1] for out in outputs)
-    padded = [
-        F.pad(out.logits, (0, width - out.logits.shape[1]), value=float("-inf")) for out in outputs
-    ]
-    logits = torch.cat(padded)[inverse]
-    features = torch.cat([out.backbone.features for out in outputs])[inverse]
-    activations = {
-        key: torch.cat([out.backbone.activations[key] for out in outputs])[inverse]
-        for key in outputs[0].backbone.activations
-    }
-    backbone = BackboneOutput(features=features, activations=activations)
-    return ModelOutput(logits=logits, backbone=backbone)

@@ -1,0 +1,109 @@
+"""One training step in the order of spec §3: the only place that order is written.
+
+The Lightning loop (:class:`hatcl.training.module.ContinualModule`), the benchmarks and the tests
+that train by hand all call :func:`run_training_step`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from hatcl.algorithms.base import Algorithm, StepContext
+from hatcl.backbones.base import BackboneOutput
+from hatcl.backbones.model import ContinualModel, ModelOutput
+from hatcl.masking.stage import Stage
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The step's total loss (with the algorithm's terms) and the context its hooks saw."""
+
+    loss: torch.Tensor
+    context: StepContext
+
+
+def run_training_step(
+    *,
+    model: ContinualModel,
+    algorithm: Algorithm,
+    optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    task_id: int,
+    batch_index: int,
+    num_batches: int,
+    task_ids: torch.Tensor | None = None,
+    backward: Callable[[torch.Tensor], None] | None = None,
+) -> StepResult:
+    """Zero grads, forward, loss, backward, adjust, compensate, optimizer step, after-step.
+
+    Args:
+        optimizer: anything with ``zero_grad(set_to_none=)`` and ``step()`` (a torch optimizer
+            or Lightning's wrapper of one).
+        task_ids: per-sample task ids of a mixed-task batch (each sample through its own head).
+        backward: how to back-propagate the loss (Lightning's ``manual_backward``; default
+            ``loss.backward()``).
+    """
+    scale = algorithm.training_scale(batch_index=batch_index, num_batches=num_batches)
+    optimizer.zero_grad(set_to_none=True)
+    if task_ids is None:
+        output = model(inputs, task_id=task_id, stage=Stage.TRAIN, scale=scale)
+    else:
+        output = grouped_forward(model, inputs, task_ids=task_ids, scale=scale)
+    context = StepContext(
+        model=model,
+        task_id=task_id,
+        batch_index=batch_index,
+        num_batches=num_batches,
+        scale=scale,
+        inputs=inputs,
+        targets=targets,
+        output=output,
+        task_ids=task_ids,
+    )
+    loss = F.cross_entropy(output.logits, targets)
+    for term in algorithm.loss_terms(context).values():
+        loss = loss + term
+    if backward is None:
+        loss.backward()
+    else:
+        backward(loss)
+    algorithm.adjust_gradients(context)
+    algorithm.compensate_gradients(context)
+    optimizer.step()
+    algorithm.after_optimizer_step(context)
+    return StepResult(loss=loss, context=context)
+
+
+def grouped_forward(
+    model: ContinualModel, inputs: torch.Tensor, *, task_ids: torch.Tensor, scale: float | None
+) -> ModelOutput:
+    """Training forward of a mixed-task batch: each sample through its own task's head.
+
+    Each task's samples run as one group. The logits are padded with ``-inf`` to the widest head,
+    so that cross-entropy and argmax over a row only ever see that sample's own head; features
+    and activations are re-assembled in batch order (per-task masks are not returned).
+    """
+    groups = [int(t) for t in torch.unique(task_ids).tolist()]
+    indices = [torch.nonzero(task_ids == t).squeeze(1) for t in groups]
+    outputs = [
+        model(inputs[index], task_id=t, stage=Stage.TRAIN, scale=scale)
+        for t, index in zip(groups, indices)
+    ]
+    inverse = torch.argsort(torch.cat(indices))
+    width = max(out.logits.shape[1] for out in outputs)
+    padded = [
+        F.pad(out.logits, (0, width - out.logits.shape[1]), value=float("-inf")) for out in outputs
+    ]
+    logits = torch.cat(padded)[inverse]
+    features = torch.cat([out.backbone.features for out in outputs])[inverse]
+    activations = {
+        key: torch.cat([out.backbone.activations[key] for out in outputs])[inverse]
+        for key in outputs[0].backbone.activations
+    }
+    backbone = BackboneOutput(features=features, activations=activations)
+    return ModelOutput(logits=logits, backbone=backbone)
