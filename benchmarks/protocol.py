@@ -268,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny digits version (smoke test)")
     parser.add_argument("--page", type=Path, default=None, help="write the Markdown tables here")
     parser.add_argument("--extra", nargs="*", default=[], help="overrides added to every run")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only aggregate the runs that finished"
+    )
     args = parser.parse_args(argv)
     catalogue = QUICK_BENCHMARKS if args.quick else BENCHMARKS
     names = args.benchmarks or list(catalogue)
@@ -279,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         extra=args.extra,
     )
-    results = run_all(jobs, parallel=args.jobs)
+    results = [] if args.report_only else run_all(jobs, parallel=args.jobs)
     table = aggregate(jobs)
     figures = {}
     for bench in table:

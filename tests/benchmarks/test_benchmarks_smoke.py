@@ -47,6 +47,13 @@ def test_protocol_quick_runs_aggregates_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert protocol.main(args) == 0
     assert "ok in 0 s" in capsys.readouterr().out
+    # reporting only: runs never started (seed 2) are left out, not run
+    seeds = args.index("--seeds") + 1
+    report = [*args[:seeds], "1", "2", *args[seeds + 1 :], "--report-only"]
+    assert protocol.main(report) == 0
+    again = json.loads((tmp_path / "runs" / "results.json").read_text())
+    assert again["permuted_digits"]["hat"]["aa"]["n"] == 1
+    assert not (tmp_path / "runs" / "permuted_digits" / "hat" / "seed2").exists()
 
 
 def test_protocol_rejects_unknown_methods(tmp_path):
