@@ -161,10 +161,19 @@ def _fwt(matrix: list[list[float]], reference: list[list[float]] | None) -> floa
     return statistics.fmean(matrix[t][t] - diagonal[t] for t in range(1, len(matrix)))
 
 
+def _load_run(folder: Path) -> dict:
+    """The run's metrics, with its wall time from ``timing.json`` when present."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    timing = folder / "timing.json"
+    if timing.exists():
+        metrics["wall_time_seconds"] = json.loads(timing.read_text()).get("wall_time_seconds")
+    return metrics
+
+
 def aggregate(jobs: Sequence[Job]) -> dict:
     """Per benchmark and method: mean +- std over seeds of every reported quantity."""
     loaded = {
-        (j.benchmark, j.method, j.seed): json.loads((j.folder / "metrics.json").read_text())
+        (j.benchmark, j.method, j.seed): _load_run(j.folder)
         for j in jobs
         if (j.folder / "metrics.json").exists()
     }

@@ -40,6 +40,7 @@ def test_protocol_quick_runs_aggregates_and_resumes(tmp_path, capsys):
     hat = results["permuted_digits"]["hat"]
     assert hat["bwt"] == {"mean": 0.0, "std": 0.0, "n": 1}
     assert 0.0 <= hat["aa"]["mean"] <= 1.0
+    assert hat["seconds"]["mean"] > 0  # from the run's timing.json
     text = page.read_text()
     assert "| hat | " in text and "| finetuning | " in text
     assert (tmp_path / "figures" / "aa_permuted_digits.png").is_file()
