@@ -200,10 +200,10 @@ def aggregate(jobs: Sequence[Job]) -> dict:
     return table
 
 
-def _cell(stat: dict | None, digits: int = 4) -> str:
+def _cell(stat: dict | None, digits: int = 4, style: str = "f") -> str:
     if stat is None:
         return "n/a"
-    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return f"{stat['mean']:.{digits}{style}} ± {stat['std']:.{digits}{style}}"
 
 
 def markdown(table: dict, *, figures: dict[str, str]) -> str:
@@ -220,7 +220,7 @@ def markdown(table: dict, *, figures: dict[str, str]) -> str:
         for method, row in methods.items():
             lines.append(
                 f"| {method} | {_cell(row['aa'])} | {_cell(row['bwt'])} | "
-                f"{_cell(row['forgetting'])} | {_cell(row['fwt'])} | {_cell(row['capacity'])} | "
+                f"{_cell(row['forgetting'])} | {_cell(row['fwt'])} | {_cell(row['capacity'], 1, 'e')} | "
                 f"{_cell(row['seconds'], 0)} |"
             )
         if bench in figures:
