@@ -220,8 +220,8 @@ def markdown(table: dict, *, figures: dict[str, str]) -> str:
         for method, row in methods.items():
             lines.append(
                 f"| {method} | {_cell(row['aa'])} | {_cell(row['bwt'])} | "
-                f"{_cell(row['forgetting'])} | {_cell(row['fwt'])} | {_cell(row['capacity'], 1, 'e')} | "
-                f"{_cell(row['seconds'], 0)} |"
+                f"{_cell(row['forgetting'])} | {_cell(row['fwt'])} | "
+                f"{_cell(row['capacity'], 1, 'e')} | {_cell(row['seconds'], 0)} |"
             )
         if bench in figures:
             lines += ["", f"![AA after each task on {bench}]({figures[bench]})"]
