@@ -203,6 +203,8 @@ def aggregate(jobs: Sequence[Job]) -> dict:
 def _cell(stat: dict | None, digits: int = 4, style: str = "f") -> str:
     if stat is None:
         return "n/a"
+    if stat["n"] == 1:  # one seed: no spread to show
+        return f"{stat['mean']:.{digits}{style}}"
     return f"{stat['mean']:.{digits}{style}} ± {stat['std']:.{digits}{style}}"
 
 
@@ -212,14 +214,14 @@ def markdown(table: dict, *, figures: dict[str, str]) -> str:
     for bench, methods in table.items():
         n = max(len(row["runs"]) for row in methods.values())
         lines += [
-            f"### {bench} ({n} seed{'s' if n > 1 else ''})",
+            f"### {bench} (up to {n} seed{'s' if n > 1 else ''}: mean ± std over seeds)",
             "",
-            "| method | AA | BWT | forgetting | FWT | final capacity | wall time (s) |",
-            "|---|---|---|---|---|---|---|",
+            "| method | seeds | AA | BWT | forgetting | FWT | final capacity | wall time (s) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for method, row in methods.items():
             lines.append(
-                f"| {method} | {_cell(row['aa'])} | {_cell(row['bwt'])} | "
+                f"| {method} | {len(row['runs'])} | {_cell(row['aa'])} | {_cell(row['bwt'])} | "
                 f"{_cell(row['forgetting'])} | {_cell(row['fwt'])} | "
                 f"{_cell(row['capacity'], 1, 'e')} | {_cell(row['seconds'], 0)} |"
             )
