@@ -237,13 +237,23 @@ def figure(table: dict, bench: str, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, row in table[bench].items():
+    colours = plt.cm.tab20.colors  # one distinct colour per method (up to 20)
+    for index, (method, row) in enumerate(table[bench].items()):
         curves = [run["aa_curve"] for run in row["runs"] if run["aa_curve"]]
         if curves:
             mean = [statistics.fmean(values) for values in zip(*curves)]
-            ax.plot(range(1, len(mean) + 1), mean, marker="o", markersize=3, label=method)
+            ax.plot(
+                range(1, len(mean) + 1),
+                mean,
+                marker="o",
+                markersize=3,
+                label=method,
+                color=colours[(2 * index) % 20 + (2 * index) // 20],
+            )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("after task")
     ax.set_ylabel("average accuracy on seen tasks")
     ax.set_title(bench)
