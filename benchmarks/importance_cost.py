@@ -114,15 +114,7 @@ class Runner:
         return lambda: measure.compute(context)
 
     def _importance_context(self, context: StepContext) -> ImportanceContext:
-        return ImportanceContext(
-            model=context.model,
-            task_id=context.task_id,
-            inputs=context.inputs,
-            targets=context.targets,
-            scale=context.scale,
-            output=context.output,
-            step=self.index,
-        )
+        return ImportanceContext.from_step(context, step=self.index)
 
 
 def _runner(algorithm, data, measure: ImportanceMeasure | None = None) -> Runner:

@@ -299,16 +299,7 @@ class FGAdaHAT(AdaptiveRateReporting, HAT):
         super().after_optimizer_step(context)
         self._task_step += 1
         raw = self.measure.compute(
-            ImportanceContext(
-                model=context.model,
-                task_id=context.task_id,
-                inputs=context.inputs,
-                targets=context.targets,
-                scale=context.scale,
-                output=context.output,
-                plugin=self.plugin,
-                step=self._task_step,
-            )
+            ImportanceContext.from_step(context, step=self._task_step, plugin=self.plugin)
         )
         self.importance.observe(self._step_importance(raw, context.output.backbone.masks))
 

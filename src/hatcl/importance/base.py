@@ -63,6 +63,22 @@ class ImportanceContext:
     plugin: ImportancePlugin | None = None
     step: int = 0
 
+    @classmethod
+    def from_step(
+        cls, context: StepContext, *, step: int, plugin: ImportancePlugin | None = None
+    ) -> ImportanceContext:
+        """The importance context of a training step (its model, batch, scale and output)."""
+        return cls(
+            model=context.model,
+            task_id=context.task_id,
+            inputs=context.inputs,
+            targets=context.targets,
+            scale=context.scale,
+            output=context.output,
+            plugin=plugin,
+            step=step,
+        )
+
 
 @dataclass(frozen=True)
 class ImportanceMeasure:
