@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
@@ -10,12 +13,25 @@ from hatcl.algorithms.base import Algorithm, StepContext
 from hatcl.algorithms.registries import EWC_MODES
 from hatcl.backbones.model import ContinualModel
 from hatcl.data.base import TaskData
-from hatcl.functional.ewc import ewc_penalty, squared_gradient_sum
+from hatcl.functional.ewc import ewc_penalty, merge_online, merge_separate, squared_gradient_sum
 from hatcl.masking.stage import Stage
 from hatcl.validation import check_int, check_number
 
 _FISHER = "fisher_"
 _ANCHOR = "anchor_"
+
+
+@dataclass(frozen=True)
+class EWCMode:
+    """How a finished task's Fisher joins the consolidated penalty (an ``EWC_MODES`` entry)."""
+
+    merge: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    keeps_constant: bool
+    uses_gamma: bool
+
+
+SEPARATE = EWCMode(merge=merge_separate, keeps_constant=True, uses_gamma=False)
+ONLINE = EWCMode(merge=merge_online, keeps_constant=False, uses_gamma=True)
 
 
 class EWC(Algorithm):
@@ -50,15 +66,15 @@ class EWC(Algorithm):
         self.ewc_lambda = check_number(ewc_lambda, parameter="ewc_lambda", low=0.0)
         self.mode = EWC_MODES.validate(mode, parameter="mode")
         self.gamma = check_number(gamma, parameter="gamma", low=0.0, high=1.0)
-        if self.mode == "separate" and self.gamma != 1.0:
-            raise ValueError(f"gamma is used by mode 'online' only; mode 'separate' got {gamma}")
+        self._mode: EWCMode = EWC_MODES.get(self.mode)
+        if not self._mode.uses_gamma and self.gamma != 1.0:
+            raise ValueError(f"gamma is used by mode 'online' only; mode {mode!r} got {gamma}")
         self.fisher_samples = (
             None
             if fisher_samples is None
             else check_int(fisher_samples, parameter="fisher_samples", low=1)
         )
         self.fisher_batch_size = check_int(fisher_batch_size, parameter="fisher_batch_size", low=1)
-        self._merge = EWC_MODES.get(self.mode)
         self.register_buffer("offset", torch.zeros(()))
 
     def loss_terms(self, context: StepContext) -> dict[str, torch.Tensor]:
@@ -101,7 +117,7 @@ class EWC(Algorithm):
             if old_fisher is None:
                 old_fisher = torch.zeros_like(new_anchor)
                 old_anchor = torch.zeros_like(new_anchor)
-            merged, anchor, added = self._merge(
+            merged, anchor, added = self._mode.merge(
                 fisher=old_fisher,
                 anchor=old_anchor,
                 new_fisher=fishers[name],
@@ -111,8 +127,8 @@ class EWC(Algorithm):
             self.register_buffer(_FISHER + _safe(name), merged)
             self.register_buffer(_ANCHOR + _safe(name), anchor)
             offset = offset + added.to(offset)
-        # separate: the constants accumulate; online: every merge returns 0 (re-anchored)
-        self.offset = offset + self.offset if self.mode == "separate" else offset
+        # separate: the constants accumulate; online: every merge re-anchors (constant 0)
+        self.offset = offset + self.offset if self._mode.keeps_constant else offset
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # Fisher and anchor buffers appear after the first task: create them before loading.

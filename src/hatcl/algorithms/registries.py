@@ -36,12 +36,12 @@ HAT_ADJUSTMENT_MODES.add(
 EWC_MODES = Registry("ewc_mode")
 EWC_MODES.add(
     "separate",
-    "hatcl.functional.ewc:merge_separate",
+    "hatcl.algorithms.ewc:SEPARATE",
     summary="one penalty per task, summed (Kirkpatrick et al. 2017)",
 )
 EWC_MODES.add(
     "online",
-    "hatcl.functional.ewc:merge_online",
+    "hatcl.algorithms.ewc:ONLINE",
     summary="F <- gamma F + F_t, latest anchor (Schwarz et al. 2018)",
 )
 ALGORITHMS.add(
