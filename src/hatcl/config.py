@@ -107,3 +107,15 @@ def _plain(mapping: Mapping[str, Any], *, section: str) -> dict[str, Any]:
     if not isinstance(mapping, Mapping):
         raise TypeError(f"{section} must be a mapping of options, got {mapping!r}")
     return dict(mapping)
+
+
+def flatten_mapping(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``{"a.b": value}`` (lists stay values)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_mapping(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hatcl.config import flatten_mapping
+
 # Keys that do not change what a run computes: runs differing only here are pooled.
 POOLED_KEYS = (
     "seed",
@@ -77,7 +79,7 @@ def load_run(path: Path) -> RunRecord:
     config_file = path / "config.yaml"
     config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    return RunRecord(path=path, config=_flatten(config or {}), metrics=metrics)
+    return RunRecord(path=path, config=flatten_mapping(config or {}), metrics=metrics)
 
 
 def group_runs(runs: Sequence[RunRecord]) -> list[RunGroup]:
@@ -213,14 +215,3 @@ def _aa_curve(metrics: Mapping[str, Any]) -> list[float]:
     if curve:
         return [float(value) for value in curve]
     return [sum(row) / len(row) for row in metrics["accuracy_matrix"]]
-
-
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

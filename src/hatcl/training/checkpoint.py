@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hatcl.config import flatten_mapping
+
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 1
 _NAME = re.compile(r"^task_(\d+)\.ckpt$")
@@ -238,23 +240,11 @@ def config_differences(saved: str, current: str) -> list[str]:
     """``key (saved X, now Y)`` for every dotted key whose value differs between two YAMLs."""
     import yaml
 
-    before = flatten(yaml.safe_load(saved) or {})
-    after = flatten(yaml.safe_load(current) or {})
+    before = flatten_mapping(yaml.safe_load(saved) or {})
+    after = flatten_mapping(yaml.safe_load(current) or {})
     keys = sorted(
         key
         for key in set(before) | set(after)
         if key.split(".")[0] not in RESUME_IGNORED_KEYS and before.get(key) != after.get(key)
     )
     return [f"{key} (saved {before.get(key)!r}, now {after.get(key)!r})" for key in keys]
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as ``{"a.b": value}`` (lists stay values)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
