@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hatcl.algorithms.base import StepContext
-from hatcl.algorithms.ewc import EWC, diagonal_fisher
+from hatcl.algorithms.ewc import EWC
+from hatcl.algorithms.fisher import diagonal_fisher
 from hatcl.algorithms.lwf import LwF
 from hatcl.backbones.mlp import MLPBackbone
 from hatcl.backbones.model import ContinualModel

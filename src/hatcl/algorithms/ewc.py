@@ -6,15 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call, grad, vmap
 
 from hatcl.algorithms.base import Algorithm, StepContext
+from hatcl.algorithms.fisher import diagonal_fisher
 from hatcl.algorithms.registries import EWC_MODES
 from hatcl.backbones.model import ContinualModel
 from hatcl.data.base import TaskData
-from hatcl.functional.ewc import ewc_penalty, merge_online, merge_separate, squared_gradient_sum
-from hatcl.masking.stage import Stage
+from hatcl.functional.ewc import ewc_penalty, merge_online, merge_separate
 from hatcl.validation import check_int, check_number
 
 _FISHER = "fisher_"
@@ -147,44 +145,6 @@ class EWC(Algorithm):
                 safe = key[len(_FISHER) :]
                 found[safe.replace("-", ".")] = (fisher, self._buffers[_ANCHOR + safe])
         return found
-
-
-def diagonal_fisher(
-    model: ContinualModel,
-    *,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    task_id: int,
-    batch_size: int = 128,
-) -> dict[str, torch.Tensor]:
-    """Empirical diagonal Fisher: mean over samples of squared per-sample log-likelihood gradients.
-
-    The model runs in evaluation mode (no dropout, batch-norm running statistics), one sample at a
-    time in effect (vectorised with ``torch.func``), through task ``task_id``'s head.
-    """
-    named = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-    buffers = {n: b.detach() for n, b in model.named_buffers()}
-    device = next(iter(named.values())).device
-
-    def sample_loss(params, x, y):
-        out = functional_call(
-            model, (params, buffers), (x.unsqueeze(0),), {"task_id": task_id, "stage": Stage.TEST}
-        )
-        return F.cross_entropy(out.logits, y.unsqueeze(0))
-
-    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-    sums = {n: torch.zeros_like(p) for n, p in named.items()}
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(targets), batch_size):
-            x = inputs[start : start + batch_size].to(device)
-            y = targets[start : start + batch_size].to(device)
-            for name, gradients in per_sample(named, x, y).items():
-                sums[name] += squared_gradient_sum(gradients)
-    finally:
-        model.train(was_training)
-    return {name: total / max(len(targets), 1) for name, total in sums.items()}
 
 
 def _fisher_subset(

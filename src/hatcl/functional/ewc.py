@@ -18,6 +18,19 @@ def squared_gradient_sum(per_sample_gradients: Tensor) -> Tensor:
     return per_sample_gradients.pow(2).sum(0)
 
 
+def linear_squared_gradient_sums(
+    inputs: Tensor, *, output_gradient: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Sums over samples of a linear layer's squared per-sample weight and bias gradients.
+
+    Sample ``n``'s weight gradient is the outer product ``g_n a_n^T`` of its output gradient and
+    its input, so ``sum_n (g_n a_n^T)**2 = (g**2)^T (a**2)``: no per-sample gradient is formed.
+    ``inputs`` is ``(batch, in_features)``, ``output_gradient`` ``(batch, out_features)``.
+    """
+    squared = output_gradient.pow(2)
+    return squared.T @ inputs.pow(2), squared.sum(0)
+
+
 def quadratic_penalty(parameter: Tensor, *, anchor: Tensor, fisher: Tensor) -> Tensor:
     """``sum_i F_i * (theta_i - mu_i)**2`` (0-dim)."""
     return (fisher * (parameter - anchor).pow(2)).sum()
