@@ -44,7 +44,16 @@ BENCHMARKS: dict[str, list[str]] = {
         "trainer.max_epochs=2",
         "trainer.batch_size=128",
     ],
+    # supplementary, not run by default (--benchmarks selects it): the CNN at its full width
+    "split_fashion_mnist_full_cnn": [
+        "data=split_fashion_mnist",
+        "data.num_tasks=5",
+        "backbone=cnn",
+        "trainer.max_epochs=2",
+        "trainer.batch_size=128",
+    ],
 }
+DEFAULT_BENCHMARKS = ("permuted_fashion_mnist", "split_fashion_mnist")
 QUICK_BENCHMARKS: dict[str, list[str]] = {
     "permuted_digits": [
         "data=permuted_digits",
@@ -285,7 +294,9 @@ def write_page(path: Path, tables: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench_runs"))
-    parser.add_argument("--benchmarks", nargs="*", default=None)
+    parser.add_argument(
+        "--benchmarks", nargs="*", default=None, help=f"default: {' '.join(DEFAULT_BENCHMARKS)}"
+    )
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (1 thread each)")
@@ -298,7 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     catalogue = QUICK_BENCHMARKS if args.quick else BENCHMARKS
-    names = args.benchmarks or list(catalogue)
+    names = args.benchmarks or (list(catalogue) if args.quick else list(DEFAULT_BENCHMARKS))
+    unknown = sorted(set(names) - set(catalogue))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; valid: {', '.join(catalogue)}")
     jobs = plan(
         out=args.out,
         benchmarks={n: catalogue[n] for n in names},

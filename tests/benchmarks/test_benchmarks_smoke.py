@@ -63,6 +63,23 @@ def test_protocol_rejects_unknown_methods(tmp_path):
         protocol.main(["--quick", "--out", str(tmp_path), "--methods", "magic"])
 
 
+def test_protocol_rejects_unknown_benchmarks_and_plans_the_default_ones(tmp_path, capsys):
+    protocol = _load("protocol")
+    with pytest.raises(SystemExit):
+        protocol.main(["--out", str(tmp_path), "--benchmarks", "split_cifar", "--report-only"])
+    assert "valid: permuted_fashion_mnist" in capsys.readouterr().err
+    jobs = protocol.plan(
+        out=tmp_path,
+        benchmarks={n: protocol.BENCHMARKS[n] for n in protocol.DEFAULT_BENCHMARKS},
+        methods=["hat"],
+        seeds=[1],
+        threads=1,
+        extra=[],
+    )
+    split = next(j for j in jobs if j.benchmark == "split_fashion_mnist")
+    assert "backbone.channels=[32,64,128]" in split.overrides
+
+
 def test_protocol_fwt_uses_the_independent_run_of_the_same_seed():
     protocol = _load("protocol")
     assert protocol._fwt([[0.9], [0.5, 0.8]], [[0.9], [0.4, 0.7]]) == pytest.approx(0.1)
