@@ -102,3 +102,11 @@ def test_protocol_page_keeps_the_text_around_the_markers(tmp_path):
     page.write_text(f"intro\n{protocol.START}\nold\n{protocol.END}\ndiscussion\n")
     protocol.write_page(page, "| new |")
     assert page.read_text() == f"intro\n{protocol.START}\n| new |\n{protocol.END}\ndiscussion\n"
+
+
+def test_fisher_cost_smoke(capsys):
+    fisher_cost = _load("fisher_cost")
+    results = fisher_cost.main(["--samples", "8", "--repeats", "1"])  # checks both ways agree
+    assert set(results) == {"mlp", "cnn"}
+    assert all(row["hatcl"] > 0 and row["per_sample"] > 0 for row in results.values())
+    assert "ratio" in capsys.readouterr().out
