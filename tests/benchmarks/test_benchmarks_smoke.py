@@ -76,8 +76,14 @@ def test_protocol_rejects_unknown_benchmarks_and_plans_the_default_ones(tmp_path
         threads=1,
         extra=[],
     )
-    split = next(j for j in jobs if j.benchmark == "split_fashion_mnist")
-    assert "backbone.channels=[32,64,128]" in split.overrides
+    assert [j.benchmark for j in jobs] == ["permuted_fashion_mnist", "split_fashion_mnist"]
+    from hatcl.cli_run import compose_config  # every job's overrides compose to a valid config
+
+    split = compose_config([*jobs[1].overrides, f"output_dir={jobs[1].folder}"])
+    assert list(split.backbone.channels) == [32, 64, 128]
+    assert (split.data.scenario, split.data.num_tasks, split.algorithm.name) == ("split", 5, "hat")
+    permuted = compose_config([*jobs[0].overrides, f"output_dir={jobs[0].folder}"])
+    assert (permuted.data.num_tasks, list(permuted.backbone.hidden_dims)) == (20, [256, 100, 64])
 
 
 def test_protocol_fwt_uses_the_independent_run_of_the_same_seed():
