@@ -190,12 +190,19 @@ def aggregate(jobs: Sequence[Job]) -> dict:
     return table
 
 
-def _cell(stat: dict | None, digits: int = 4, style: str = "f") -> str:
+def _cell(stat: dict | None, digits: int = 4, style: str = "f", *, runs: int = 1) -> str:
+    """``mean ± std``; one value alone; ``(n=k)`` when fewer runs than the row's had a value."""
     if stat is None:
         return "n/a"
-    if stat["n"] == 1:  # one seed: no spread to show
-        return f"{stat['mean']:.{digits}{style}}"
-    return f"{stat['mean']:.{digits}{style}} ± {stat['std']:.{digits}{style}}"
+
+    def number(value: float) -> str:
+        text = f"{value:.{digits}{style}}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0000"
+
+    text = number(stat["mean"])
+    if stat["n"] > 1:
+        text += f" ± {number(stat['std'])}"
+    return text if stat["n"] >= runs else f"{text} (n={stat['n']})"
 
 
 def markdown(table: dict, *, figures: dict[str, str]) -> str:
@@ -210,11 +217,16 @@ def markdown(table: dict, *, figures: dict[str, str]) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for method, row in methods.items():
-            lines.append(
-                f"| {method} | {len(row['runs'])} | {_cell(row['aa'])} | {_cell(row['bwt'])} | "
-                f"{_cell(row['forgetting'])} | {_cell(row['fwt'])} | "
-                f"{_cell(row['capacity'], 1, 'e')} | {_cell(row['seconds'], 0)} |"
-            )
+            runs = len(row["runs"])
+            cells = [
+                _cell(row["aa"], runs=runs),
+                _cell(row["bwt"], runs=runs),
+                _cell(row["forgetting"], runs=runs),
+                _cell(row["fwt"], runs=runs),
+                _cell(row["capacity"], 1, "e", runs=runs),
+                _cell(row["seconds"], 0, runs=runs),
+            ]
+            lines.append(f"| {method} | {runs} | {' | '.join(cells)} |")
         if bench in figures:
             lines += ["", f"![AA after each task on {bench}]({figures[bench]})"]
         lines.append("")

@@ -116,3 +116,12 @@ def test_fisher_cost_smoke(capsys):
     assert set(results) == {"mlp", "cnn"}
     assert all(row["hatcl"] > 0 and row["per_sample"] > 0 for row in results.values())
     assert "ratio" in capsys.readouterr().out
+
+
+def test_protocol_cells_show_spread_missing_values_and_no_negative_zero():
+    protocol = _load("protocol")
+    assert protocol._cell(None) == "n/a"
+    assert protocol._cell({"mean": -0.00001, "std": 0.0, "n": 1}) == "0.0000"
+    assert protocol._cell({"mean": 0.5, "std": 0.01, "n": 2}, runs=2) == "0.5000 ± 0.0100"
+    assert protocol._cell({"mean": 0.5, "std": 0.0, "n": 1}, runs=3) == "0.5000 (n=1)"
+    assert protocol._cell({"mean": 1.2e-4, "std": 0.0, "n": 1}, 1, "e") == "1.2e-04"
