@@ -13,6 +13,7 @@ from hatcl.backbones.model import ContinualModel
 from hatcl.cli_run import compose_config
 from hatcl.data.base import build_continual_data
 from hatcl.heads.heads import TaskIncrementalHeads
+from hatcl.masking.stage import Stage
 from hatcl.training.batches import TensorBatches
 from hatcl.training.experiment import (
     ExperimentConfig,
@@ -145,6 +146,44 @@ def test_grouped_forward_routes_each_sample_through_its_own_head():
     )
     loss.backward()
     assert torch.isfinite(model.heads.head(1).weight.grad).all()
+
+
+@pytest.mark.parametrize(
+    ("masked", "batch_norm", "depends"),
+    [
+        (False, "none", False),
+        (False, "shared", False),
+        (False, "independent", True),
+        (True, "none", True),
+    ],
+)
+def test_backbone_depends_on_task_only_with_masks_or_per_task_parts(masked, batch_norm, depends):
+    backbone = MLPBackbone(input_shape=(4,), hidden_dims=(5,), masked=masked, batch_norm=batch_norm)
+    assert backbone.depends_on_task() is depends
+    assert PerTaskBackbones(first=backbone).depends_on_task()  # one backbone per task
+
+
+def test_grouped_forward_runs_a_task_dependent_backbone_per_group():
+    torch.manual_seed(0)
+    backbone = MLPBackbone(input_shape=(4,), hidden_dims=(5,), masked=True)
+    model = ContinualModel(backbone=backbone, heads=TaskIncrementalHeads(input_dim=5))
+    for task in (1, 2):
+        model.setup_task(task_id=task, num_classes=2)
+    calls = []
+    backbone.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    x, task_ids = torch.randn(5, 4), torch.tensor([2, 1, 2, 2, 1])
+    output = grouped_forward(model, x, task_ids=task_ids, scale=10.0)
+    assert sorted(calls) == [2, 3]  # one pass per task group, each with its own masks
+    for i, t in enumerate(task_ids.tolist()):
+        alone = model(x[i : i + 1], task_id=t, stage=Stage.TRAIN, scale=10.0)
+        torch.testing.assert_close(output.logits[i : i + 1], alone.logits)
+        torch.testing.assert_close(output.backbone.features[i : i + 1], alone.backbone.features)
+    calls.clear()
+    plain = MLPBackbone(input_shape=(4,), hidden_dims=(5,), masked=False)
+    plain.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    shared = ContinualModel(backbone=plain, heads=model.heads)
+    grouped_forward(shared, x, task_ids=task_ids, scale=None)
+    assert calls == [5]  # a task-independent backbone runs once on the whole batch
 
 
 def test_tensor_batches_shuffle_task_ids_with_the_samples():

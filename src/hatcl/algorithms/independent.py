@@ -25,6 +25,8 @@ class PerTaskBackbones(Backbone):
         first: the backbone as built for the experiment (becomes task 1's backbone).
     """
 
+    task_specific = True  # the forward depends on task_id (Backbone.depends_on_task)
+
     def __init__(self, *, first: Backbone) -> None:
         super().__init__()
         self.backbones = nn.ModuleDict({"1": first})

@@ -127,6 +127,11 @@ class Backbone(nn.Module):
             return hidden
         return transform(hidden)
 
+    def depends_on_task(self) -> bool:
+        """Whether the forward's result depends on ``task_id``: some submodule is marked
+        ``task_specific`` (HAT masks, per-task batch norms, per-task backbones)."""
+        return any(getattr(module, "task_specific", False) for module in self.modules())
+
     def unit_counts(self) -> dict[str, int]:
         """Number of units per mask key, in forward order."""
         counts: dict[str, int] = {}

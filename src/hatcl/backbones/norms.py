@@ -40,6 +40,8 @@ class SharedNorm(nn.Module):
 class PerTaskNorm(nn.Module):
     """One batch norm per task, created once when the task is set up."""
 
+    task_specific = True  # the forward depends on task_id (Backbone.depends_on_task)
+
     def __init__(self, *, num_features: int, dims: int = 1) -> None:
         super().__init__()
         self.num_features = num_features

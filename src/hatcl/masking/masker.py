@@ -20,6 +20,8 @@ class HATMasker(nn.Module):
         unit_counts: number of units per mask key, in forward order.
     """
 
+    task_specific = True  # the forward depends on task_id (Backbone.depends_on_task)
+
     def __init__(self, *, unit_counts: Mapping[str, int]) -> None:
         super().__init__()
         self.unit_counts = dict(unit_counts)

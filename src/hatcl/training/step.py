@@ -84,26 +84,37 @@ def grouped_forward(
 ) -> ModelOutput:
     """Training forward of a mixed-task batch: each sample through its own task's head.
 
-    Each task's samples run as one group. The logits are padded with ``-inf`` to the widest head,
-    so that cross-entropy and argmax over a row only ever see that sample's own head; features
-    and activations are re-assembled in batch order (per-task masks are not returned).
+    A backbone whose forward does not depend on the task (no masks, no per-task norms) runs once
+    on the whole batch; otherwise each task's samples run through it as one group. Each group's
+    head produces its logits, padded with ``-inf`` to the widest head, so that cross-entropy and
+    argmax over a row only ever see that sample's own head; everything is returned in batch
+    order (per-task masks are not returned).
     """
     groups = [int(t) for t in torch.unique(task_ids).tolist()]
     indices = [torch.nonzero(task_ids == t).squeeze(1) for t in groups]
-    outputs = [
-        model(inputs[index], task_id=t, stage=Stage.TRAIN, scale=scale)
-        for t, index in zip(groups, indices)
-    ]
     inverse = torch.argsort(torch.cat(indices))
-    width = max(out.logits.shape[1] for out in outputs)
-    padded = [
-        F.pad(out.logits, (0, width - out.logits.shape[1]), value=float("-inf")) for out in outputs
-    ]
-    logits = torch.cat(padded)[inverse]
-    features = torch.cat([out.backbone.features for out in outputs])[inverse]
+    if model.backbone.depends_on_task():
+        outputs = [
+            model(inputs[index], task_id=t, stage=Stage.TRAIN, scale=scale)
+            for t, index in zip(groups, indices)
+        ]
+        backbone = _in_batch_order([out.backbone for out in outputs], inverse)
+        logits = [out.logits for out in outputs]
+    else:
+        backbone = model.backbone(inputs, task_id=groups[0], stage=Stage.TRAIN, scale=scale)
+        logits = [
+            model.heads(backbone.features[index], task_id=t) for t, index in zip(groups, indices)
+        ]
+    width = max(group.shape[1] for group in logits)
+    padded = [F.pad(group, (0, width - group.shape[1]), value=float("-inf")) for group in logits]
+    return ModelOutput(logits=torch.cat(padded)[inverse], backbone=backbone)
+
+
+def _in_batch_order(outputs: list[BackboneOutput], inverse: torch.Tensor) -> BackboneOutput:
+    """Concatenate per-group backbone outputs and restore the batch order."""
+    features = torch.cat([out.features for out in outputs])[inverse]
     activations = {
-        key: torch.cat([out.backbone.activations[key] for out in outputs])[inverse]
-        for key in outputs[0].backbone.activations
+        key: torch.cat([out.activations[key] for out in outputs])[inverse]
+        for key in outputs[0].activations
     }
-    backbone = BackboneOutput(features=features, activations=activations)
-    return ModelOutput(logits=logits, backbone=backbone)
+    return BackboneOutput(features=features, activations=activations)
