@@ -37,6 +37,26 @@ def _experiment(algorithm: str, *overrides: str):
     return config, data, build_module(config, model=model, algorithm=algo)
 
 
+def test_ewc_trains_a_second_task_on_the_cnn():
+    """The Fisher of conv layers (per-sample gradients) must not tie later losses to old graphs."""
+    config, data, module = _experiment(
+        "ewc",
+        "data=split_digits",
+        "backbone=cnn",
+        "backbone.channels=[4,4,4]",
+        "backbone.fc_dims=[8,8]",
+        "data.train_subset=64",
+        "algorithm.fisher_samples=16",
+    )
+    train_task(module, data.tasks[0], config=config)
+    fishers = module.algorithm.consolidated()
+    assert {"backbone.convs.0.weight", "backbone.linears.0.weight"} <= set(fishers)
+    assert all(not f.requires_grad and (f >= 0).all() for f, _ in fishers.values())
+    before = {n: p.clone() for n, p in module.model.backbone.named_parameters()}
+    train_task(module, data.tasks[1], config=config)  # two steps or more: backward each time
+    assert any(not torch.equal(p, before[n]) for n, p in module.model.backbone.named_parameters())
+
+
 def test_fix_leaves_the_backbone_bit_identical_after_task_1():
     config, data, module = _experiment("fix", "backbone.batch_norm=shared", "backbone.dropout=0.2")
     model = module.model

@@ -102,3 +102,5 @@ def test_convolutional_models_mix_both_ways_and_match_per_sample_gradients():
     assert set(result) == set(names)
     for name in names:
         torch.testing.assert_close(result[name], reference[name] / len(y), rtol=1e-5, atol=1e-8)
+    # the Fisher becomes buffers of later losses: no autograd graph may hang on it
+    assert not any(value.requires_grad for value in result.values())

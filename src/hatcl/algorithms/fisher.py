@@ -149,14 +149,20 @@ def _vmap_fisher_sums(
     *,
     names: list[str],
 ) -> dict[str, torch.Tensor]:
-    """Per-sample gradients of the parameters ``names`` (the others stay constants)."""
-    named = {n: p.detach() for n, p in model.named_parameters() if n in names}
+    """Per-sample gradients of the parameters ``names``; every other parameter enters as a
+    detached constant, so nothing returned carries an autograd graph into the model."""
+    detached = {n: p.detach() for n, p in model.named_parameters()}
+    named = {n: detached[n] for n in names}
+    constants = {n: p for n, p in detached.items() if n not in named}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
     device = next(iter(named.values())).device
 
     def sample_loss(params, x, y):
         out = functional_call(
-            model, (params, buffers), (x.unsqueeze(0),), {"task_id": task_id, "stage": Stage.TEST}
+            model,
+            (params, constants, buffers),
+            (x.unsqueeze(0),),
+            {"task_id": task_id, "stage": Stage.TEST},
         )
         return F.cross_entropy(out.logits, y.unsqueeze(0))
 
