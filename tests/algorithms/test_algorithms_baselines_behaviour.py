@@ -220,3 +220,15 @@ def test_tensor_batches_shuffle_task_ids_with_the_samples():
         assert torch.equal(bx.long(), by) and torch.equal(bt, by + 100)
     with pytest.raises(ValueError, match="task_ids"):
         TensorBatches(x, torch.arange(10), task_ids=torch.arange(3), batch_size=2)
+
+
+def test_tensor_batches_follow_the_seeded_permutation_batch_by_batch():
+    x, y = torch.randn(11, 3), torch.arange(11)
+    batches = TensorBatches(
+        x, y, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(5)
+    )
+    order = torch.randperm(11, generator=torch.Generator().manual_seed(5))
+    got = list(batches)
+    assert [len(b[1]) for b in got] == [4, 4, 3]
+    assert torch.equal(torch.cat([b[1] for b in got]), order)
+    assert torch.equal(torch.cat([b[0] for b in got]), x[order])

@@ -88,7 +88,11 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         tensors = (self.x, self.y) if self.task_ids is None else (self.x, self.y, self.task_ids)
         order = self._order()
-        if order is not None:
-            tensors = tuple(t[order] for t in tensors)
-        for start in range(0, len(tensors[0]), self.batch_size):
-            yield tuple(t[start : start + self.batch_size] for t in tensors)
+        if order is None:
+            for start in range(0, len(tensors[0]), self.batch_size):
+                yield tuple(t[start : start + self.batch_size] for t in tensors)
+            return
+        # gathered batch by batch: no shuffled copy of the whole split is ever made
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start : start + self.batch_size]
+            yield tuple(t[chosen] for t in tensors)
