@@ -232,3 +232,27 @@ def test_tensor_batches_follow_the_seeded_permutation_batch_by_batch():
     assert [len(b[1]) for b in got] == [4, 4, 3]
     assert torch.equal(torch.cat([b[1] for b in got]), order)
     assert torch.equal(torch.cat([b[0] for b in got]), x[order])
+
+
+def test_joint_frees_each_union_once_its_task_is_done(tmp_path, monkeypatch):
+    """Joint's union grows with t; the runner must not keep earlier unions alive."""
+    import weakref
+
+    from hatcl.training.runner import run_experiment
+
+    unions, still_alive = [], []
+    original = Joint.training_split
+
+    def recording(self, *, task_data, seen_tasks):
+        still_alive.extend(i for i, ref in enumerate(unions) if ref() is not None)
+        split = original(self, task_data=task_data, seen_tasks=seen_tasks)
+        unions.append(weakref.ref(split.x))
+        return split
+
+    monkeypatch.setattr(Joint, "training_split", recording)
+    config = ExperimentConfig.from_mapping(
+        compose_config(["algorithm=joint", *TINY, "data.num_tasks=3", f"output_dir={tmp_path}"])
+    )
+    run_experiment(config, run_dir=tmp_path / "run")
+    assert len(unions) == 3
+    assert still_alive == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -167,6 +168,10 @@ def _run_tasks(session: _Session) -> None:
         _record_task(session, task_id=task.task_id, row=row)
         if session.rank == 0 and config.trainer.checkpoints:
             _save_task_checkpoint(session, trainer)
+        # A finished task's Lightning trainer sits in reference cycles that hold its batches
+        # (joint: the union of every seen task); free them now, not at some later collection.
+        del trainer
+        gc.collect()
         _inject_fault(task.task_id)
 
 
