@@ -157,8 +157,11 @@ def check_group_choices(args: Sequence[str]) -> None:
         choices = group_options(key)
         for option in value.split(","):
             if option not in choices:
+                from hatcl.validation import closest_hint
+
                 raise ValueError(
-                    f"unknown {key} {option!r}; valid choices for {key}= are: {', '.join(choices)}"
+                    f"unknown {key} {option!r}{closest_hint(option, choices)}; valid choices for "
+                    f"{key}= are: {', '.join(choices)}"
                 )
 
 
