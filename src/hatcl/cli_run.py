@@ -47,8 +47,13 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         return compose(config_name="config", overrides=list(overrides))
 
 
-def run_from_config(cfg: DictConfig, *, run_dir: str | Path | None = None):
-    """Validate ``cfg`` into an :class:`ExperimentConfig` and run it; returns the RunResult."""
+def run_from_config(
+    cfg: DictConfig, *, run_dir: str | Path | None = None, callbacks: Sequence = ()
+):
+    """Validate ``cfg`` into an :class:`ExperimentConfig` and run it; returns the RunResult.
+
+    ``callbacks`` are :class:`hatcl.training.run_callbacks.RunCallback` observers of the run.
+    """
     from hatcl.training.experiment import ExperimentConfig, build_algorithm
 
     config = ExperimentConfig.from_mapping(cfg)
@@ -58,9 +63,11 @@ def run_from_config(cfg: DictConfig, *, run_dir: str | Path | None = None):
     resolved = OmegaConf.to_yaml(_without_hydra(cfg), resolve=True)
     resume = cfg.get("resume")
     if resume:
-        return run_experiment(config, run_dir=resume, resolved_config=resolved, resume=True)
+        return run_experiment(
+            config, run_dir=resume, resolved_config=resolved, resume=True, callbacks=callbacks
+        )
     target = run_dir if run_dir is not None else cfg.output_dir
-    return run_experiment(config, run_dir=target, resolved_config=resolved)
+    return run_experiment(config, run_dir=target, resolved_config=resolved, callbacks=callbacks)
 
 
 def check_group_choices(args: Sequence[str]) -> None:
