@@ -49,8 +49,12 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         return compose(config_name="config", overrides=list(overrides))
 
 
-def run_from_config(cfg: DictConfig, *, run_dir: str | Path | None = None):
+def run_from_config(
+    cfg: DictConfig, *, run_dir: str | Path | None = None, callbacks: Sequence = ()
+):
     """Check the whole of ``cfg`` (creating nothing), then run it; returns the RunResult.
+
+    ``callbacks`` are :class:`hatcl.training.run_callbacks.RunCallback` observers of the run.
 
     Raises:
         ValueError, TypeError, FileNotFoundError: a refused configuration (nothing was written),
@@ -65,7 +69,11 @@ def run_from_config(cfg: DictConfig, *, run_dir: str | Path | None = None):
     fresh = not plan.resume and not plan.run_dir.exists()
     try:
         return run_experiment(
-            plan.config, run_dir=plan.run_dir, resolved_config=plan.resolved, resume=plan.resume
+            plan.config,
+            run_dir=plan.run_dir,
+            resolved_config=plan.resolved,
+            resume=plan.resume,
+            callbacks=callbacks,
         )
     except USER_ERRORS:
         if not plan.resume and plan.config.trainer.checkpoints:

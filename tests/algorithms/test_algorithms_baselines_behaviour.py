@@ -21,8 +21,8 @@ from hatcl.training.experiment import (
     build_model,
     build_module,
 )
-from hatcl.training.runner import train_task
 from hatcl.training.step import grouped_forward
+from hatcl.training.task_loop import train_task
 
 TINY = ["trainer.max_epochs=1", "data.num_tasks=2", "trainer.enable_progress_bar=false"]
 

@@ -13,7 +13,7 @@ from hatcl.functional.compensation import embedding_compensation_factor
 from hatcl.heads.heads import TaskIncrementalHeads
 from hatcl.masking.stage import Stage
 from hatcl.training.experiment import ExperimentConfig, build_algorithm, build_model, build_module
-from hatcl.training.runner import train_task
+from hatcl.training.task_loop import train_task
 
 TINY = [
     "trainer.max_epochs=1",

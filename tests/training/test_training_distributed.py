@@ -12,9 +12,9 @@ import torch
 
 from hatcl.training.batches import TensorBatches
 from hatcl.training.checkpoint import load_checkpoint
-from hatcl.training.runner import STATE_DIGEST_ENV
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+DRIVER = Path(__file__).resolve().parent / "run_driver.py"
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
@@ -56,14 +56,14 @@ def test_training_shards_are_equal_and_cover_one_shuffled_order():
 
 def test_two_process_ddp_run_ranks_agree(tmp_path):
     run, digests = tmp_path / "run", tmp_path / "digests"
-    env = {**os.environ, "PYTHONPATH": str(SRC), STATE_DIGEST_ENV: str(digests)}
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
     env.pop("LOCAL_RANK", None)
     process = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "hatcl.cli",
-            "run",
+            str(DRIVER),
+            "--digest",
+            str(digests),
             "algorithm=fgadahat",  # masks and importances accumulated per process
             "trainer.strategy=ddp",
             "trainer.devices=2",

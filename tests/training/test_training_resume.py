@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from hatcl.cli_run import run_command
-from hatcl.training.runner import FAULT_AFTER_TASK_ENV
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+DRIVER = Path(__file__).resolve().parent / "run_driver.py"
 THREE_TASKS = [
     "algorithm=fgadahat",  # masks, importances and their summative state must all resume
     "trainer.max_epochs=1",
@@ -41,9 +41,9 @@ def _metrics(run: Path) -> dict:
 
 def test_sigkill_after_task_2_then_resume_equals_uninterrupted(tmp_path, uninterrupted):
     run = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(SRC), FAULT_AFTER_TASK_ENV: "2"}
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
     process = subprocess.run(
-        [sys.executable, "-m", "hatcl.cli", "run", *THREE_TASKS, f"output_dir={run}"],
+        [sys.executable, str(DRIVER), "--kill-after-task", "2", *THREE_TASKS, f"output_dir={run}"],
         env=env,
         capture_output=True,
         text=True,

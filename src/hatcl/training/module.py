@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+import torchmetrics
 
 from hatcl.algorithms.base import Algorithm
 from hatcl.backbones.model import ContinualModel
 from hatcl.config import OptimizerConfig
+from hatcl.data.base import TaskData
 from hatcl.masking.stage import Stage
+from hatcl.training.distributed import all_reduce_sum, broadcast_buffers, is_distributed
 from hatcl.training.optim import build_optimizer, build_scheduler
 from hatcl.training.step import run_training_step
 
@@ -26,6 +29,24 @@ class _Accuracy:
 
     def value(self) -> float:
         return float(self.correct) / max(int(self.total), 1)
+
+
+class CorrectCount(torchmetrics.Metric):
+    """Correct predictions and samples of one task's test set, summed across processes."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__(sync_on_compute=False)
+        self.add_state("correct", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self.correct += (logits.argmax(1) == targets).sum()
+        self.total += targets.numel()
+
+    def compute(self) -> torch.Tensor:
+        return torch.stack([self.correct, self.total])
 
 
 class ContinualModule(L.LightningModule):
@@ -53,15 +74,47 @@ class ContinualModule(L.LightningModule):
         self.optimizer_config = optimizer
         self.log_every_n_steps = log_every_n_steps
         self.task_id = 1
-        self.test_task_ids: tuple[int, ...] = ()
         self.curves: list[dict[str, float]] = []
-        self.test_accuracy: dict[int, _Accuracy] = {}
+        self._task_started = False
+        self._consolidate: TaskData | None = None
+        self._test_task_ids: tuple[int, ...] = ()
+        self._test_counts: dict[int, CorrectCount] = {}
         self._window = _Window()  # a plain object: no nn.Module attribute overhead per step
         self._val_accuracy = _Accuracy()
+
+    # -- the task's life cycle -------------------------------------------------------------
+
+    def start_task(self, *, task_data: TaskData) -> None:
+        """Make ``task_data`` the task the next ``fit`` trains and then consolidates.
+
+        Creates the task's head and per-task backbone parts now (Lightning moves them with the
+        model); the algorithm's ``on_task_start`` runs inside ``fit``, once the model is on its
+        device and in its dtype, right before the task's optimizer is built; its
+        ``on_task_end`` runs at the end of ``fit``, while the model is still there.
+        """
+        self.task_id = task_data.task_id
+        self.model.setup_task(task_id=task_data.task_id, num_classes=task_data.num_classes)
+        self._task_started = False
+        self._consolidate = task_data
+
+    def on_train_end(self) -> None:
+        """Consolidate the task on the training device: reductions, then ``on_task_end``."""
+        task_data, self._consolidate = self._consolidate, None
+        if task_data is None:
+            return
+        broadcast_buffers(self.model)
+        all_reduce_sum(self.algorithm.distributed_sums())
+        self.algorithm.on_task_end(task_id=task_data.task_id, model=self.model, task_data=task_data)
+
+    def _ensure_task_started(self) -> None:
+        if not self._task_started:
+            self.algorithm.on_task_start(task_id=self.task_id, model=self.model)
+            self._task_started = True
 
     # -- optimisation ---------------------------------------------------------------------
 
     def configure_optimizers(self):
+        self._ensure_task_started()
         config = self.optimizer_config
         optimizer = build_optimizer(
             self.algorithm.trainable_parameters(self.model),
@@ -121,13 +174,28 @@ class ContinualModule(L.LightningModule):
         )
         self.log("val_acc", accuracy, prog_bar=True)
 
+    def start_testing(self, *, task_ids: tuple[int, ...]) -> None:
+        """Reset the test counts; the next ``test`` call's loaders are these tasks in order."""
+        self._test_task_ids = tuple(task_ids)
+        self._test_counts = {task_id: CorrectCount() for task_id in task_ids}
+
+    def test_counts(self) -> torch.Tensor:
+        """``[[correct, samples], ...]`` per tested task, summed over processes (int64, CPU)."""
+        counts = [self._test_counts[t] for t in self._test_task_ids]
+        for metric in counts:
+            metric.sync(should_sync=is_distributed())
+        rows = [metric.compute() for metric in counts]
+        return torch.stack(rows).cpu() if rows else torch.zeros((0, 2), dtype=torch.long)
+
     def test_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         inputs, targets = batch
-        task_id = self.test_task_ids[dataloader_idx]
+        task_id = self._test_task_ids[dataloader_idx]
         output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
-        self.test_accuracy.setdefault(task_id, _Accuracy()).update(output.logits, targets)
+        metric = self._test_counts[task_id]
+        metric.to(output.logits.device)
+        metric.update(output.logits, targets)
 
     # -- checkpoints ----------------------------------------------------------------------
 

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 from hatcl.metrics.continual import forward_transfer
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from hatcl.training.experiment import ExperimentConfig
 
 AUTO = "auto"
@@ -34,24 +32,15 @@ def forward_transfer_or_none(
     return None if reference is None else forward_transfer(matrix, reference)
 
 
-def reference_accuracies(
-    config: ExperimentConfig, *, run_dir: str | Path, console: Console | None = None
-) -> list[float] | None:
-    """b[tau] for tau = 1..T from ``reference_run`` (``auto``: trained now); ``None`` without.
+def external_reference(config: ExperimentConfig) -> list[float]:
+    """b[tau] for tau = 1..T from the finished ``independent`` run folder ``reference_run``.
 
     Raises:
         FileNotFoundError: if the reference folder holds no ``metrics.json``.
         ValueError: if the reference is not an ``independent`` run of the same data and seed,
             or has fewer tasks than ``config``.
     """
-    if config.reference_run is None:
-        return None
-    if config.reference_run == AUTO:
-        target = Path(run_dir) / REFERENCE_SUBFOLDER
-        if console is not None:
-            console.print(f"training the '{REFERENCE_ALGORITHM}' FWT reference in {target}")
-        return run_reference(config, run_dir=target)
-    folder = Path(config.reference_run)
+    folder = Path(str(config.reference_run))
     reference = read_reference(folder, config=config)
     if len(reference) < config.data.num_tasks:
         raise ValueError(
@@ -59,6 +48,20 @@ def reference_accuracies(
             f"{config.data.num_tasks}"
         )
     return reference
+
+
+def reference_config(config: ExperimentConfig) -> ExperimentConfig:
+    """The ``independent`` run that ``reference_run=auto`` trains for ``config``."""
+    from hatcl.config import ComponentConfig
+
+    return dataclasses.replace(
+        config, algorithm=ComponentConfig(name=REFERENCE_ALGORITHM), reference_run=None
+    )
+
+
+def diagonal(matrix: Sequence[Sequence[float]]) -> list[float]:
+    """``a[tau][tau]`` for each task: the accuracy on a task right after training it."""
+    return [float(row[index]) for index, row in enumerate(matrix)]
 
 
 def read_reference(folder: Path, *, config: ExperimentConfig | None = None) -> list[float]:
@@ -77,7 +80,7 @@ def read_reference(folder: Path, *, config: ExperimentConfig | None = None) -> l
     matrix = json.loads(path.read_text(encoding="utf-8"))["accuracy_matrix"]
     if config is not None:
         check_reference_config(folder, config=config)
-    return [float(row[index]) for index, row in enumerate(matrix)]
+    return diagonal(matrix)
 
 
 def check_reference_config(folder: Path, *, config: ExperimentConfig) -> None:
@@ -103,26 +106,6 @@ def check_reference_config(folder: Path, *, config: ExperimentConfig) -> None:
             f"reference_run {str(folder)!r} used other data settings than this run; the "
             "reference must use the same data and seed"
         )
-
-
-def run_reference(config: ExperimentConfig, *, run_dir: Path) -> list[float]:
-    """Train the ``independent`` reference of ``config`` in ``run_dir``; return its diagonal."""
-    from rich.console import Console
-
-    from hatcl.config import ComponentConfig
-    from hatcl.training.runner import run_experiment
-
-    reference = dataclasses.replace(
-        config, algorithm=ComponentConfig(name=REFERENCE_ALGORITHM), reference_run=None
-    )
-    result = run_experiment(
-        reference,
-        run_dir=run_dir,
-        resolved_config=config_yaml(reference),
-        console=Console(quiet=True),
-    )
-    matrix = result.metrics["accuracy_matrix"]
-    return [float(row[index]) for index, row in enumerate(matrix)]
 
 
 def config_yaml(config: ExperimentConfig) -> str:

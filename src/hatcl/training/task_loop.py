@@ -1,0 +1,107 @@
+"""One task through Lightning: train it (the algorithm consolidates it), test the seen tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+
+from hatcl.data.base import TaskData
+from hatcl.training.batches import TensorBatches
+from hatcl.training.distributed import ShardBatches, resolve_strategy
+from hatcl.training.experiment import ExperimentConfig
+from hatcl.training.module import ContinualModule
+
+
+def train_task(
+    module: ContinualModule,
+    task: TaskData,
+    *,
+    config: ExperimentConfig,
+    seen_tasks: Sequence[TaskData] | None = None,
+    callbacks: Sequence[L.Callback] = (),
+) -> L.Trainer:
+    """Train one task; the algorithm's task hooks run inside ``fit``; returns the trainer.
+
+    ``seen_tasks`` (tasks 1..current, default just ``task``) is offered to the algorithm's
+    ``training_split`` (e.g. joint training trains on their union). ``callbacks`` are added to
+    the task's Lightning trainer.
+    """
+    module.start_task(task_data=task)
+    module.train()
+    train = training_batches(module, task, seen_tasks=seen_tasks or (task,), config=config)
+    val = eval_batches(task.val, config) if len(task.val.y) else None
+    trainer = make_trainer(
+        config, max_epochs=config.trainer.max_epochs, callbacks=[ShardBatches([train]), *callbacks]
+    )
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+    return trainer
+
+
+def training_batches(
+    module: ContinualModule,
+    task: TaskData,
+    *,
+    seen_tasks: Sequence[TaskData],
+    config: ExperimentConfig,
+) -> TensorBatches:
+    """The task's shuffled training batches (a generator seeded by run seed and task id)."""
+    split = module.algorithm.training_split(task_data=task, seen_tasks=tuple(seen_tasks))
+    generator = torch.Generator().manual_seed(config.seed * 10_007 + task.task_id)
+    return TensorBatches(
+        split.x,
+        split.y,
+        task_ids=split.task_ids,
+        batch_size=config.trainer.batch_size,
+        shuffle=True,
+        generator=generator,
+        equal_shards=True,
+    )
+
+
+def test_tasks(
+    module: ContinualModule, tasks: Sequence[TaskData], *, config: ExperimentConfig
+) -> list[float]:
+    """Test accuracy (correct / samples) on each of ``tasks`` with its own mask and head.
+
+    Under distributed training each process tests its shard and the counts are summed.
+    """
+    module.start_testing(task_ids=tuple(task.task_id for task in tasks))
+    loaders = [eval_batches(task.test, config) for task in tasks]
+    make_trainer(config, max_epochs=1, progress=False, callbacks=[ShardBatches(loaders)]).test(
+        module, dataloaders=loaders, verbose=False
+    )
+    counts = module.test_counts().tolist()
+    return [int(correct) / max(int(total), 1) for correct, total in counts]
+
+
+def make_trainer(
+    config: ExperimentConfig,
+    *,
+    max_epochs: int,
+    progress: bool = True,
+    callbacks: Sequence[L.Callback] = (),
+) -> L.Trainer:
+    """A Lightning trainer for one task (no checkpointing or logger of Lightning's own)."""
+    trainer = config.trainer
+    return L.Trainer(
+        max_epochs=max_epochs,
+        accelerator=trainer.accelerator,
+        devices=trainer.devices,
+        strategy=resolve_strategy(trainer.strategy),
+        precision=trainer.precision,
+        deterministic=trainer.deterministic,
+        logger=False,
+        callbacks=list(callbacks),
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=trainer.enable_progress_bar and progress,
+        num_sanity_val_steps=0,
+        log_every_n_steps=trainer.log_every_n_steps,
+    )
+
+
+def eval_batches(split, config: ExperimentConfig) -> TensorBatches:
+    """Batches of an evaluation split, in order, of ``trainer.eval_batch_size``."""
+    return TensorBatches(split.x, split.y, batch_size=config.trainer.eval_batch_size)
