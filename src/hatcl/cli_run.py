@@ -19,8 +19,13 @@ USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
 CONFIG_GROUPS = ("algorithm", "backbone", "data", "optimizer", "trainer")
 
 
-def run_command(args: Sequence[str]) -> int:
-    """Run one experiment (or a sweep with ``-m``); return the process exit code."""
+def run_command(args: Sequence[str], *, callbacks: Sequence = ()) -> int:
+    """Run one experiment (or a sweep with ``-m``); return the process exit code.
+
+    ``callbacks`` (:class:`hatcl.training.run_callbacks.RunCallback`) observe a single run.
+    A run stopped by SIGINT/SIGTERM prints where it stopped and how to resume it, and returns
+    ``128 + signal`` (130, 143).
+    """
     try:
         check_group_choices(args)
     except ValueError as error:
@@ -34,11 +39,26 @@ def run_command(args: Sequence[str]) -> int:
         cfg = compose_config(args)
     except (HydraException, OmegaConfBaseException) as error:
         return _fail(rephrase_override_error(error, args))
+    from hatcl.training.interrupt import RunInterrupted
+
     try:
-        run_from_config(cfg)
+        run_from_config(cfg, callbacks=callbacks)
     except USER_ERRORS as error:
         return _fail(error)
+    except RunInterrupted as stop:
+        return report_interruption(stop, args)
     return 0
+
+
+def report_interruption(stop, args: Sequence[str]) -> int:
+    """Print one line: where the run stopped and the command that resumes it; the exit code."""
+    kept = [a for a in args if a.partition("=")[0].lstrip("+~") not in ("output_dir", "resume")]
+    if stop.checkpoint is None:
+        advice = "no checkpoint was written (trainer.checkpoints=false): it cannot be resumed"
+    else:
+        advice = f"resume with: hatcl run {' '.join([*kept, f'resume={stop.run_dir}'])}"
+    print(f"{stop}; {advice}", file=sys.stderr, flush=True)
+    return stop.exit_code
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
@@ -185,12 +205,17 @@ def _hydra_main(args: Sequence[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    from hatcl.training.interrupt import RunInterrupted
+
     @hydra.main(version_base=None, config_path="conf", config_name="config")
     def _task(cfg: DictConfig) -> None:
         try:
             run_from_config(cfg, run_dir=HydraConfig.get().runtime.output_dir)
         except USER_ERRORS as error:
             raise SystemExit(_fail(error)) from None
+        except RunInterrupted as stop:
+            overrides = HydraConfig.get().overrides.task
+            raise SystemExit(report_interruption(stop, list(overrides))) from None
 
     saved = sys.argv
     sys.argv = ["hatcl run", *args]

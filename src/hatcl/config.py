@@ -104,6 +104,7 @@ class TrainerConfig:
     loggers: tuple[str, ...] = ("csv",)
     figures: bool = True
     checkpoints: bool = True
+    checkpoint_every_n_steps: int | None = None
 
     def __post_init__(self) -> None:
         check_int(self.max_epochs, parameter="trainer.max_epochs", low=1)
@@ -112,6 +113,10 @@ class TrainerConfig:
         check_int(self.log_every_n_steps, parameter="trainer.log_every_n_steps", low=1)
         if self.num_threads is not None:
             check_int(self.num_threads, parameter="trainer.num_threads", low=1)
+        if self.checkpoint_every_n_steps is not None:
+            check_int(
+                self.checkpoint_every_n_steps, parameter="trainer.checkpoint_every_n_steps", low=1
+            )
         for key in _BOOLEAN_KEYS:
             check_bool(getattr(self, key), parameter=f"trainer.{key}")
         check_choice(self.accelerator, parameter="trainer.accelerator", choices=ACCELERATORS)
