@@ -373,6 +373,7 @@ def check_checkpoints(folder: Path, *, model, algorithm) -> list:
     )
 
     damaged: list[CheckpointError] = []
+    completed = 0
     for path in checkpoints_newest_first(folder):
         try:
             payload = load_checkpoint(path)
@@ -381,12 +382,30 @@ def check_checkpoints(folder: Path, *, model, algorithm) -> list:
             continue
         if model is not None:
             check_identity(payload, model=model, algorithm=algorithm, path=path)
+        completed = int(payload.get("completed_tasks", 0))
         break
+    from hatcl.training.interrupt import in_task_path
+
+    in_task = in_task_path(folder, completed + 1)
+    if in_task.exists():
+        try:
+            payload = load_checkpoint(in_task)
+        except CheckpointError as error:
+            damaged.append(error)
+        else:
+            if model is not None:
+                check_identity(payload, model=model, algorithm=algorithm, path=in_task)
     return damaged
 
 
 def _damage_note(error, *, fallback: Path | None) -> str:
     task = error.path.stem.removeprefix("task_")
+    if error.path.name.startswith("in_task_"):
+        task = error.path.stem.removeprefix("in_task_")
+        return (
+            f"{error}; it is renamed to {error.path.name}.damaged and task {task} is trained "
+            "again from its beginning"
+        )
     if fallback is None:
         used = "no intact checkpoint is left: the run starts again at task 1"
     else:
