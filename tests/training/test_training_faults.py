@@ -6,14 +6,18 @@ One finished 3-task run is made once; each test copies it, breaks something, and
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
 from hatcl.cli import main
+from hatcl.cli_run import run_command as main_with_callbacks
 from hatcl.training import checkpoint as ckpt
+from hatcl.training.run_callbacks import RunCallback
 
 THREE_TASKS = [
     "algorithm=hat",
@@ -184,3 +188,22 @@ def test_checkpoint_envelope_round_trip_and_format_tag(tmp_path):
     torch.save(envelope, tmp_path / "future.ckpt")
     with pytest.raises(ckpt.CheckpointError, match="has format 99; this hatcl reads format 2"):
         ckpt.load_checkpoint(tmp_path / "future.ckpt")
+
+
+class _InterruptAt(RunCallback):
+    def on_step(self, *, task_id: int, step: int) -> None:
+        if (task_id, step) == (2, 5):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_damaged_in_task_checkpoint_restarts_its_task(tmp_path, finished, capsys):
+    run = tmp_path / "in_task"
+    assert (
+        main_with_callbacks([*THREE_TASKS, f"output_dir={run}"], callbacks=[_InterruptAt()]) == 143
+    )
+    _truncate(run / "checkpoints" / "in_task_2.ckpt")
+    capsys.readouterr()
+    assert main(["run", *THREE_TASKS, f"resume={run}"]) == 0
+    err = capsys.readouterr().err
+    assert "in_task_2.ckpt" in err and "task 2 is trained again from its beginning" in err
+    assert (run / "metrics.json").read_bytes() == (finished / "metrics.json").read_bytes()
