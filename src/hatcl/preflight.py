@@ -314,9 +314,9 @@ def check_reference(config) -> None:
         return
     if not reference.strip():
         raise ValueError("reference_run='' is empty; give a run folder, auto or null")
-    from hatcl.training.reference import reference_accuracies
+    from hatcl.training.reference import external_reference
 
-    reference_accuracies(config, run_dir=".")
+    external_reference(config)
 
 
 def launcher_rank() -> int:

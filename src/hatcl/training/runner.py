@@ -42,7 +42,6 @@ from hatcl.training.experiment import (
 )
 from hatcl.training.interrupt import (
     RunInterrupted,
-    StepGuard,
     StopRequest,
     TaskPosition,
     in_task_path,
@@ -69,6 +68,7 @@ from hatcl.training.reference import (
     reference_config,
 )
 from hatcl.training.run_callbacks import RunCallback
+from hatcl.training.step_guard import StepGuard
 from hatcl.training.task_loop import test_tasks, train_task
 
 _LOGGER = logging.getLogger("hatcl")
