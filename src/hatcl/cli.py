@@ -40,11 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return handler(rest)
-    except KeyboardInterrupt:  # Ctrl-C before the task loop (which stops with a checkpoint)
-        print(
-            f"hatcl {command}: interrupted before training started; nothing to resume",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt:  # Ctrl-C outside the task loop (which stops with a checkpoint)
+        print(f"hatcl {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -78,7 +78,8 @@ def run_from_config(
 
     Raises:
         ValueError, TypeError, FileNotFoundError: a refused configuration (nothing was written),
-            or a failure of the run before its first task finished (what it wrote is removed).
+            or a failure of the run before its first checkpoint (what it wrote is removed, as
+            after a Ctrl-C then).
     """
     plan = plan_run(cfg, run_dir=run_dir)
     from hatcl.preflight import print_warnings, set_aside_damaged
@@ -95,7 +96,7 @@ def run_from_config(
             resume=plan.resume,
             callbacks=callbacks,
         )
-    except USER_ERRORS:
+    except (*USER_ERRORS, KeyboardInterrupt):  # refused late, or Ctrl-C before the task loop
         if not plan.resume and plan.config.trainer.checkpoints:
             _remove_unstarted(plan.run_dir, fresh=fresh)
         raise

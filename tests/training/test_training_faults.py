@@ -207,3 +207,17 @@ def test_a_damaged_in_task_checkpoint_restarts_its_task(tmp_path, finished, caps
     err = capsys.readouterr().err
     assert "in_task_2.ckpt" in err and "task 2 is trained again from its beginning" in err
     assert (run / "metrics.json").read_bytes() == (finished / "metrics.json").read_bytes()
+
+
+def test_ctrl_c_during_start_up_exits_130_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "startup"
+
+    def interrupted_while_loading(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hatcl.training.runner.build_continual_data", interrupted_while_loading)
+    capsys.readouterr()
+    assert main(["run", *THREE_TASKS, f"output_dir={run}"]) == 130
+    out, err = capsys.readouterr()
+    assert err.strip() == "hatcl run: interrupted" and "Traceback" not in out + err
+    assert not run.exists()  # the folder made for the run is gone: nothing to resume
