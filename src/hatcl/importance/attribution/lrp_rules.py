@@ -47,14 +47,20 @@ class PassThroughRule(EpsilonRule):
 
 
 class RecordRule(PassThroughRule):
-    """Identity rule that records the relevance arriving at the module's output."""
+    """Identity rule that records the relevance arriving at the module's output.
 
-    def forward_hook(self, module: nn.Module, inputs, outputs) -> None:
+    Like Captum's rules it hands a copy of its output on: the recorded tensor must not be the
+    next module's input, or the record would run before that module's input hook turns the
+    arriving gradient into relevance (multiplying by the input), and would hold R / h_l.
+    """
+
+    def forward_hook(self, module: nn.Module, inputs, outputs) -> torch.Tensor:
         def record(grad: torch.Tensor) -> None:
             self.relevance_output[grad.device] = grad.data
 
         self._handle_input_hooks = []
         self._handle_output_hook = outputs.register_hook(record)
+        return outputs.clone()
 
 
 class _NoHandle:
