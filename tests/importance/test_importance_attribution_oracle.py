@@ -54,14 +54,15 @@ RTOL = 1e-5
 
 
 class Tap(nn.Module):
-    """Identity whose output is h_l (the layer Captum attributes).
+    """Identity after a ReLU: h_l. The layer Captum's LRP attributes (the other methods take
+    the ReLU itself).
 
-    It returns a new tensor: Captum's LRP rules hook a module's input and output tensors,
-    which must be distinct for an identity.
+    No module at all outside LRP (it returns its input). Under LRP (a rule attached) it returns
+    a new tensor: Captum's rules hook a module's input and output tensors, which must differ.
     """
 
     def forward(self, x):
-        return x.clone()
+        return x.clone() if getattr(self, "rule", None) is not None else x
 
 
 def _gates(model: ContinualModel) -> dict[str, torch.Tensor]:
@@ -118,7 +119,7 @@ def _norm(placement: nn.Module) -> nn.Module | None:
 
 
 class MaskReluTap(nn.Module):
-    """mask -> ReLU -> tap (h_l)."""
+    """mask -> ReLU -> tap: h_l, the output of ``relu`` (and of ``tap``)."""
 
     def __init__(self, mask: torch.Tensor, *, conv: bool) -> None:
         super().__init__()
@@ -139,10 +140,6 @@ class Unit(nn.Module):
         self.norm = _norm(placement)
         self.post = MaskReluTap(mask, conv=conv)
 
-    @property
-    def tap(self) -> Tap:
-        return self.post.tap
-
     def forward(self, x):
         z = self.weighted(x)
         return self.post(z if self.norm is None else self.norm(z))
@@ -159,8 +156,8 @@ class PlainMLP(nn.Module):
         self.head = _copy(model.heads.head(TASK))
         self.keys = backbone.keys
 
-    def taps(self):
-        return dict(zip(self.keys, (unit.tap for unit in self.units)))
+    def outputs(self):
+        return dict(zip(self.keys, (unit.post for unit in self.units)))
 
     def forward(self, x):
         hidden = x.flatten(1)
@@ -187,8 +184,8 @@ class PlainCNN(nn.Module):
         self.head = _copy(model.heads.head(TASK))
         self.keys = backbone.conv_keys + backbone.fc_keys
 
-    def taps(self):
-        return dict(zip(self.keys, (unit.tap for unit in [*self.convs, *self.fcs])))
+    def outputs(self):
+        return dict(zip(self.keys, (unit.post for unit in [*self.convs, *self.fcs])))
 
     def forward(self, x):
         pools = iter(self.pools)
@@ -216,8 +213,8 @@ class PlainBlock(nn.Module):
         self.out = MaskReluTap(gates[block.out_key], conv=True)
         self.keys = (block.conv1_key, block.out_key)
 
-    def taps(self):
-        return dict(zip(self.keys, (self.conv1.tap, self.out.tap)))
+    def outputs(self):
+        return dict(zip(self.keys, (self.conv1.post, self.out)))
 
     def forward(self, x):
         main = self.conv2(self.conv1(x))
@@ -239,11 +236,11 @@ class PlainResNet(nn.Module):
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.head = _copy(model.heads.head(TASK))
 
-    def taps(self):
-        taps = {"stem": self.stem.tap}
+    def outputs(self):
+        outputs = {"stem": self.stem.post}
         for block in self.blocks:
-            taps.update(block.taps())
-        return taps
+            outputs.update(block.outputs())
+        return outputs
 
     def forward(self, x):
         x = self.stem(x)
@@ -282,8 +279,8 @@ def _cnn():
 
 
 def _resnet():
-    backbone = ResNetBackbone(input_shape=(2, 16, 16), width=2, num_blocks=(2, 2, 2, 2))
-    return backbone, (2, 16, 16)
+    backbone = ResNetBackbone(input_shape=(2, 8, 8), width=4, num_blocks=(2, 2, 2, 2))
+    return backbone, (2, 8, 8)
 
 
 BACKBONES = {"mlp": (_mlp, PlainMLP), "cnn": (_cnn, PlainCNN), "resnet18": (_resnet, PlainResNet)}
@@ -317,23 +314,25 @@ def _setup(name: str, *, batch: int = 12, seed: int = 0):
 # -- Captum, called directly -------------------------------------------------------------------
 
 
-def _gradient_x_activation(net, tap, x, targets, draws):
-    return LayerGradientXActivation(net, tap).attribute(x, target=targets)
+def _gradient_x_activation(net, post, x, targets, draws):
+    return LayerGradientXActivation(net, post.relu).attribute(x, target=targets)
 
 
-def _gradcam(net, tap, x, targets, draws):
-    return LayerGradCam(net, tap).attribute(x, target=targets, attr_dim_summation=False)
+def _gradcam(net, post, x, targets, draws):
+    return LayerGradCam(net, post.relu).attribute(x, target=targets, attr_dim_summation=False)
 
 
-def _deeplift(net, tap, x, targets, draws):
-    return LayerDeepLift(net, tap).attribute(x, baselines=torch.zeros_like(x), target=targets)
+def _deeplift(net, post, x, targets, draws):
+    return LayerDeepLift(net, post.relu).attribute(x, baselines=torch.zeros_like(x), target=targets)
 
 
-def _deepliftshap(net, tap, x, targets, draws):
-    return LayerDeepLiftShap(net, tap).attribute(x, baselines=draws.references, target=targets)
+def _deepliftshap(net, post, x, targets, draws):
+    return LayerDeepLiftShap(net, post.relu).attribute(
+        x, baselines=draws.references, target=targets
+    )
 
 
-def _gradientshap(net, tap, x, targets, draws):
+def _gradientshap(net, post, x, targets, draws):
     coefficients = draws.alphas.reshape(-1).numpy()
 
     def uniform(low, high, size):
@@ -343,35 +342,35 @@ def _gradientshap(net, tap, x, targets, draws):
     original = np.random.uniform
     np.random.uniform = uniform
     try:
-        return LayerGradientShap(net, tap).attribute(
+        return LayerGradientShap(net, post.relu).attribute(
             x, baselines=torch.zeros_like(x), n_samples=5, stdevs=0.0, target=targets
         )
     finally:
         np.random.uniform = original
 
 
-def _integrated_gradients(net, tap, x, targets, draws):
-    return LayerIntegratedGradients(net, tap).attribute(x, target=targets, n_steps=50)
+def _integrated_gradients(net, post, x, targets, draws):
+    return LayerIntegratedGradients(net, post.relu).attribute(x, target=targets, n_steps=50)
 
 
-def _conductance(net, tap, x, targets, draws):
-    return LayerConductance(net, tap).attribute(x, target=targets, n_steps=50)
+def _conductance(net, post, x, targets, draws):
+    return LayerConductance(net, post.relu).attribute(x, target=targets, n_steps=50)
 
 
-def _internal_influence(net, tap, x, targets, draws):
-    return InternalInfluence(net, tap).attribute(x, target=targets, n_steps=5)
+def _internal_influence(net, post, x, targets, draws):
+    return InternalInfluence(net, post.relu).attribute(x, target=targets, n_steps=5)
 
 
-def _feature_ablation(net, tap, x, targets, draws):
+def _feature_ablation(net, post, x, targets, draws):
     with torch.no_grad():
-        shape = _tap_output(net, tap, x).shape[1:]
+        shape = _output(net, post.relu, x).shape[1:]
     mask = None
     if len(shape) > 1:  # a conv unit is a whole channel
         mask = torch.arange(shape[0]).view(1, -1, 1, 1).expand(1, *shape)
-    return LayerFeatureAblation(net, tap).attribute(x, target=targets, layer_mask=mask)
+    return LayerFeatureAblation(net, post.relu).attribute(x, target=targets, layer_mask=mask)
 
 
-def _lrp(net, tap, x, targets, draws):
+def _lrp(net, post, x, targets, draws):
     # Captum removes every rule after a call, so they are set for each. A tap gets the
     # epsilon rule with a float64-sized epsilon: R h / (h + 1e-15) passes the relevance on
     # (Captum's IdentityRule does not hand it to the ReLU before the tap). Batch norm 1d gets
@@ -381,12 +380,12 @@ def _lrp(net, tap, x, targets, draws):
             module.rule = EpsilonRule(epsilon=1e-15)
         elif isinstance(module, nn.BatchNorm1d):
             module.rule = EpsilonRule()
-    return LayerLRP(net, tap).attribute(x, target=targets)
+    return LayerLRP(net, post.tap).attribute(x, target=targets)
 
 
-def _tap_output(net, tap, x):
+def _output(net, layer, x):
     seen = []
-    handle = tap.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    handle = layer.register_forward_hook(lambda module, inputs, output: seen.append(output))
     try:
         net(x)
     finally:
@@ -415,12 +414,12 @@ def _bam(value: torch.Tensor) -> torch.Tensor:
 
 
 def oracle(name: str, net: nn.Module, context: ImportanceContext, draws) -> dict:
-    """u_l = bam(Captum's attribution of h_l) for every tap of the plain network ``net``."""
+    """u_l = bam(Captum's attribution of h_l) for every layer of the plain network ``net``."""
     call = CAPTUM[name]
     x = context.inputs.detach().clone().requires_grad_()
     return {
-        key: _bam(call(net, tap, x, context.targets, draws).detach())
-        for key, tap in net.taps().items()
+        key: _bam(call(net, post, x, context.targets, draws).detach())
+        for key, post in net.outputs().items()
     }
 
 
@@ -475,20 +474,30 @@ def test_the_twin_reproduces_the_backbone_forward():
 
 
 def test_the_oracle_deeplift_sums_to_the_change_of_the_target_logit():
-    """DeepLift's summation-to-delta at every layer all paths go through: the twin's taps do
-    not disturb Captum's multipliers (a tap returning its input itself breaks it below a max
-    pool). Left out: a block's conv1 (its shortcut bypasses it) and ResNet's stem (Captum's
-    rule for an overlapping max pool is not complete)."""
+    """DeepLift's summation-to-delta, a check of the oracle's set-up, at every layer all paths
+    go through, except two where Captum 0.9.0 itself breaks it: ResNet's stem (its rule for an
+    overlapping max pool) and the CNN's conv1, below a ReLU that feeds a max pool directly
+    (the ReLU's hook reads the pool's plain gradient, before the pool's own hook rewrites it:
+    both hook one tensor). hatcl follows Captum there. A block's conv1 is bypassed by the
+    shortcut."""
     for backbone in BACKBONES:
         _, context, twin = _setup(backbone)
         x, targets = context.inputs, context.targets
         with torch.no_grad():
             delta = twin(x) - twin(torch.zeros_like(x))
         delta = delta.gather(1, targets.view(-1, 1)).squeeze(1)
-        for key, tap in twin.taps().items():
-            if backbone == "resnet18" and not key.endswith("_out"):
+        for key, post in twin.outputs().items():
+            if (
+                backbone == "resnet18"
+                and not key.endswith("_out")
+                or (backbone, key)
+                == (
+                    "cnn",
+                    "conv1",
+                )
+            ):
                 continue
-            total = _deeplift(twin, tap, x, targets, None).detach().flatten(1).sum(1)
+            total = _deeplift(twin, post, x, targets, None).detach().flatten(1).sum(1)
             torch.testing.assert_close(total, delta, rtol=1e-9, atol=1e-12, msg=key)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -41,30 +41,6 @@ def activation_taps(model: ContinualModel) -> dict[str, nn.Module]:
     backbone = model.backbone
     keys = dict.fromkeys(layer.mask_key for layer in backbone.weighted_layers)
     return {key: backbone.activation_module(key) for key in keys}
-
-
-@contextmanager
-def separate_tap_outputs(taps: Mapping[str, nn.Module]) -> Iterator[None]:
-    """Inside the block, every tap's output is a new tensor (a copy of h_l), not its input.
-
-    An :class:`~hatcl.backbones.base.ActivationTap` is an identity: its output is the very
-    tensor the ReLU before it returned. Captum's DeepLift and LRP hook a module's output tensor
-    and the next module's input tensor; when both are one tensor (ReLU -> tap -> max pool) the
-    ReLU's hook reads the gradient before the pool's hook has rewritten it, and every layer
-    below gets wrong multipliers (relevances). A distinct tensor after the tap restores the
-    order autograd runs them in. Hooks registered here run before any registered later
-    (Captum's own), so Captum sees the copy as the tap's output.
-    """
-    handles = [tap.register_forward_hook(_copy_output) for tap in taps.values()]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _copy_output(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
-    return output.clone()
 
 
 @contextmanager

@@ -5,7 +5,7 @@ ReLU, dropout and tanh pass relevance through). hatcl's own modules get theirs h
 for the duration of one attribution (Captum removes rules after each call):
 
 - :class:`~hatcl.backbones.base.ActivationTap`: records the relevance arriving at h_l, does not
-  change it (an identity).
+  change it (an identity), and hands a copy of h_l on (as Captum's rules do).
 - :class:`~hatcl.backbones.base.ApplyMask` and ``nn.BatchNorm1d``: Captum's epsilon rule (as
   Captum's default for ``nn.BatchNorm2d``); a per-unit scaling so relevance passes through.
 - :class:`~hatcl.backbones.base.Add` (residual sum): the epsilon rule, as Captum's

@@ -7,7 +7,8 @@ step's training masks (Stage.TRAIN at the step's scale s), in eval mode, inside
 reference set, gradient SHAP's path coefficients) come from a generator seeded from the task
 and step, never from the training RNG stream.
 
-Two implementations compute the same numbers: ``shared`` (default; exact, shared passes, see
+Two implementations compute the same numbers from the same draws
+(:meth:`AttributionImportance.draws`): ``shared`` (default; exact, shared passes, see
 :mod:`~hatcl.importance.attribution.shared`) and ``captum_per_layer`` (Captum called once per
 layer, the reference's way).
 """

@@ -28,7 +28,7 @@ from captum.attr import (
 from captum.attr._core.layer import layer_gradient_shap
 from torch import Tensor, nn
 
-from hatcl.importance.attribution.bound import BoundLogits, separate_tap_outputs
+from hatcl.importance.attribution.bound import BoundLogits
 from hatcl.importance.attribution.lrp_rules import lrp_rules
 from hatcl.importance.attribution.shared import (
     GRADIENT_SHAP_SAMPLES,
@@ -161,17 +161,16 @@ def captum_per_layer(
     """
     call = CAPTUM_LAYER_METHODS[method]
     result = {}
-    with separate_tap_outputs(problem.taps):
-        for key, tap in problem.taps.items():
-            shape = (unit_shapes or {}).get(key, (0,))
-            attribution = call(
-                problem.bound,
-                tap,
-                x.detach().requires_grad_(),
-                targets,
-                references=references,
-                alphas=alphas,
-                unit_shape=shape,
-            )
-            result[key] = attribution.detach()
+    for key, tap in problem.taps.items():
+        shape = (unit_shapes or {}).get(key, (0,))
+        attribution = call(
+            problem.bound,
+            tap,
+            x.detach().requires_grad_(),
+            targets,
+            references=references,
+            alphas=alphas,
+            unit_shape=shape,
+        )
+        result[key] = attribution.detach()
     return result

@@ -32,7 +32,7 @@ from captum.attr import DeepLift, LayerLRP
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import Tensor, nn
 
-from hatcl.importance.attribution.bound import BoundLogits, separate_tap_outputs
+from hatcl.importance.attribution.bound import BoundLogits
 from hatcl.importance.attribution.lrp_rules import lrp_rules
 
 Attributions = dict[str, Tensor]
@@ -70,16 +70,17 @@ def run_taps(
 ) -> tuple[Tensor, Attributions]:
     """Forward ``x``; return the logits and every tap's output (``edit`` replaces one tap's).
 
-    Unless edited, a copy of the tap's output flows on: a tensor distinct from the ReLU's
-    output, so that DeepLift's hooks on the ReLU and on the next module (e.g. a max pool) act
-    in autograd's order (see :func:`~hatcl.importance.attribution.bound.separate_tap_outputs`).
+    Unless edited, the tap's output itself flows on (as in a Captum call for another layer).
     """
     outputs: Attributions = {}
 
     def hook_for(key: str):
         def hook(module: nn.Module, inputs, output: Tensor) -> Tensor:
-            outputs[key] = output.clone() if key != edit_key else edit(output)
-            return outputs[key]
+            if key == edit_key:
+                outputs[key] = edit(output)
+                return outputs[key]
+            outputs[key] = output
+            return None
 
         return hook
 
@@ -270,7 +271,7 @@ def gradientshap(
 def lrp(problem: AttributionProblem, x: Tensor, targets: Tensor) -> Attributions:
     """LayerLRP (Captum's rules plus hatcl's, :mod:`lrp_rules`): one propagation, all taps."""
     keys = list(problem.taps)
-    with separate_tap_outputs(problem.taps), lrp_rules(problem.bound):
+    with lrp_rules(problem.bound):
         relevances = LayerLRP(problem.bound, [problem.taps[key] for key in keys]).attribute(
             x.detach().requires_grad_(), target=targets
         )
