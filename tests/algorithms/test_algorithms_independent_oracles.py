@@ -199,25 +199,10 @@ def test_adahat_rates_from_a_real_step(sparsity_mode):
     assert algorithm.step_metrics()["capacity"] == pytest.approx(_capacity(rates), rel=1e-12)
 
 
-# FG-AdaHAT's importance buffers are float32 whatever the model's dtype, so its rates are
-# exact to float32 only (relative 1e-7) on this float64 model; the strict xfail below turns
-# into a failure once they follow the model's dtype (then drop FLOAT32_IMPORTANCE).
-FLOAT32_IMPORTANCE = 1e-6
-
-
+# FG-AdaHAT's importance buffers follow the model's dtype, so on this float64 model its rates
+# are exact to float64.
 @pytest.mark.parametrize(
-    ("scheduler", "rtol"),
-    [
-        ("linear_sparsity_reg", FLOAT32_IMPORTANCE),
-        ("sparsity_reg", FLOAT32_IMPORTANCE),
-        pytest.param(
-            "sparsity_reg",
-            1e-12,
-            marks=pytest.mark.xfail(
-                strict=True, reason="FG-AdaHAT importance buffers are float32 on a float64 model"
-            ),
-        ),
-    ],
+    ("scheduler", "rtol"), [("linear_sparsity_reg", 1e-12), ("sparsity_reg", 1e-12)]
 )
 def test_fgadahat_rates_from_real_steps(scheduler, rtol):
     """Task 1 trains one step (importance input_weight_abs_sum), task 2's step is adjusted."""
