@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import partial
 
@@ -39,7 +40,7 @@ class WrappedBackbone(Backbone):
     """A user's network with a HAT mask on every weighted layer's units (built by :func:`wrap`).
 
     Attributes:
-        network: the rewritten ``torch.fx.GraphModule`` (it shares the user's parameters).
+        network: the rewritten ``torch.fx.GraphModule`` (a copy of the user's network).
         keys: the mask keys in forward order (one per unit group).
     """
 
@@ -107,7 +108,8 @@ def wrap(
     pre-activation (after a batch norm that directly follows it, and after a residual addition
     it flows into); h_l is taken after the nonlinearity that follows the mask. Which units feed
     which is derived through flatten/view, pooling, residual additions and concatenation along
-    other dims than the units'. The network's parameters are shared, not copied.
+    other dims than the units'. wrap works on a deep copy: the user's network is not modified
+    and the backbone trains its own parameters.
 
     Args:
         model: the network; its forward takes one tensor and returns the features the task
@@ -164,6 +166,14 @@ def _build(
             f"wrap needs a network whose forward takes one tensor, got inputs "
             f"{[node.target for node in inputs]}"
         )
+    output = next(node for node in graph.nodes if node.op == "output")
+    result = output.args[0]
+    if not isinstance(result, fx.Node) or shape_of(result) is None:
+        raise ValueError(
+            "wrap needs a network whose forward returns one tensor (the features), got "
+            f"{result!r}"
+        )
+    features = math.prod(shape_of(result)[1:])
     with graph.inserting_after(inputs[0]):
         task_id = graph.placeholder("hat_task_id")
     with graph.inserting_after(task_id):
@@ -179,8 +189,7 @@ def _build(
     applied, taps = insert_masks_and_taps(network, groups, masks=mask_inputs, emit=emit)
     layouts = _layouts(network, groups, applied, inputs[0], excluded)
     layers = _weighted_layers(network, groups, layouts)
-    features = _features(network, layouts)
-    output = next(node for node in graph.nodes if node.op == "output")
+    _check_features(output.args[0], layouts)
     output.args = ((output.args[0], tuple(taps)),)
     graph.lint()
     network.recompile()
@@ -246,22 +255,10 @@ def _check_input_sizes(network, layers: list[WeightedLayer], groups) -> None:
             )
 
 
-def _features(network: fx.GraphModule, layouts) -> int:
-    output = next(node for node in network.graph.nodes if node.op == "output")
-    result = output.args[0]
-    if not isinstance(result, fx.Node) or shape_of(result) is None:
-        raise ValueError(
-            "wrap needs a network whose forward returns one tensor (the features), got "
-            f"{result!r}"
-        )
+def _check_features(result: fx.Node, layouts) -> None:
     layout = layouts[result]
     if isinstance(layout, Unfollowable):
         raise ValueError(f"the network's output cannot be mapped to units: {layout.reason}")
-    shape = shape_of(result)
-    features = 1
-    for size in shape[1:]:
-        features *= size
-    return features
 
 
 def _is_chain(network: fx.GraphModule, input_node: fx.Node, taps: list[fx.Node]) -> bool:

@@ -10,16 +10,17 @@ from hatcl.wrap.rewrite import UnitGroup
 
 
 def check_excludes(model: nn.Module, exclude: Sequence[str]) -> tuple[str, ...]:
-    """Return ``exclude`` as a tuple after checking every name is a submodule of ``model``."""
+    """Return ``exclude`` as a tuple after checking every name is a submodule or parameter."""
     if isinstance(exclude, str):
         raise TypeError(f"exclude must be a list of module names, got the string {exclude!r}")
     names = {name for name, _ in model.named_modules() if name}
+    names |= {name for name, _ in model.named_parameters()}
     unknown = [name for name in exclude if name not in names]
     if unknown:
         top = sorted(name for name in names if "." not in name)
         raise ValueError(
-            f"exclude names {unknown} are not submodules of {type(model).__name__}; "
-            f"its top-level submodules are {top} (nested ones are named like 'block.0.conv')"
+            f"exclude names {unknown} are not submodules or parameters of {type(model).__name__}; "
+            f"its top-level names are {top} (nested ones are named like 'block.0.conv')"
         )
     return tuple(exclude)
 
@@ -65,11 +66,11 @@ def check_protected(
     for name, module in network.named_modules():
         if name and is_excluded(name, excluded):
             covered.update(id(p) for p in module.parameters())
-    loose = [
+    loose = sorted(
         name
         for name, p in network.named_parameters()
-        if id(p) not in covered and p.requires_grad
-    ]
+        if id(p) not in covered and p.requires_grad and not is_excluded(name, excluded)
+    )
     if loose:
         raise ValueError(
             f"these parameters would train unprotected by HAT masks: {loose}. wrap masks "
