@@ -30,9 +30,10 @@ def make_tasks(*, num_tasks: int = 2, samples: int = 40):
     generator = torch.Generator().manual_seed(0)
     tasks = []
     for task in range(num_tasks):
-        def split(n):
+
+        def split(n, feature=task):
             x = torch.randn(n, 6, generator=generator)
-            return x, (x[:, task] > 0).long()
+            return x, (x[:, feature] > 0).long()
 
         tasks.append({"train": split(samples), "test": split(samples // 2)})
     return tasks
@@ -122,7 +123,11 @@ def test_the_own_model_example_runs_and_keeps_earlier_tasks():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "own_model.py")],
-        capture_output=True, text=True, env=env, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
     )
     rows = [line.split(": ")[1].split() for line in result.stdout.splitlines()]
     assert len(rows) == 5 and len(rows[-1]) == 5

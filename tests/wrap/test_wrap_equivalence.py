@@ -30,9 +30,7 @@ def _pair(kind: str):
             input_shape=(1, 8, 8), channels=(4, 6), kernel_sizes=(4, 3), fc_dims=(10, 8)
         )
         return hand, PlainCNN(), (1, 8, 8)
-    hand = ResNetBackbone(
-        input_shape=(3, 8, 8), width=4, num_blocks=(1, 1, 1, 1), small_input=True
-    )
+    hand = ResNetBackbone(input_shape=(3, 8, 8), width=4, num_blocks=(1, 1, 1, 1), small_input=True)
     return hand, PlainResNet(), (3, 8, 8)
 
 

@@ -40,9 +40,7 @@ def _facade_matrix(config: ExperimentConfig) -> list[list[float]]:
     L.seed_everything(config.seed, verbose=False)
     data = build_continual_data(config.data, seed=config.seed)
     algorithm = build_algorithm(config.algorithm)
-    backbone = custom_backbone(
-        **config.backbone.options, input_shape=data.input_shape, masked=True
-    )
+    backbone = custom_backbone(**config.backbone.options, input_shape=data.input_shape, masked=True)
     learner = hatcl.Learner(backbone=backbone, algorithm=algorithm)
     matrix = []
     for task in data.tasks:

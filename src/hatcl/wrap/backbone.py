@@ -170,8 +170,7 @@ def _build(
     result = output.args[0]
     if not isinstance(result, fx.Node) or shape_of(result) is None:
         raise ValueError(
-            "wrap needs a network whose forward returns one tensor (the features), got "
-            f"{result!r}"
+            f"wrap needs a network whose forward returns one tensor (the features), got {result!r}"
         )
     features = math.prod(shape_of(result)[1:])
     with graph.inserting_after(inputs[0]):
@@ -193,8 +192,10 @@ def _build(
     output.args = ((output.args[0], tuple(taps)),)
     graph.lint()
     network.recompile()
-    units = {group.key: int(network.get_submodule(group.layers[0].target).weight.shape[0])
-             for group in groups}
+    units = {
+        group.key: int(network.get_submodule(group.layers[0].target).weight.shape[0])
+        for group in groups
+    }
     return WrappedBackbone(
         network=network,
         keys=[group.key for group in groups],
@@ -226,8 +227,9 @@ def _weighted_layers(network, groups, layouts) -> list[WeightedLayer]:
     for node in order:
         layout = layouts[node.args[0]]
         if isinstance(layout, Unfollowable):
-            raise ValueError(f"layer {node.target!r} reads a tensor wrap cannot follow: "
-                             f"{layout.reason}")
+            raise ValueError(
+                f"layer {node.target!r} reads a tensor wrap cannot follow: {layout.reason}"
+            )
         layers.append(
             WeightedLayer(
                 name=f"{NETWORK}.{node.target}",

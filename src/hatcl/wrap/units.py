@@ -170,8 +170,7 @@ def _layout(graph_module: fx.GraphModule, node: fx.Node, layouts: dict) -> Layou
     if _keeps_units(graph_module, node):
         return _same_units(node, inputs)
     return Unfollowable(
-        f"{describe(node)} (node {node.name!r}): wrap cannot tell which units its output "
-        "carries"
+        f"{describe(node)} (node {node.name!r}): wrap cannot tell which units its output carries"
     )
 
 

@@ -84,9 +84,7 @@ def build_custom_data(config: CustomDataConfig, *, seed: int) -> ContinualData:
     shapes = {tuple(task.train.x.shape[1:]) for task in tasks}
     if len(shapes) != 1:
         raise ValueError(f"every task's inputs must have the same shape, got {sorted(shapes)}")
-    return ContinualData(
-        source=CUSTOM, scenario=CUSTOM, input_shape=shapes.pop(), tasks=tasks
-    )
+    return ContinualData(source=CUSTOM, scenario=CUSTOM, input_shape=shapes.pop(), tasks=tasks)
 
 
 def _task(entry: object, *, task_id: int, config: CustomDataConfig) -> TaskData:
@@ -122,8 +120,10 @@ def _task(entry: object, *, task_id: int, config: CustomDataConfig) -> TaskData:
 def _split(value: object, *, task_id: int, key: str) -> TensorSplit:
     if isinstance(value, torch.utils.data.Dataset) and hasattr(value, "__len__"):
         pairs = [value[i] for i in range(len(value))]
-        value = (torch.stack([torch.as_tensor(x) for x, _ in pairs]),
-                 torch.as_tensor([int(y) for _, y in pairs]))
+        value = (
+            torch.stack([torch.as_tensor(x) for x, _ in pairs]),
+            torch.as_tensor([int(y) for _, y in pairs]),
+        )
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(
             f"task {task_id} '{key}' must be (inputs, labels) or a Dataset of (input, label) "
