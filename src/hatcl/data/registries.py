@@ -40,12 +40,6 @@ SOURCES.add(
     "hatcl.data.sources.mnist1d:load_mnist1d",
     summary="MNIST-1D, procedurally generated 1-D signals (length 40, 10 classes), no download",
 )
-SOURCES.add(
-    "custom",
-    "hatcl.data.sources.custom:load_custom_source",
-    summary="your own tasks by import path (data=custom data.target=pkg.module:function)",
-)
-
 #: Number of classes of every source, known without loading it (used to validate configurations).
 SOURCE_NUM_CLASSES: dict[str, int] = {
     "digits": 10,

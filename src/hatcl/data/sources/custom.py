@@ -55,15 +55,6 @@ class CustomDataConfig(DataConfig):
         return config
 
 
-def load_custom_source(*, root: str | None = None, download: bool = False):
-    """Registry placeholder: a custom source is a whole task sequence, not one dataset."""
-    del root, download
-    raise ValueError(
-        "data source 'custom' is a task sequence: build it with "
-        "hatcl.data.sources.custom.build_custom_data (data=custom data.target=pkg.module:fn)"
-    )
-
-
 def build_custom_data(config: CustomDataConfig, *, seed: int) -> ContinualData:
     """Call the target and check its tasks (the contract in this module's docstring)."""
     from hatcl.wrap.custom import resolve_target
