@@ -40,6 +40,7 @@ SOURCES.add(
     "hatcl.data.sources.mnist1d:load_mnist1d",
     summary="MNIST-1D, procedurally generated 1-D signals (length 40, 10 classes), no download",
 )
+
 #: Number of classes of every source, known without loading it (used to validate configurations).
 SOURCE_NUM_CLASSES: dict[str, int] = {
     "digits": 10,
