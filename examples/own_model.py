@@ -15,10 +15,7 @@ net = nn.Sequential(  # any network: hatcl.wrap finds and masks its Linear/Conv 
 )
 torch.manual_seed(0)
 tasks = build_continual_data(DataConfig(source="digits", scenario="split"), seed=0).tasks
-algorithm = FGAdaHAT(adjustment_intensity=1.5e-7, importance_type="input_weight_gradient_abs_sum",
-                     importance_summing_strategy="add_all", importance_scheduler_type=
-                     "linear_sparsity_reg", neuron_to_weight_importance_aggregation_mode="min",
-                     mask_sparsity_reg_factor=0.1, base_importance=1e-8, base_linear=5)
+algorithm = FGAdaHAT()  # the reference preset, as `hatcl run algorithm=fgadahat`
 learner = hatcl.Learner(backbone=hatcl.wrap(net, tasks[0].train.x[:2]), algorithm=algorithm)
 for task in tasks:
     batches = list(zip(task.train.x.split(32), task.train.y.split(32)))
