@@ -136,3 +136,10 @@ def _interval(low: float | None, high: float | None, low_inc: bool, high_inc: bo
     left = "[" if low_inc and low is not None else "("
     right = "]" if high_inc and high is not None else ")"
     return f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+
+
+def check_bool(value: object, *, parameter: str) -> bool:
+    """Return ``value`` if it is a bool, or raise naming ``parameter`` (no truthy strings)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{parameter} must be a bool (true or false), got {value!r}")
+    return value

@@ -58,7 +58,7 @@ def _layer_rates(algorithm, model, task_id, sparsity):
     algorithm.on_task_start(task_id=task_id, model=model)
     return [
         algorithm.rule.rates(task_id=task_id, layer=layer, network_sparsity=torch.tensor(sparsity))
-        for layer in algorithm._layers
+        for layer in algorithm.layers
     ]
 
 
@@ -101,7 +101,7 @@ def test_rates_are_exactly_one_on_task_one(mode):
     algorithm = AdaHAT(adjustment_intensity=1e-6, adjustment_mode=mode)
     algorithm.on_task_start(task_id=1, model=model)
     _, before = _step(algorithm, model, 1)
-    assert all(torch.equal(r, torch.ones_like(r)) for r in algorithm._last_rates)
+    assert all(torch.equal(r, torch.ones_like(r)) for r in algorithm.last_rates())
     for name, parameter in model.backbone.named_parameters():
         if name.startswith("linears"):
             assert torch.equal(parameter.grad, before[name])
@@ -118,7 +118,7 @@ def test_alpha_to_zero_protects_like_hat():
     adahat.on_task_start(task_id=2, model=model)
     hat.on_task_start(task_id=2, model=model)
     sparsity = torch.tensor(0.2)
-    for ada_layer, hat_layer in zip(adahat._layers, hat._layers):
+    for ada_layer, hat_layer in zip(adahat.layers, hat.layers):
         ada = adahat.rule.rates(task_id=2, layer=ada_layer, network_sparsity=sparsity)
         ref = hat.rule.rates(task_id=2, layer=hat_layer, network_sparsity=sparsity)
         assert_close(ada[0], ref[0], atol=1e-9, rtol=0)
@@ -177,8 +177,10 @@ def test_invalid_parameters(options, error, fragment):
         AdaHAT(**kwargs)
 
 
-def test_adjustment_intensity_is_required_and_keyword_only():
-    with pytest.raises(TypeError):
-        AdaHAT()
+def test_defaults_are_the_preset_and_keyword_only():
+    """Omitted parameters take the adahat preset's values (spec section 4; the CLI's too)."""
+    algorithm = AdaHAT()
+    assert (algorithm.adjustment_intensity, algorithm.epsilon) == (1e-6, 0.1)
+    assert algorithm.adjustment_mode == "adahat"
     with pytest.raises(TypeError):
         AdaHAT(1e-6)

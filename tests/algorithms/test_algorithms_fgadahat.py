@@ -14,7 +14,6 @@ from hatcl.algorithms.registries import IMPORTANCE_SCHEDULERS, SUMMING_STRATEGIE
 from hatcl.backbones.base import BackboneOutput
 from hatcl.backbones.mlp import MLPBackbone
 from hatcl.backbones.model import ContinualModel, ModelOutput
-from hatcl.functional import rates
 from hatcl.heads.heads import TaskIncrementalHeads
 from hatcl.masking.stage import Stage
 
@@ -82,11 +81,11 @@ def test_summing_weight_table_through_the_algorithm(strategy):
     for t in range(1, 5):
         algorithm.on_task_start(task_id=t, model=model)
         one_hot = torch.eye(4)[t - 1]
-        algorithm.importance.observe({"fc1": one_hot, "fc2": 2 * one_hot})
+        algorithm.tracker.store.observe({"fc1": one_hot, "fc2": 2 * one_hot})
         algorithm.on_task_end(task_id=t, model=model, task_data=None)
         expected = torch.tensor(WEIGHT_TABLES[strategy][t - 1] + [0] * (4 - t), dtype=torch.float)
-        assert_close(algorithm.importance.summative()["fc1"], expected)
-        assert_close(algorithm.importance.summative()["fc2"], 2 * expected)
+        assert_close(algorithm.tracker.store.summative()["fc1"], expected)
+        assert_close(algorithm.tracker.store.summative()["fc2"], 2 * expected)
 
 
 # -- schedulers and rates ------------------------------------------------------------------------
@@ -99,8 +98,8 @@ def _prepared(model, **options):
     store.store(task_id=1, masks={"fc1": torch.tensor([1.0, 1]), "fc2": torch.tensor([0.0, 1])})
     store.store(task_id=2, masks={"fc1": torch.tensor([1.0, 0]), "fc2": torch.tensor([0.0, 0])})
     algorithm = _algorithm(**options)
-    algorithm.importance.ensure_keys({"fc1": 2, "fc2": 2}, device=torch.device("cpu"))
-    algorithm.importance.set_summative(
+    algorithm.tracker.store.ensure_keys({"fc1": 2, "fc2": 2}, like=torch.zeros(()))
+    algorithm.tracker.store.set_summative(
         {"fc1": torch.tensor([2.0, 0.5]), "fc2": torch.tensor([1.0, 4])}
     )
     algorithm.on_task_start(task_id=3, model=model)
@@ -110,7 +109,7 @@ def _prepared(model, **options):
 def _rates(algorithm, sparsity):
     return [
         algorithm.rule.rates(task_id=3, layer=layer, network_sparsity=torch.tensor(sparsity))
-        for layer in algorithm._layers
+        for layer in algorithm.layers
     ]
 
 
@@ -160,7 +159,7 @@ def test_summative_mask_sparsity_reg_rates_by_hand():
 
 @pytest.mark.parametrize("scheduler", IMPORTANCE_SCHEDULERS.names())
 def test_scheduler_matches_the_functional_formula(scheduler):
-    """rate == fg_adahat_rate(I, c) with c from hatcl.functional.rates, for every scheduler."""
+    """rate == alpha / (c I + alpha) with c written out from spec section 5, every scheduler."""
     model = _model(hidden=(3, 2), inputs=2)
     store = model.backbone.masker.store
     store.store(task_id=1, masks={"fc1": torch.tensor([1.0, 0, 1]), "fc2": torch.tensor([1.0, 1])})
@@ -168,29 +167,24 @@ def test_scheduler_matches_the_functional_formula(scheduler):
     algorithm = _algorithm(
         importance_scheduler_type=scheduler, base_linear=2.0, base_mask_sparsity_reg=0.3
     )
-    algorithm.importance.ensure_keys({"fc1": 3, "fc2": 2}, device=torch.device("cpu"))
+    algorithm.tracker.store.ensure_keys({"fc1": 3, "fc2": 2}, like=torch.zeros(()))
     importance = {"fc1": torch.tensor([0.3, 1.2, 0.0]), "fc2": torch.tensor([2.0, 0.7])}
-    algorithm.importance.set_summative(importance)
+    algorithm.tracker.store.set_summative(importance)
     algorithm.on_task_start(task_id=3, model=model)
     summative = store.summative()
-    layer = algorithm._layers[1]
+    layer = algorithm.layers[1]
     weight_rate, _ = algorithm.rule.rates(
         task_id=3, layer=layer, network_sparsity=torch.tensor(0.4)
     )
     param_importance = torch.minimum(importance["fc2"][:, None], importance["fc1"][None, :])
+    # spec section 5 written out: c = task factor x (R_l + b_R), rate = alpha / (c I + alpha)
+    min_summative = torch.minimum(summative["fc2"][:, None], summative["fc1"][None, :])
     factor = {
-        "linear_sparsity_reg": rates.linear_sparsity_reg_factor(
-            task_id=3, network_sparsity=0.4, base_linear=2.0, base_mask_sparsity_reg=0.3
-        ),
-        "sparsity_reg": rates.sparsity_reg_factor(network_sparsity=0.4, base_mask_sparsity_reg=0.3),
-        "summative_mask_sparsity_reg": rates.summative_mask_sparsity_reg_factor(
-            summative_param=torch.minimum(summative["fc2"][:, None], summative["fc1"][None, :]),
-            network_sparsity=0.4,
-            base_linear=2.0,
-            base_mask_sparsity_reg=0.3,
-        ),
+        "linear_sparsity_reg": (3 + 2.0) * (0.4 + 0.3),
+        "sparsity_reg": 0.4 + 0.3,
+        "summative_mask_sparsity_reg": (min_summative + 2.0) * (0.4 + 0.3),
     }[scheduler]
-    expected = rates.fg_adahat_rate(param_importance, alpha=0.5, scheduler_factor=factor)
+    expected = 0.5 / (factor * param_importance + 0.5)
     assert_close(weight_rate, expected)
 
 
@@ -261,7 +255,7 @@ def test_step_observation_normalises_and_multiplies_the_training_mask(multiply):
     fc2 = torch.tensor([1.0, 1])
     if multiply:
         fc1, fc2 = fc1 * masks["fc1"], fc2 * masks["fc2"]
-    store = algorithm.importance
+    store = algorithm.tracker.store
     assert float(store.steps) == 2
     assert_close(store.accumulator_fc1, fc1, atol=1e-6, rtol=1e-6)
     assert_close(store.accumulator_fc2, fc2, atol=1e-6, rtol=1e-6)
@@ -277,7 +271,7 @@ def test_filter_unmasked_importance_uses_the_stored_binary_mask():
         model.backbone.masker.embeddings["fc1"].copy_(torch.tensor([1.0, -1.0, 2.0]))
         model.backbone.masker.embeddings["fc2"].copy_(torch.tensor([-3.0, 0.5]))
     algorithm.on_task_end(task_id=1, model=model, task_data=None)
-    task = algorithm.importance.task_importance(1)
+    task = algorithm.tracker.store.task_importance(1)
     assert_close(task["fc1"], torch.tensor([1.0, 0.0, 1.0]))
     assert_close(task["fc2"], torch.tensor([0.0, 1.0]))
 
@@ -314,18 +308,18 @@ def test_rates_are_exactly_one_on_task_one_and_importance_reads_applied_gradient
     algorithm.on_task_start(task_id=1, model=model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     _train_step(algorithm, model, 1, optimizer)
-    assert all(torch.equal(r, torch.ones_like(r)) for r in algorithm._last_rates)
+    assert all(torch.equal(r, torch.ones_like(r)) for r in algorithm.last_rates())
     assert algorithm.step_metrics()["capacity"] == 1.0
     algorithm.on_task_end(task_id=1, model=model, task_data=None)
     # task 2: rates < 1 where importance accumulated; observed gradients are the adjusted ones
     algorithm.on_task_start(task_id=2, model=model)
     applied, step_masks = _train_step(algorithm, model, 2, optimizer)
-    assert all((r <= 1).all() for r in algorithm._last_rates)
-    assert any((r < 1).any() for r in algorithm._last_rates)
+    assert all((r <= 1).all() for r in algorithm.last_rates())
+    assert any((r < 1).any() for r in algorithm.last_rates())
     raw = applied.abs().sum(dim=1)
     normalised = (raw - raw.min()) / (raw.max() - raw.min() + 1e-8)
     # the step's own soft training mask (the embeddings have moved since)
-    assert_close(algorithm.importance.accumulator_fc1, normalised * step_masks["fc1"].detach())
+    assert_close(algorithm.tracker.store.accumulator_fc1, normalised * step_masks["fc1"].detach())
 
 
 def test_state_dict_round_trip_restores_importance():
@@ -342,12 +336,14 @@ def test_state_dict_round_trip_restores_importance():
     restored = _algorithm(importance_summing_strategy="add_all")
     restored.load_state_dict(torch.load(buffer, weights_only=True), strict=True)
     for key in ("fc1", "fc2"):
-        assert_close(restored.importance.summative()[key], algorithm.importance.summative()[key])
-        assert torch.count_nonzero(restored.importance.summative()[key]) > 0
-    assert restored.importance.task_ids.tolist() == [1, 2]
+        assert_close(
+            restored.tracker.store.summative()[key], algorithm.tracker.store.summative()[key]
+        )
+        assert torch.count_nonzero(restored.tracker.store.summative()[key]) > 0
+    assert restored.tracker.store.task_ids.tolist() == [1, 2]
     assert_close(
-        restored.importance.task_importance(1)["fc1"],
-        algorithm.importance.task_importance(1)["fc1"],
+        restored.tracker.store.task_importance(1)["fc1"],
+        algorithm.tracker.store.task_importance(1)["fc1"],
     )
 
 
@@ -360,7 +356,7 @@ def test_task_summary_reports_importance_and_capacity():
     algorithm.on_task_end(task_id=1, model=model, task_data=None)
     summary = algorithm.task_summary(task_id=1, model=model)
     assert summary["capacity"] == 1.0
-    task = algorithm.importance.task_importance(1)["fc1"]
+    task = algorithm.tracker.store.task_importance(1)["fc1"]
     assert summary["importance"]["fc1"]["task_mean"] == pytest.approx(float(task.mean()))
     assert summary["importance"]["fc1"]["task_min"] >= 0.5
     assert set(summary["importance"]) == {"fc1", "fc2"}
@@ -408,17 +404,26 @@ INVALID = [
         "'log_decrease' requires importance_summing_strategy_log_base",
     ),
     (
-        {"importance_summing_strategy_linear_step": 0.0},
+        {
+            "importance_summing_strategy": "linear_decrease",
+            "importance_summing_strategy_linear_step": 0.0,
+        },
         ValueError,
         r"importance_summing_strategy_linear_step must be in \(0.0",
     ),
     (
-        {"importance_summing_strategy_exponential_rate": 1.0},
+        {
+            "importance_summing_strategy": "exponential_decrease",
+            "importance_summing_strategy_exponential_rate": 1.0,
+        },
         ValueError,
         r"importance_summing_strategy_exponential_rate must be in \(1.0",
     ),
     (
-        {"importance_summing_strategy_log_base": 0.5},
+        {
+            "importance_summing_strategy": "log_decrease",
+            "importance_summing_strategy_log_base": 0.5,
+        },
         ValueError,
         r"importance_summing_strategy_log_base must be in \(1.0",
     ),
@@ -431,27 +436,22 @@ def test_invalid_parameters(options, error, fragment):
         _algorithm(**options)
 
 
-def test_required_parameters_and_keyword_only():
-    required = [
-        "adjustment_intensity",
-        "importance_type",
-        "importance_summing_strategy",
-        "importance_scheduler_type",
-        "neuron_to_weight_importance_aggregation_mode",
-        "mask_sparsity_reg_factor",
-    ]
-    for name in required:
-        options = {k: v for k, v in BASE.items() if k != name}
-        with pytest.raises(TypeError, match=name):
-            FGAdaHAT(**options)
+def test_defaults_are_the_reference_preset_and_keyword_only():
+    """Omitted parameters take spec section 5's preset values (the CLI's defaults too)."""
+    algorithm = FGAdaHAT()
+    assert algorithm.adjustment_intensity == 1.5e-7
+    assert algorithm.importance_type == "input_weight_gradient_abs_sum"
+    assert algorithm.tracker.base_importance == 1e-8
+    assert algorithm.rule.base_linear == 5.0
+    assert algorithm.rule.base_mask_sparsity_reg == 0.1
     with pytest.raises(TypeError):
         FGAdaHAT(0.5, **{k: v for k, v in BASE.items() if k != "adjustment_intensity"})
 
 
-def test_strategy_option_for_another_strategy_is_checked_then_unused():
+def test_strategy_option_for_another_strategy_is_unused():
     algorithm = _algorithm(importance_summing_strategy_linear_step=2.0)
-    assert algorithm.summing_option is None
+    assert algorithm.tracker.summing_option is None
     chosen = _algorithm(
         importance_summing_strategy="linear_decrease", importance_summing_strategy_linear_step=2.0
     )
-    assert chosen.summing_option == 2.0
+    assert chosen.tracker.summing_option == 2.0

@@ -93,7 +93,7 @@ def test_gates_live_for_one_task_and_leave_no_trace():
     plain.on_task_start(task_id=1, model=_mlp())
     algorithm_keys = list(plain.state_dict())  # the same algorithm without gates
     assert set(model.backbone.activation_transforms) == {"fc1", "fc2"}
-    gates = algorithm.plugin.gates
+    gates = algorithm.tracker.plugin.gates
     assert {key: g.n_gates for key, g in gates.items()} == {"fc1": 4, "fc2": 2}
     assert all(g.mask is None for g in gates.values())
     trainable = list(algorithm.trainable_parameters(model))
@@ -110,14 +110,14 @@ def test_gates_live_for_one_task_and_leave_no_trace():
     algorithm.on_task_end(task_id=1, model=model, task_data=None)
 
     assert model.backbone.activation_transforms == {}
-    assert algorithm.plugin.gates == {}
+    assert algorithm.tracker.plugin.gates == {}
     assert list(model.state_dict()) == model_keys
     assert list(algorithm.state_dict()) == algorithm_keys
     assert _no_forward_hooks(model)
     assert len(list(algorithm.trainable_parameters(model))) == len(list(model.parameters()))
     # the next task gets fresh gates
     algorithm.on_task_start(task_id=2, model=model)
-    assert algorithm.plugin.gates["fc1"] is not gates["fc1"]
+    assert algorithm.tracker.plugin.gates["fc1"] is not gates["fc1"]
 
 
 def test_gates_multiply_h_l_in_training_only():
@@ -125,7 +125,7 @@ def test_gates_multiply_h_l_in_training_only():
     inputs = torch.randn(5, 3)
     algorithm = _algorithm()
     algorithm.on_task_start(task_id=1, model=model)
-    plugin = algorithm.plugin
+    plugin = algorithm.tracker.plugin
     installed = dict(model.backbone.activation_transforms)
     model.backbone.activation_transforms.clear()
     plain = {
@@ -144,7 +144,7 @@ def test_gates_multiply_h_l_in_training_only():
     torch.testing.assert_close(validation.logits, plain[Stage.VALIDATION].logits, rtol=0, atol=0)
     model.backbone.masker.store_current(task_id=1)
     with_gates = model(inputs, task_id=1, stage=Stage.TEST).logits
-    algorithm.plugin.on_task_end(task_id=1, model=model)
+    algorithm.tracker.plugin.on_task_end(task_id=1, model=model)
     without = model(inputs, task_id=1, stage=Stage.TEST).logits
     torch.testing.assert_close(with_gates, without, rtol=0, atol=0)
 
@@ -154,14 +154,14 @@ def test_loss_term_is_reg_weight_times_summed_active_probs():
     algorithm = _algorithm()
     algorithm.on_task_start(task_id=1, model=model)
     mu = {"fc1": [0.1, 0.5, -0.2, 0.8], "fc2": [0.3, 0.0]}
-    _set_mu(algorithm.plugin, mu)
+    _set_mu(algorithm.tracker.plugin, mu)
     context = _step(model, algorithm, torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
     terms = algorithm.loss_terms(context)
     expected = REG_WEIGHT * sum(_phi(m / STD) for values in mu.values() for m in values)
     assert set(terms) == {"mask_sparsity", LOSS_TERM}
     assert terms[LOSS_TERM].item() == pytest.approx(expected, rel=1e-6)
     terms[LOSS_TERM].backward()
-    grad = algorithm.plugin.gates["fc1"].mu.grad
+    grad = algorithm.tracker.plugin.gates["fc1"].mu.grad
     density = [math.exp(-((m / STD) ** 2) / 2) / math.sqrt(2 * math.pi) for m in mu["fc1"]]
     torch.testing.assert_close(grad, torch.tensor([REG_WEIGHT * d / STD for d in density]))
 
@@ -171,7 +171,7 @@ def test_importance_is_the_active_probs_and_feeds_the_task_importance():
     algorithm = _algorithm(base_importance=0.0)
     algorithm.on_task_start(task_id=1, model=model)
     mu = {"fc1": [0.1, 0.5, -0.2, 0.8], "fc2": [0.3, 0.0]}
-    _set_mu(algorithm.plugin, mu)
+    _set_mu(algorithm.tracker.plugin, mu)
     context = _step(model, algorithm, torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
     raw = IMPORTANCE_TYPES.get("stochastic_gates").compute(
         ImportanceContext(
@@ -181,7 +181,7 @@ def test_importance_is_the_active_probs_and_feeds_the_task_importance():
             targets=context.targets,
             scale=context.scale,
             output=context.output,
-            plugin=algorithm.plugin,
+            plugin=algorithm.tracker.plugin,
         )
     )
     for key, values in mu.items():
@@ -190,7 +190,7 @@ def test_importance_is_the_active_probs_and_feeds_the_task_importance():
         assert not raw[key].requires_grad
     algorithm.after_optimizer_step(context)
     algorithm.on_task_end(task_id=1, model=model, task_data=None)
-    task = algorithm.importance.task_importance(1)
+    task = algorithm.tracker.store.task_importance(1)
     for key, values in mu.items():
         probs = torch.tensor([_phi(m / STD) for m in values])
         normalised = (probs - probs.min()) / (probs.max() - probs.min() + 1e-8)
@@ -202,14 +202,14 @@ def test_task_optimizer_moves_the_gates():
     model = _mlp()
     algorithm = _algorithm(stochastic_gates_reg_weight=1.0)
     algorithm.on_task_start(task_id=1, model=model)
-    before = algorithm.plugin.gates["fc2"].mu.detach().clone()
+    before = algorithm.tracker.plugin.gates["fc2"].mu.detach().clone()
     optimizer = torch.optim.SGD(algorithm.trainable_parameters(model), lr=0.1)
     context = _step(model, algorithm, torch.randn(8, 3), torch.arange(8) % 2)
     loss = F.cross_entropy(context.output.logits, context.targets)
     loss = loss + sum(algorithm.loss_terms(context).values())
     loss.backward()
     optimizer.step()
-    assert not torch.equal(algorithm.plugin.gates["fc2"].mu, before)
+    assert not torch.equal(algorithm.tracker.plugin.gates["fc2"].mu, before)
 
 
 def test_conv_activations_get_one_gate_per_channel():
@@ -303,6 +303,6 @@ def test_other_importance_types_have_no_plugin():
     algorithm = _algorithm(importance_type="input_weight_gradient_abs_sum")
     model = _mlp()
     algorithm.on_task_start(task_id=1, model=model)
-    assert algorithm.plugin is None
+    assert algorithm.tracker.plugin is None
     assert model.backbone.activation_transforms == {}
     assert len(list(algorithm.trainable_parameters(model))) == len(list(model.parameters()))

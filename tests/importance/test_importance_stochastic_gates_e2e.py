@@ -47,6 +47,6 @@ def test_tiny_run_with_stochastic_gates(backbone, tmp_path):
         for s in task["importance"].values():
             assert 0 <= s["task_min"] <= s["task_mean"] <= s["task_max"] <= 1 + 1e-6
     assert model.backbone.activation_transforms == {}
-    assert algorithm.plugin.gates == {}
+    assert algorithm.tracker.plugin.gates == {}
     assert not any("mu" in name.split(".") for name in model.state_dict())
     assert not any("gate" in name for name in algorithm.state_dict())

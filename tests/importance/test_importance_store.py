@@ -11,7 +11,7 @@ from hatcl.importance.store import ImportanceStore
 
 def _store():
     store = ImportanceStore()
-    store.ensure_keys({"a": 2, "b": 3}, device=torch.device("cpu"))
+    store.ensure_keys({"a": 2, "b": 3}, like=torch.zeros(()))
     return store
 
 
@@ -40,7 +40,8 @@ def test_accumulator_reduction_matches_one_process():
             if buffer is tensor:
                 tensor.add_(partner[name])
 
-    first.all_reduce_accumulator(reduce)
+    for tensor in first.accumulator_tensors():
+        reduce(tensor)
     assert_close(first.task_average(base=0.0)["a"], torch.tensor([3.0, 3.0]))
 
 

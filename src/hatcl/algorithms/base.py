@@ -2,8 +2,10 @@
 
 Step order (spec §3): zero grads; forward; loss = cross-entropy + ``loss_terms``; backward;
 ``adjust_gradients``; ``compensate_gradients``; optimizer step; ``after_optimizer_step``.
-Around the steps: ``on_task_start`` (before the task's optimizer is built) and ``on_task_end``
-(after its last epoch, before testing). ``configure_model`` runs once when the model is built;
+Around the steps: ``on_task_start`` (inside the task's ``fit``, once the model is on its device
+and in its dtype, right before the task's optimizer is built) and ``on_task_end`` (at the end of
+the ``fit``, after the last epoch and the cross-process sums, while the model is still on its
+device; before testing). ``configure_model`` runs once when the model is built;
 ``training_split`` chooses what a task trains on (default: the task's own training split).
 """
 
@@ -102,9 +104,9 @@ class Algorithm(nn.Module):
     def distributed_sums(self) -> list[torch.Tensor]:
         """Tensors accumulated per process during the task (e.g. importance sum and count).
 
-        Under distributed training each process sees only its shard of the batches; the runner
-        sums these tensors across processes, in place, right before :meth:`on_task_end`, so that
-        every process consolidates the same state.
+        Under distributed training each process sees only its shard of the batches; the loop
+        sums these tensors across processes, in place, right before :meth:`on_task_end` (the one
+        reduction path), so that every process consolidates the same state.
         """
         return []
 

@@ -60,10 +60,16 @@ class AdjustmentRule:
     """How much of each backbone gradient entry a step keeps: its adjustment rate.
 
     HAT, AdaHAT and FG-AdaHAT share the mechanism and differ only in this rule.
+
+    Attributes:
+        reports_rate_statistics: log per-layer rate statistics (mean, min, fraction below
+            0.5) besides the network capacity.
     """
 
+    reports_rate_statistics: bool = False
+
     def on_task_start(self, *, task_id: int, layers: tuple[LayerContext, ...], masker) -> None:
-        """Precompute what stays fixed during the task."""
+        """Precompute what stays fixed during the task (on the model's device and dtype)."""
 
     def rates(
         self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor

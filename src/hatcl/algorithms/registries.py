@@ -70,47 +70,48 @@ ADAHAT_ADJUSTMENT_MODES.add(
     summary="r = alpha / epsilon, rate = r / (M_sum + r)",
 )
 
-_OPTIONS = "hatcl.algorithms.fgadahat_options"
+_SUMMING = "hatcl.importance.summing"
+_SCHEDULERS = "hatcl.algorithms.schedulers"
 SUMMING_STRATEGIES = Registry("importance_summing_strategy")
-SUMMING_STRATEGIES.add("add_latest", f"{_OPTIONS}:ADD_LATEST", summary="I += I^t")
+SUMMING_STRATEGIES.add("add_latest", f"{_SUMMING}:ADD_LATEST", summary="I += I^t")
 SUMMING_STRATEGIES.add(
-    "add_all", f"{_OPTIONS}:ADD_ALL", summary="I += sum_{tau<=t} I^tau (reference default)"
+    "add_all", f"{_SUMMING}:ADD_ALL", summary="I += sum_{tau<=t} I^tau (reference default)"
 )
 SUMMING_STRATEGIES.add(
-    "add_average", f"{_OPTIONS}:ADD_AVERAGE", summary="I += (1/t) sum_{tau<=t} I^tau"
+    "add_average", f"{_SUMMING}:ADD_AVERAGE", summary="I += (1/t) sum_{tau<=t} I^tau"
 )
 SUMMING_STRATEGIES.add(
     "linear_decrease",
-    f"{_OPTIONS}:LINEAR_DECREASE",
+    f"{_SUMMING}:LINEAR_DECREASE",
     summary="I = sum w I^tau, w = s k + 1 (needs importance_summing_strategy_linear_step)",
 )
 SUMMING_STRATEGIES.add(
-    "quadratic_decrease", f"{_OPTIONS}:QUADRATIC_DECREASE", summary="w = (k + 1)^2"
+    "quadratic_decrease", f"{_SUMMING}:QUADRATIC_DECREASE", summary="w = (k + 1)^2"
 )
-SUMMING_STRATEGIES.add("cubic_decrease", f"{_OPTIONS}:CUBIC_DECREASE", summary="w = (k + 1)^3")
+SUMMING_STRATEGIES.add("cubic_decrease", f"{_SUMMING}:CUBIC_DECREASE", summary="w = (k + 1)^3")
 SUMMING_STRATEGIES.add(
     "exponential_decrease",
-    f"{_OPTIONS}:EXPONENTIAL_DECREASE",
+    f"{_SUMMING}:EXPONENTIAL_DECREASE",
     summary="w = r^(k + 1) (needs importance_summing_strategy_exponential_rate)",
 )
 SUMMING_STRATEGIES.add(
     "log_decrease",
-    f"{_OPTIONS}:LOG_DECREASE",
+    f"{_SUMMING}:LOG_DECREASE",
     summary="w = log_a(k + 1) + 1 (needs importance_summing_strategy_log_base)",
 )
 SUMMING_STRATEGIES.add(
-    "factorial_decrease", f"{_OPTIONS}:FACTORIAL_DECREASE", summary="w = (k + 1)!"
+    "factorial_decrease", f"{_SUMMING}:FACTORIAL_DECREASE", summary="w = (k + 1)!"
 )
 
 IMPORTANCE_SCHEDULERS = Registry("importance_scheduler_type")
 IMPORTANCE_SCHEDULERS.add(
     "linear_sparsity_reg",
-    f"{_OPTIONS}:linear_sparsity_reg",
+    f"{_SCHEDULERS}:linear_sparsity_reg",
     summary="c = (t + b_L) (R_l + b_R) (default)",
 )
-IMPORTANCE_SCHEDULERS.add("sparsity_reg", f"{_OPTIONS}:sparsity_reg", summary="c = R_l + b_R")
+IMPORTANCE_SCHEDULERS.add("sparsity_reg", f"{_SCHEDULERS}:sparsity_reg", summary="c = R_l + b_R")
 IMPORTANCE_SCHEDULERS.add(
     "summative_mask_sparsity_reg",
-    f"{_OPTIONS}:summative_mask_sparsity_reg",
+    f"{_SCHEDULERS}:summative_mask_sparsity_reg",
     summary="c = (min(M_sum_i, M_sum_j) + b_L) (R_l + b_R), parameter-wise",
 )

@@ -1,5 +1,7 @@
 """Gradient adjustment rates of HAT, AdaHAT and FG-AdaHAT, and FG-AdaHAT scheduler factors.
 
+The one copy of these formulas: the algorithms' rules call them and the tests check them.
+
 A rate multiplies a parameter's gradient. ``P`` (``cumulative``) is the parameter-wise cumulative
 mask, with values in ``{0, 1}`` or ``[0, 1]``. The HAT-mode functions share one signature so that
 they can sit in a registry side by side.
@@ -11,16 +13,16 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "adahat_rate",
-    "adahat_reg_scale",
-    "fg_adahat_rate",
+    "adahat_scale",
+    "adjustment_rate",
+    "adjustment_rate_from_inverse",
+    "fg_adahat_step_factor",
     "hat_const_1_rate",
     "hat_const_alpha_rate",
     "hat_random_rate",
     "hat_rate",
-    "linear_sparsity_reg_factor",
-    "sparsity_reg_factor",
-    "summative_mask_sparsity_reg_factor",
+    "linear_task_factor",
+    "summative_mask_task_factor",
 ]
 
 
@@ -68,21 +70,39 @@ def hat_const_1_rate(
     return torch.ones_like(cumulative)
 
 
-def adahat_rate(importance: Tensor, *, r: Tensor | float) -> Tensor:
-    """Return the AdaHAT rate ``r / (I + r)``.
+def adjustment_rate(importance: Tensor, *, k: Tensor | float) -> Tensor:
+    """Return the adaptive adjustment rate ``k / (I + k)``.
+
+    AdaHAT and FG-AdaHAT share this form and differ in ``I`` and ``k``: AdaHAT uses the
+    parameter-wise summative mask and ``k = r_l = alpha / (epsilon + R_l)``; FG-AdaHAT the
+    parameter-wise summative importance and ``k = alpha / c``. HAT's ``1 - P`` is the ``k -> 0``
+    limit for a binary ``P``.
 
     Args:
-        importance: parameter-wise importance ``I`` (e.g. the min-aggregated summative mask; for
-            ``adahat_no_sum`` a tensor filled with the task id).
-        r: the layer's scale ``r_l`` (> 0), scalar or broadcastable tensor.
+        importance: parameter-wise importance ``I`` (>= 0).
+        k: the scale (> 0), scalar or broadcastable tensor.
     """
-    return r / (importance + r)
+    return k / (importance + k)
 
 
-def adahat_reg_scale(
+def adjustment_rate_from_inverse(importance: Tensor, *, inverse_k: Tensor | float) -> Tensor:
+    """Return ``k / (I + k)`` as ``1 / (1 + I / k)`` given ``1 / k``: the per-step hot path.
+
+    Three elementwise passes and one allocation: for rules whose ``I`` is fixed for a task and
+    whose ``1 / k`` is a per-step scalar (FG-AdaHAT: ``I / alpha`` times the task-fixed
+    scheduler factor, ``1 / k = R_l + b_R``).
+
+    Args:
+        importance: ``I`` (>= 0), already divided by every task-fixed part of ``k``.
+        inverse_k: ``1 / k`` (> 0), scalar or broadcastable tensor.
+    """
+    return (importance * inverse_k).add_(1.0).reciprocal_()
+
+
+def adahat_scale(
     *, alpha: float, epsilon: float, network_sparsity: Tensor | float
 ) -> Tensor | float:
-    """Return AdaHAT's scale ``r_l = alpha / (epsilon + R_l)``.
+    """Return AdaHAT's ``k``: ``r_l = alpha / (epsilon + R_l)``.
 
     Args:
         alpha: adjustment intensity (> 0).
@@ -92,62 +112,24 @@ def adahat_reg_scale(
     return alpha / (epsilon + network_sparsity)
 
 
-def fg_adahat_rate(importance: Tensor, *, alpha: float, scheduler_factor: Tensor | float) -> Tensor:
-    """Return the FG-AdaHAT rate ``alpha / (c * I + alpha)``.
-
-    Args:
-        importance: parameter-wise summative importance ``I``.
-        alpha: adjustment intensity (> 0).
-        scheduler_factor: ``c``, a scalar or a tensor broadcastable to ``importance``.
-    """
-    return alpha / (scheduler_factor * importance + alpha)
-
-
-def fg_adahat_rate_scaled(scaled_importance: Tensor, *, scheduler_factor: Tensor | float) -> Tensor:
-    """Return ``1 / (1 + c * x)`` with ``x = I_task / alpha`` precomputed for the task.
-
-    Equal to :func:`fg_adahat_rate` with ``I = alpha * x`` (``alpha / (c I + alpha)``), in three
-    elementwise passes with one allocation, for the per-step hot path.
-
-    Args:
-        scaled_importance: ``x``, the parameter-wise importance divided by alpha.
-        scheduler_factor: ``c`` (the per-step part of the scheduler), scalar or broadcastable.
-    """
-    return (scaled_importance * scheduler_factor).add_(1.0).reciprocal_()
-
-
-def linear_sparsity_reg_factor(
-    *,
-    task_id: int,
-    network_sparsity: Tensor | float,
-    base_linear: float,
-    base_mask_sparsity_reg: float,
-) -> Tensor | float:
-    """Return the ``linear_sparsity_reg`` factor ``(t + b_L) * (R_l + b_R)``."""
-    return (task_id + base_linear) * (network_sparsity + base_mask_sparsity_reg)
-
-
-def sparsity_reg_factor(
+def fg_adahat_step_factor(
     *, network_sparsity: Tensor | float, base_mask_sparsity_reg: float
 ) -> Tensor | float:
-    """Return the ``sparsity_reg`` factor ``R_l + b_R``."""
+    """Return the per-step part ``R_l + b_R`` of every FG-AdaHAT scheduler factor ``c``."""
     return network_sparsity + base_mask_sparsity_reg
 
 
-def summative_mask_sparsity_reg_factor(
-    *,
-    summative_param: Tensor,
-    network_sparsity: Tensor | float,
-    base_linear: float,
-    base_mask_sparsity_reg: float,
-) -> Tensor:
-    """Return the ``summative_mask_sparsity_reg`` factor ``(M_sum + b_L) * (R_l + b_R)``.
+def linear_task_factor(*, task_id: int, base_linear: float) -> float:
+    """Return the task-fixed part ``t + b_L`` of the ``linear_sparsity_reg`` factor ``c``."""
+    return float(task_id) + base_linear
+
+
+def summative_mask_task_factor(*, summative_param: Tensor, base_linear: float) -> Tensor:
+    """Return the task-fixed part ``M_sum + b_L`` of ``summative_mask_sparsity_reg``'s ``c``.
 
     Args:
-        summative_param: the parameter-wise summative mask (made parameter-wise by the caller with
-            min aggregation; the first layer and biases use the unit's own value).
-        network_sparsity: the layer's network sparsity ``R_l``.
+        summative_param: the summative mask made parameter-wise by the caller (min aggregation;
+            the first layer and biases use the unit's own value).
         base_linear: ``b_L``.
-        base_mask_sparsity_reg: ``b_R``.
     """
-    return (summative_param + base_linear) * (network_sparsity + base_mask_sparsity_reg)
+    return summative_param + base_linear

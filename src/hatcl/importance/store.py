@@ -11,13 +11,13 @@ Buffers, per mask key ``k``:
 - ``summative_<k>`` (units): the summative importance ``I^{<t+1}``;
 
 and ``steps`` (0-dim, the accumulator's step count) and ``task_ids`` (int64). The accumulator is a
-sum and a count, so summing both over processes (:meth:`all_reduce_accumulator`) and dividing
+sum and a count, so summing both over processes (:meth:`accumulator_tensors`) and dividing
 gives the same average as one process seeing every batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -38,16 +38,17 @@ class ImportanceStore(nn.Module):
         """The mask keys with buffers, in registration order."""
         return tuple(n[len("summative_") :] for n in self._buffers if n.startswith("summative_"))
 
-    def ensure_keys(self, unit_counts: Mapping[str, int], *, device: torch.device) -> None:
-        """Register zero buffers for every mask key that has none yet."""
+    def ensure_keys(self, unit_counts: Mapping[str, int], *, like: torch.Tensor) -> None:
+        """Register zero buffers (device and floating dtype of ``like``) for new mask keys."""
+        floating = {"device": like.device, "dtype": like.dtype}
         for key, units in unit_counts.items():
             if f"summative_{key}" in self._buffers:
                 continue
-            self.register_buffer(f"accumulator_{key}", torch.zeros(units, device=device))
-            self.register_buffer(f"tasks_{key}", torch.zeros(0, units, device=device))
-            self.register_buffer(f"summative_{key}", torch.zeros(units, device=device))
-        self.steps = self.steps.to(device)
-        self.task_ids = self.task_ids.to(device)
+            self.register_buffer(f"accumulator_{key}", torch.zeros(units, **floating))
+            self.register_buffer(f"tasks_{key}", torch.zeros(0, units, **floating))
+            self.register_buffer(f"summative_{key}", torch.zeros(units, **floating))
+        self.steps = self.steps.to(**floating)
+        self.task_ids = self.task_ids.to(like.device)
 
     # -- the per-task accumulator ---------------------------------------------------------------
 
@@ -64,12 +65,9 @@ class ImportanceStore(nn.Module):
             self._buffers[f"accumulator_{key}"].zero_()
         self.steps.zero_()
 
-    def all_reduce_accumulator(self, reduce: Callable[[torch.Tensor], None]) -> None:
-        """Apply an in-place sum reduction (e.g. ``torch.distributed.all_reduce``) to the
-        accumulator and the step count."""
-        for key in self.keys:
-            reduce(self._buffers[f"accumulator_{key}"])
-        reduce(self.steps)
+    def accumulator_tensors(self) -> list[torch.Tensor]:
+        """The accumulator of every key and the step count: what a sum over processes reduces."""
+        return [*(self._buffers[f"accumulator_{key}"] for key in self.keys), self.steps]
 
     def task_average(self, *, base: float) -> dict[str, torch.Tensor]:
         """``accumulator / steps + base`` per key (``base`` alone if no step was observed)."""

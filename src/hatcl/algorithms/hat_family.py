@@ -1,0 +1,242 @@
+"""The HAT-family mechanism (spec §1-§5): masks per task and rate-adjusted gradients.
+
+HAT, AdaHAT and FG-AdaHAT are this one algorithm with different injected parts: an
+:class:`~hatcl.algorithms.hat_mechanism.AdjustmentRule` (how much of each used parameter's
+gradient a step keeps) and, for FG-AdaHAT, an
+:class:`~hatcl.importance.tracker.ImportanceTracker` (the neuron-wise importance the rule reads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from hatcl.algorithms.base import Algorithm, StepContext
+from hatcl.algorithms.hat_mechanism import AdjustmentRule, LayerContext, build_layer_contexts
+from hatcl.algorithms.rate_statistics import network_capacity, rate_statistics
+from hatcl.backbones.model import ContinualModel
+from hatcl.data.base import TaskData
+from hatcl.functional.annealing import annealed_scale
+from hatcl.functional.compensation import embedding_compensation_factor
+from hatcl.importance.tracker import ImportanceTracker
+from hatcl.masking.masker import HATMasker
+from hatcl.masking.registries import INIT_MODES, SPARSITY_MODES
+from hatcl.validation import check_number
+
+
+class HATFamily(Algorithm):
+    """Hard attention masks per task; gradients of used units are scaled by an injected rule.
+
+    Args:
+        rule: the adjustment rule (HAT's, AdaHAT's or FG-AdaHAT's).
+        tracker: the neuron-wise importance tracker the rule reads (FG-AdaHAT), or ``None``.
+        s_max: the largest mask scale (> 1; end of annealing, validation).
+        clamp_threshold: clamp of ``s * e`` in the embedding gradient compensation (> 0).
+        mask_sparsity_reg_factor: weight of the mask sparsity regulariser (>= 0).
+        mask_sparsity_reg_mode: ``original`` or ``cross``.
+        task_embedding_init_mode: ``N01``, ``U-11``, ``U01``, ``U-10`` or ``last``.
+        embedding_clamp: clamp embeddings to [-value, value] after each step (> 0; None: off).
+    """
+
+    uses_masks = True
+
+    def __init__(
+        self,
+        *,
+        rule: AdjustmentRule,
+        tracker: ImportanceTracker | None = None,
+        s_max: float,
+        clamp_threshold: float,
+        mask_sparsity_reg_factor: float,
+        mask_sparsity_reg_mode: str,
+        task_embedding_init_mode: str,
+        embedding_clamp: float | None,
+    ) -> None:
+        super().__init__()
+        self.s_max = check_number(s_max, parameter="s_max", low=1.0, low_inclusive=False)
+        self.clamp_threshold = check_number(
+            clamp_threshold, parameter="clamp_threshold", low=0.0, low_inclusive=False
+        )
+        self.mask_sparsity_reg_factor = check_number(
+            mask_sparsity_reg_factor, parameter="mask_sparsity_reg_factor", low=0.0
+        )
+        self.mask_sparsity_reg_mode = SPARSITY_MODES.validate(
+            mask_sparsity_reg_mode, parameter="mask_sparsity_reg_mode"
+        )
+        self.sparsity = SPARSITY_MODES.get(self.mask_sparsity_reg_mode)
+        self.task_embedding_init_mode = INIT_MODES.validate(
+            task_embedding_init_mode, parameter="task_embedding_init_mode"
+        )
+        self.embedding_clamp = (
+            None
+            if embedding_clamp is None
+            else check_number(
+                embedding_clamp, parameter="embedding_clamp", low=0.0, low_inclusive=False
+            )
+        )
+        self.rule = rule
+        self.tracker = tracker
+        self._layers: tuple[LayerContext, ...] = ()
+        self._last_rates: list[tuple[str, list[torch.Tensor]]] = []
+
+    # -- task hooks -------------------------------------------------------------------------
+
+    def on_task_start(self, *, task_id: int, model: ContinualModel) -> None:
+        """Re-initialise the task embeddings; precompute the rule's per-task quantities."""
+        masker = masker_of(model)
+        if self.tracker is not None:
+            like = next(iter(masker.embeddings.values()))
+            self.tracker.on_task_start(unit_counts=masker.unit_counts, like=like)
+        masker.reset_embeddings(init_mode=self.task_embedding_init_mode)
+        self._layers = build_layer_contexts(
+            model.backbone.layer_modules(), masker.store.cumulative()
+        )
+        self.rule.on_task_start(task_id=task_id, layers=self._layers, masker=masker)
+        if self.tracker is not None:
+            self.tracker.install_plugin(task_id=task_id, model=model)
+
+    def trainable_parameters(self, model: ContinualModel) -> Iterator[nn.Parameter]:
+        """The model's trainable parameters, then the importance plugin's (if any)."""
+        yield from super().trainable_parameters(model)
+        if self.tracker is not None:
+            yield from self.tracker.parameters_to_train()
+
+    def distributed_sums(self) -> list[torch.Tensor]:
+        """The importance accumulator and its step count (nothing without a tracker)."""
+        return [] if self.tracker is None else self.tracker.distributed_sums()
+
+    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
+        """Store the task's binary masks; let the tracker store the task's importance."""
+        masker = masker_of(model)
+        masker.store_current(task_id=task_id)
+        if self.tracker is not None:
+            self.tracker.on_task_end(
+                task_id=task_id, model=model, task_masks=masker.store.mask(task_id)
+            )
+
+    # -- step hooks -------------------------------------------------------------------------
+
+    def training_scale(self, *, batch_index: int, num_batches: int) -> float:
+        return annealed_scale(batch_index=batch_index, num_batches=num_batches, s_max=self.s_max)
+
+    def evaluation_scale(self) -> float:
+        return self.s_max
+
+    def loss_terms(self, context: StepContext) -> dict[str, torch.Tensor]:
+        """The mask sparsity term (and the importance plugin's terms, if any)."""
+        masks = context.output.backbone.masks
+        cumulative = masker_of(context.model).store.cumulative()
+        keys = list(cumulative)
+        result = self.sparsity([masks[k] for k in keys], [cumulative[k] for k in keys])
+        terms = {"mask_sparsity": self.mask_sparsity_reg_factor * result.reg}
+        if self.tracker is not None:
+            terms.update(self.tracker.loss_terms(context))
+        return terms
+
+    @torch.no_grad()
+    def adjust_gradients(self, context: StepContext) -> None:
+        """Multiply each backbone weight and bias gradient by its adjustment rate."""
+        sparsity = self._network_sparsity(context)
+        rates: list[tuple[str, list[torch.Tensor]]] = []
+        for layer in self._layers:
+            weight_rate, bias_rate = self.rule.rates(
+                task_id=context.task_id,
+                layer=layer,
+                network_sparsity=sparsity.get(layer.layer.mask_key),
+            )
+            applied = [_scale_grad(layer.weight, weight_rate)]
+            if layer.bias is not None and bias_rate is not None:
+                applied.append(_scale_grad(layer.bias, bias_rate))
+            rates.append((layer.layer.name, applied))
+        self._last_rates = rates
+
+    @torch.no_grad()
+    def compensate_gradients(self, context: StepContext) -> None:
+        """Embedding gradient compensation (spec §1), with the step's annealed scale."""
+        for embedding in masker_of(context.model).embeddings.values():
+            if embedding.grad is not None:
+                embedding.grad.mul_(
+                    embedding_compensation_factor(
+                        embedding,
+                        scale=context.scale,
+                        s_max=self.s_max,
+                        clamp_threshold=self.clamp_threshold,
+                    )
+                )
+
+    @torch.no_grad()
+    def after_optimizer_step(self, context: StepContext) -> None:
+        """Optional embedding clamp; then the tracker observes the step's importance."""
+        if self.embedding_clamp is not None:
+            for embedding in masker_of(context.model).embeddings.values():
+                embedding.clamp_(-self.embedding_clamp, self.embedding_clamp)
+        if self.tracker is not None:
+            self.tracker.observe(context)
+
+    def _network_sparsity(self, context: StepContext) -> dict[str, torch.Tensor]:
+        """Per mask key the layer's network sparsity R_l of the step's masks (spec §2)."""
+        masks = context.output.backbone.masks
+        cumulative = masker_of(context.model).store.cumulative()
+        keys = list(cumulative)
+        result = self.sparsity([masks[k] for k in keys], [cumulative[k] for k in keys])
+        return dict(zip(keys, result.per_layer))
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    @property
+    def layers(self) -> tuple[LayerContext, ...]:
+        """The weighted layers of the current task with their parameter-wise cumulative mask."""
+        return self._layers
+
+    def last_rates(self) -> list[torch.Tensor]:
+        """The adjustment rates of the last step, each in its parameter's shape, layer order."""
+        return [rate for _, rates in self._last_rates for rate in rates]
+
+    def network_capacity(self) -> float | None:
+        """Mean adjustment rate over every backbone weight and bias entry of the last step."""
+        return network_capacity(self.last_rates())
+
+    def step_metrics(self) -> dict[str, float]:
+        if self.rule.reports_rate_statistics:
+            return rate_statistics(self._last_rates)
+        capacity = self.network_capacity()
+        return {} if capacity is None else {"capacity": capacity}
+
+    def task_summary(self, *, task_id: int, model: ContinualModel) -> dict[str, object]:
+        """Mask usage per layer and capacity; per layer importance with a tracker."""
+        store = masker_of(model).store
+        task_masks, cumulative = store.mask(task_id), store.cumulative()
+        summary: dict[str, object] = {
+            "mask_usage": {
+                key: {
+                    "task": float(task_masks[key].mean()),
+                    "cumulative": float(cumulative[key].mean()),
+                }
+                for key in cumulative
+            },
+            "capacity": self.network_capacity(),
+        }
+        if self.tracker is not None:
+            summary["importance"] = self.tracker.task_summary(task_id)
+        return summary
+
+
+def _scale_grad(parameter: nn.Parameter, rate: torch.Tensor) -> torch.Tensor:
+    """Multiply ``parameter``'s gradient by ``rate``; return the rate in the parameter's shape."""
+    if parameter.grad is not None:
+        parameter.grad.mul_(rate)
+    return rate.expand_as(parameter) if rate.dim() == 0 else rate
+
+
+def masker_of(model: ContinualModel) -> HATMasker:
+    """The HAT masker of ``model``'s backbone.
+
+    Raises:
+        TypeError: if the backbone has no masker (built without ``masked=True``).
+    """
+    masker = getattr(model.backbone, "masker", None)
+    if masker is None:
+        raise TypeError("HAT-family algorithms need a masked backbone (built with masked=True)")
+    return masker
