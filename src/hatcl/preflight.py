@@ -21,6 +21,8 @@ from typing import Any
 
 from hatcl.validation import check_keys
 
+#: The name of a user's network (``backbone=custom``) and task sequence (``data=custom``).
+CUSTOM = "custom"
 #: Top-level keys of the root configuration (``conf/config.yaml``); groups are checked on their own.
 TOP_LEVEL_KEYS = (
     "algorithm",
@@ -120,16 +122,10 @@ def check_group_keys(mapping: Mapping[str, Any]) -> None:
             valid = component_keys(group, node["name"])
             if valid is not None:
                 check_keys(node, valid=valid, section=group)
-    from hatcl.config import OptimizerConfig, TrainerConfig
-    from hatcl.data.base import DataConfig
-
-    for group, cls in (("data", DataConfig), ("optimizer", OptimizerConfig)):
+    for group in ("data", "optimizer", "trainer"):
         node = mapping.get(group)
         if isinstance(node, Mapping):
-            check_keys(node, valid=[f.name for f in fields(cls)], section=group)
-    node = mapping.get("trainer")
-    if isinstance(node, Mapping):
-        check_keys(node, valid=[f.name for f in fields(TrainerConfig)], section="trainer")
+            check_keys(node, valid=group_keys(group, node) or [], section=group)
 
 
 def group_keys(group: str, node: Mapping[str, Any] | None = None) -> list[str] | None:
@@ -140,10 +136,20 @@ def group_keys(group: str, node: Mapping[str, Any] | None = None) -> list[str] |
         name = (node or {}).get("name")
         return component_keys(group, name) if isinstance(name, str) else None
     from hatcl.config import OptimizerConfig, TrainerConfig
+
+    classes = {"data": _data_class(node), "optimizer": OptimizerConfig, "trainer": TrainerConfig}
+    return [f.name for f in fields(classes[group])] if group in classes else None
+
+
+def _data_class(node: Mapping[str, Any] | None) -> type:
+    """The data section's dataclass: a user's task sequence (``source: custom``) or a source."""
+    if (node or {}).get("source") == CUSTOM:
+        from hatcl.data.sources.custom import CustomDataConfig
+
+        return CustomDataConfig
     from hatcl.data.base import DataConfig
 
-    classes = {"data": DataConfig, "optimizer": OptimizerConfig, "trainer": TrainerConfig}
-    return [f.name for f in fields(classes[group])] if group in classes else None
+    return DataConfig
 
 
 def component_keys(group: str, name: str) -> list[str] | None:
@@ -176,9 +182,10 @@ def _registry(group: str):
 
 def check_data(config) -> None:
     """The data options (the data package's own checks) and the paths they name."""
-    from hatcl.data.base import validate_config
+    if config.data.source != CUSTOM:  # a user's task sequence is checked when it is built
+        from hatcl.data.base import validate_config
 
-    validate_config(config.data, seed=config.seed)
+        validate_config(config.data, seed=config.seed)
     for key in ("root", "cache_dir"):
         value = getattr(config.data, key)
         if value is not None:
@@ -204,10 +211,11 @@ def check_folder_path(value: str, *, parameter: str, writable: bool) -> Path:
 def dry_model(config, *, algorithm):
     """Build the configured model on the ``meta`` device (checks every backbone/head option).
 
-    Returns ``None`` for a data source whose input shape is not known without loading it.
+    Returns ``None`` for a data source whose input shape is not known without loading it, and
+    for a user's network (``backbone=custom``: its factory is the user's code, run once).
     """
     shape = SOURCE_INPUT_SHAPES.get(config.data.source)
-    if shape is None:
+    if shape is None or config.backbone.name == CUSTOM:  # a user's network is built once, later
         return None
     import torch
 

@@ -83,7 +83,7 @@ def check_int(value: object, *, parameter: str, low: int | None = None) -> int:
 def check_bool(value: object, *, parameter: str) -> bool:
     """Return ``value`` if it is a bool (``true``/``false``); 0, 1 and strings are refused."""
     if not isinstance(value, bool):
-        raise ArgumentTypeError(f"{parameter} must be true or false, got {value!r}")
+        raise ArgumentTypeError(f"{parameter} must be a bool (true or false), got {value!r}")
     return value
 
 
@@ -136,10 +136,3 @@ def _interval(low: float | None, high: float | None, low_inc: bool, high_inc: bo
     left = "[" if low_inc and low is not None else "("
     right = "]" if high_inc and high is not None else ")"
     return f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-
-
-def check_bool(value: object, *, parameter: str) -> bool:
-    """Return ``value`` if it is a bool, or raise naming ``parameter`` (no truthy strings)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{parameter} must be a bool (true or false), got {value!r}")
-    return value
