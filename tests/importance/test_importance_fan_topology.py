@@ -77,3 +77,17 @@ def test_cnn_fan_out_through_a_flatten_sums_each_channels_positions():
     # channel c owns flattened features 4c .. 4c+3 (channel-major flatten)
     expected = torch.stack([weight[:, 4 * c : 4 * c + 4].sum() for c in range(3)])
     assert_close(values[conv.mask_key], expected)
+
+
+def test_a_replaced_weight_is_read_again_not_served_from_the_cache():
+    model = _model(
+        CNNBackbone(input_shape=(1, 4, 4), channels=(3,), kernel_sizes=(3,), fc_dims=(5,))
+    )
+    inputs = torch.randn(2, 1, 4, 4)
+    before = _importance(model, "output_weight_abs_sum", inputs)
+    linear = model.backbone.get_submodule(model.backbone.weighted_layers[1].name)
+    linear.weight = torch.nn.Parameter(torch.ones_like(linear.weight))
+    after = _importance(model, "output_weight_abs_sum", inputs)
+    key = model.backbone.weighted_layers[0].mask_key
+    assert_close(after[key], torch.full((3,), 5.0 * 4))  # 5 rows x 4 positions of ones
+    assert not torch.allclose(before[key], after[key])
