@@ -1,4 +1,9 @@
-"""Mini-batches sliced from tensors held in memory (no per-sample Python work, no workers)."""
+"""Mini-batches from tensors or lazy rows held in memory (no per-sample Python work, no workers).
+
+``x``, ``y`` and ``task_ids`` may be tensors or :class:`hatcl.data.rows.LazyRows` (a task's
+planned rows): either is indexed once per batch with a slice or an index tensor, so lazy rows
+build each batch (gather, normalise, transform) only when it is drawn.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,8 @@ class TensorBatches:
     their counts are summed across processes by the caller.
 
     Args:
-        x: inputs, first dim = samples.
-        y: labels.
+        x: inputs, first dim = samples (a tensor or lazy rows).
+        y: labels (a tensor or lazy rows).
         batch_size: samples per batch (the last batch may be smaller).
         shuffle: reshuffle at every iteration with ``generator``.
         generator: the RNG of the shuffles (seeded by the runner for reproducibility; every
