@@ -13,8 +13,8 @@ from hatcl.training.registries import LR_SCHEDULERS, OPTIMIZERS
 #: ``foreach``): torch's fused CPU kernels, 2.7x (Adam, AdamW) and 1.3x (SGD) faster per step
 #: than the single-tensor loop on an MLP 784-256-256 with one thread; the parameters agree with
 #: the single-tensor path to float32 rounding (max |difference| 4e-8 after 300 Adam steps,
-#: ``python benchmarks/optimizers.py``). ``options: {fused: false}`` restores the single-tensor
-#: path.
+#: ``python benchmarks/optimizers.py``). ``options: {fused: false}`` (on the command line
+#: ``+optimizer.options.fused=false``) restores the single-tensor path.
 FAST_IMPLEMENTATION: dict[str, dict[str, Any]] = {
     "adam": {"fused": True},
     "adamw": {"fused": True},
