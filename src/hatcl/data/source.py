@@ -70,12 +70,13 @@ class Normalisation:
 
     def __call__(self, raw: Tensor) -> Tensor:
         """Normalise ``raw`` of shape ``(B, C, ...)``."""
-        x = raw.to(torch.float32)
+        # one fresh float copy, then in place: a batch allocates one buffer, not four
+        x = raw.to(dtype=torch.float32, copy=True)
         if self.divisor != 1.0:
-            x = x / self.divisor
+            x.div_(self.divisor)
         if not self.mean:
             return x
         shape = (1, -1) + (1,) * (x.dim() - 2)
         mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
         std = torch.tensor(self.std, dtype=torch.float32).view(shape)
-        return (x - mean) / std
+        return x.sub_(mean).div_(std)

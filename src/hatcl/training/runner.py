@@ -28,7 +28,7 @@ from hatcl.reporting.run_folder import (
     write_json,
     write_text,
 )
-from hatcl.training.batches import TensorBatches
+from hatcl.training.batches import TensorBatches, release_freed_memory
 from hatcl.training.checkpoint import (
     RunProgress,
     capture,
@@ -261,6 +261,7 @@ def test_tasks(
         dtype=torch.long,
     )
     all_reduce_sum([counts])
+    release_freed_memory()  # the freed batch buffers, so memory stays flat over many tasks
     return [int(correct) / max(int(total), 1) for correct, total in counts.tolist()]
 
 
