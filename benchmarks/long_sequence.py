@@ -105,7 +105,7 @@ def figures(runs: dict[str, dict], folder: Path) -> tuple[Path, Path]:
     return paths
 
 
-def section(runs: dict[str, dict], paths: tuple[Path, Path], page: Path) -> str:
+def section(runs: dict[str, dict], paths: tuple[Path, Path], page: Path, note: str = "") -> str:
     """The Markdown block of the results page."""
     rel = [os.path.relpath(p, page.parent) for p in paths]
     lines = [
@@ -116,6 +116,7 @@ def section(runs: dict[str, dict], paths: tuple[Path, Path], page: Path) -> str:
         "machine, two at a time. Command: `python benchmarks/long_sequence.py --run --out <dir>` "
         "(then `--page docs/results.md` to redraw this section).",
         "",
+        *([note, ""] if note else []),
         "| method | AA after 50 tasks | BWT | forgetting | final capacity | peak RSS (GB) "
         "| wall time (min) |",
         "|---|---|---|---|---|---|---|",
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--page", type=Path, default=None, help="results page to update")
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
+    parser.add_argument("--note", default="", help="a paragraph placed under the setup")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.run:
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no finished runs")
         return 1
     paths = figures(runs, args.figures)
-    block = section(runs, paths, args.page or Path("docs/results.md"))
+    block = section(runs, paths, args.page or Path("docs/results.md"), args.note)
     print(block)
     if args.page:
         write_page(args.page, block)
