@@ -57,13 +57,13 @@ def run(name: str, kind: str, start, grads) -> tuple[float, list[torch.Tensor]]:
     return statistics.median(times), [p.detach() for p in params]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = parameters(args.hidden)
     grads = gradients(start, args.steps)
@@ -82,6 +82,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as stream:
             json.dump(rows, stream, indent=2)
+    return rows
 
 
 if __name__ == "__main__":
