@@ -105,7 +105,9 @@ def figures(runs: dict[str, dict], folder: Path) -> tuple[Path, Path]:
     return paths
 
 
-def section(runs: dict[str, dict], paths: tuple[Path, Path], page: Path, note: str = "") -> str:
+def section(
+    runs: dict[str, dict], paths: tuple[Path, Path], page: Path, note: str = "", tail: str = ""
+) -> str:
     """The Markdown block of the results page."""
     rel = [os.path.relpath(p, page.parent) for p in paths]
     lines = [
@@ -143,6 +145,8 @@ def section(runs: dict[str, dict], paths: tuple[Path, Path], page: Path, note: s
         aa = [_at(r["aa_per_task"], t, ".3f") for t in checkpoints]
         cap = [_at(r["capacity_per_task"], t, ".1e") for t in checkpoints]
         lines.append(f"| {name} | " + " | ".join(aa + cap) + " |")
+    if tail:
+        lines += ["", tail.strip()]
     return "\n".join(lines)
 
 
@@ -172,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", type=Path, default=None, help="results page to update")
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
     parser.add_argument("--note", default="", help="a paragraph placed under the setup")
+    parser.add_argument(
+        "--discussion", type=Path, default=None, help="Markdown file appended to the section"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.run:
@@ -183,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no finished runs")
         return 1
     paths = figures(runs, args.figures)
-    block = section(runs, paths, args.page or Path("docs/results.md"), args.note)
+    tail = args.discussion.read_text(encoding="utf-8") if args.discussion else ""
+    block = section(runs, paths, args.page or Path("docs/results.md"), args.note, tail)
     print(block)
     if args.page:
         write_page(args.page, block)
