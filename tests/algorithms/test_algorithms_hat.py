@@ -9,7 +9,6 @@ from hatcl.backbones.mlp import MLPBackbone
 from hatcl.backbones.model import ContinualModel
 from hatcl.cli_run import compose_config
 from hatcl.data.base import build_continual_data
-from hatcl.functional.compensation import embedding_compensation_factor
 from hatcl.heads.heads import TaskIncrementalHeads
 from hatcl.masking.stage import Stage
 from hatcl.training.experiment import ExperimentConfig, build_algorithm, build_model, build_module
@@ -127,26 +126,43 @@ def test_constant_adjustment_modes(mode, alpha, protected_rate):
     algorithm = HAT(adjustment_mode=mode, alpha=alpha)
     algorithm.on_task_start(task_id=2, model=model)
     context = _one_step(algorithm, model)
-    raw = model.backbone.linears[0].bias.grad.clone()
+    linears = model.backbone.linears
+    raw = [(layer.weight.grad.clone(), layer.bias.grad.clone()) for layer in linears]
     algorithm.adjust_gradients(context)
-    fc1 = torch.tensor([1.0, 0, 1, 0])
-    expected = raw * (protected_rate * fc1 + (1 - fc1))
-    torch.testing.assert_close(model.backbone.linears[0].bias.grad, expected)
+    # spec §1: rate = c P + (1 - P), P the parameter-wise cumulative mask (min): layer 1's
+    # weights and every bias take the unit's mask, fc2's weight (i, j) min(fc2_i, fc1_j)
+    fc1, fc2 = torch.tensor([1.0, 0, 1, 0]), torch.tensor([0.0, 1, 0])
+    protected = [
+        (fc1[:, None].expand(4, 5), fc1),
+        (torch.minimum(fc2[:, None], fc1[None, :]), fc2),
+    ]
+    for layer, (raw_w, raw_b), (p_w, p_b) in zip(linears, raw, protected):
+        torch.testing.assert_close(layer.weight.grad, raw_w * (protected_rate * p_w + 1 - p_w))
+        torch.testing.assert_close(layer.bias.grad, raw_b * (protected_rate * p_b + 1 - p_b))
+    assert any(bool((r * p != 0).any()) for pair in zip(raw, protected) for r, p in zip(*pair))
 
 
 def test_embedding_gradients_are_compensated_with_the_step_scale():
     model = _masked_model()
-    algorithm = HAT(s_max=400.0, clamp_threshold=50.0)
+    algorithm = HAT(s_max=400.0, clamp_threshold=2.0)
     algorithm.on_task_start(task_id=2, model=model)
+    embeddings = model.backbone.masker.embeddings
+    with torch.no_grad():  # s e = 3 e: entries beyond |e| = 2/3 are clamped
+        embeddings["fc1"].copy_(torch.tensor([0.9, -0.3, 0.1, -1.2]))
+        embeddings["fc2"].copy_(torch.tensor([0.5, -0.8, 0.2]))
     context = _one_step(algorithm, model, scale=3.0)
-    embedding = model.backbone.masker.embeddings["fc1"]
-    raw = embedding.grad.clone()
+    raw = {key: value.grad.clone() for key, value in embeddings.items()}
     algorithm.compensate_gradients(context)
-    factor = embedding_compensation_factor(
-        embedding.detach(), scale=3.0, s_max=400.0, clamp_threshold=50.0
-    )
-    torch.testing.assert_close(embedding.grad, raw * factor)
-    assert not torch.allclose(factor, torch.ones_like(factor))
+    for key, embedding in embeddings.items():
+        e = embedding.detach()
+        # spec §1: (s_max / s) (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1), s = 3, c = 2
+        factor = (400.0 / 3.0) * (torch.cosh((3.0 * e).clamp(-2.0, 2.0)) + 1) / (torch.cosh(e) + 1)
+        torch.testing.assert_close(embedding.grad, raw[key] * factor, msg=key)
+    assert bool((raw["fc1"] != 0).all())
+    # by hand for e = 0.9 (clamped: 3 e = 2.7 > 2) and e = 0.1 (not clamped)
+    by_hand = torch.tensor([(3.7622 + 1) / (1.4331 + 1), (1.0453 + 1) / (1.0050 + 1)])
+    ratio = embeddings["fc1"].grad[[0, 2]] / raw["fc1"][[0, 2]] / (400.0 / 3.0)
+    torch.testing.assert_close(ratio, by_hand, rtol=1e-3, atol=0)
 
 
 def test_embedding_clamp_after_the_step():

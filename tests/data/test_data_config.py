@@ -109,6 +109,8 @@ def test_every_preset_is_a_valid_flat_data_config():
         "permuted_mnist1d",
     } <= names
     for path in presets:
+        if path.stem == "custom":  # a user's task sequence: tests/wrap/test_wrap_cli.py
+            continue
         config = DataConfig.from_mapping(yaml.safe_load(path.read_text()))
         validate_config(config, seed=0)
         assert path.stem == f"{config.scenario}_{config.source}", path

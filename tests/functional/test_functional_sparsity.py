@@ -58,11 +58,8 @@ def test_guard_on_total_gives_zero_dim_zero_with_working_backward(fn):
     cumulative = [torch.zeros(10), torch.ones(4)]
     result = fn(masks, cumulative)
     assert result.reg.dim() == 0
-    if fn is original_sparsity:
-        assert_close(result.reg, torch.tensor(0.0))
-    else:
-        # both ratios guarded (A = 10, P = 4): (0 + 1 - 0) / 2
-        assert_close(result.reg, torch.tensor(0.5))
+    # original: A = 10 is guarded; cross: A = 10 and P = 4 guarded, reuse term 0: (0 + 0) / 2
+    assert_close(result.reg, torch.tensor(0.0))
     assert result.reg.requires_grad
     result.reg.backward()
     for mask in masks:
@@ -87,8 +84,8 @@ def test_cross_values_and_gradient():
     assert result.reg.dim() == 0
     # (9.6 / 30 + (1 - 6 / 12)) / 2 = (0.32 + 0.5) / 2
     assert_close(result.reg, torch.tensor(0.41))
-    # A: P = 0 is guarded -> (0.5 + 1) / 2; D: (0.2 + 0.5) / 2
-    assert_close(result.per_layer[0], torch.tensor(0.75))
+    # A: P = 0 <= 10, reuse term 0 -> (0.5 + 0) / 2; D: (0.2 + 0.5) / 2
+    assert_close(result.per_layer[0], torch.tensor(0.25))
     assert_close(result.per_layer[1], torch.tensor(0.35))
     assert all(r.dim() == 0 and not r.requires_grad for r in result.per_layer)
     result.reg.backward()
@@ -97,12 +94,33 @@ def test_cross_values_and_gradient():
     assert_close(masks[1].grad, expected)
 
 
-def test_cross_first_task_reuse_term_is_one():
-    masks, cumulative = _two_layers()  # total P = 5 <= 10: reuse ratio guarded
+def test_cross_reuse_term_is_zero_with_ten_or_fewer_used_units():
+    masks, cumulative = _two_layers()  # total P = 5 <= 10: reuse term 0, as the reference
     result = cross_sparsity(masks, cumulative)
-    assert_close(result.reg, torch.tensor((9.75 / 27.0 + 1.0) / 2))
-    assert_close(result.per_layer[0], torch.tensor(0.75))
-    assert_close(result.per_layer[1], torch.tensor(0.625))
+    assert_close(result.reg, torch.tensor((9.75 / 27.0 + 0.0) / 2))
+    # A: O/A = 0.5, P = 0; B: O/A = 0.25, P = 5
+    assert_close(result.per_layer[0], torch.tensor(0.25))
+    assert_close(result.per_layer[1], torch.tensor(0.125))
+    result.reg.backward()
+    # the reuse term is constant: only the free units get the gradient 1 / (2 * 27)
+    assert_close(masks[1].grad, torch.cat([torch.zeros(5), torch.full((15,), 1.0 / 54.0)]))
+
+
+def test_cross_reuse_guard_boundary_per_layer():
+    # 10 used units -> reuse term 0; 11 used units -> 1 - Q / P
+    # layer E: 20 units, first 10 used, m = 0.4 everywhere: A = 10 (guarded), P = 10 (guarded)
+    # layer F: 22 units, first 11 used, m = 0.4 on used, 0.1 on free: A = 11, O = 1.1,
+    #   P = 11, Q = 4.4 -> R = (0.1 + (1 - 0.4)) / 2 = 0.35
+    masks = [_leaf([0.4] * 20), _leaf([0.4] * 11 + [0.1] * 11)]
+    cumulative = [
+        torch.cat([torch.ones(10), torch.zeros(10)]),
+        torch.cat([torch.ones(11), torch.zeros(11)]),
+    ]
+    result = cross_sparsity(masks, cumulative)
+    assert_close(result.per_layer[0], torch.tensor(0.0))
+    assert_close(result.per_layer[1], torch.tensor(0.35))
+    # totals: O = 4 + 1.1 over A = 21; Q = 4 + 4.4 over P = 21
+    assert_close(result.reg, torch.tensor((5.1 / 21 + (1 - 8.4 / 21)) / 2))
 
 
 @pytest.mark.parametrize("fn", [original_sparsity, cross_sparsity])

@@ -154,7 +154,7 @@ def test_random_measures_are_deterministic_per_step_and_vary_across_steps():
         assert not torch.equal(again["fc1"], other["fc1"])
 
 
-@pytest.mark.parametrize("method", ["gradient_x_activation", "deeplift", "conductance", "lrp"])
+@pytest.mark.parametrize("method", list(SHARED_METHODS))
 def test_captum_per_layer_implementation_gives_the_same_importance(method):
     model, context = _trained_step(batch_norm="shared", dropout=0.2)
     fast = attribution_measure(method, internal_batch_size=40).compute(context)

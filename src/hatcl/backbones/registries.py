@@ -14,6 +14,11 @@ BACKBONES.add(
     "hatcl.backbones.resnet:ResNetBackbone",
     summary="ResNet-18, masks per channel, shortcut convs masked and protected",
 )
+BACKBONES.add(
+    "custom",
+    "hatcl.wrap.custom:custom_backbone",
+    summary="your own network by import path (backbone.target=pkg.module:factory), wrapped",
+)
 
 BATCH_NORM_MODES = Registry("batch_norm")
 BATCH_NORM_MODES.add("none", "hatcl.backbones.norms:NoNorm", summary="no batch norm")

@@ -5,8 +5,10 @@ available ``A_l = sum(1 - M)``, occupied ``O_l = sum(m * (1 - M))``, previously 
 ``P_l = sum(M)`` and reused ``Q_l = sum(m * M)``.
 
 Guard: every ratio whose denominator is ``SPARSITY_MIN_DENOMINATOR`` (10) units or fewer is 0. So a
-nearly full network (10 or fewer free units) stops being regularised. The guard is computed with
-``torch.where`` on a safe denominator: no host synchronisation and no ``nan`` in the gradient.
+nearly full network (10 or fewer free units) stops being regularised. In ``cross`` mode the whole
+reuse term ``1 - Q / P`` is 0 where ``P`` is 10 units or fewer (nothing to reuse yet, e.g. at the
+first task), as in the reference. The guard is computed with ``torch.where`` on a safe
+denominator: no host synchronisation and no ``nan`` in the gradient.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ def _guarded_ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
     ok = denominator > SPARSITY_MIN_DENOMINATOR
     safe = torch.where(ok, denominator, torch.ones_like(denominator))
     return torch.where(ok, numerator / safe, torch.zeros_like(numerator))
+
+
+def _reuse_term(reused: Tensor, used: Tensor) -> Tensor:
+    """Return ``1 - reused / used``, or 0 if ``used <= SPARSITY_MIN_DENOMINATOR``."""
+    ok = used > SPARSITY_MIN_DENOMINATOR
+    safe = torch.where(ok, used, torch.ones_like(used))
+    return torch.where(ok, 1 - reused / safe, torch.zeros_like(reused))
 
 
 def _validate(masks: Sequence[Tensor], cumulative: Sequence[Tensor]) -> None:
@@ -96,9 +105,10 @@ def cross_sparsity(masks: Sequence[Tensor], cumulative: Sequence[Tensor]) -> Spa
     """Return the ``cross`` regulariser, which also rewards reusing previously used units.
 
     ``reg = (sum O / sum A + (1 - sum Q / sum P)) / 2`` and
-    ``R_l = (O_l / A_l + (1 - Q_l / P_l)) / 2``, each ratio guarded (0 when its denominator is
-    ``SPARSITY_MIN_DENOMINATOR`` or fewer units). For example on the first task (``P = 0``) the
-    reuse ratio is 0, so ``reg = (sum O / sum A + 1) / 2``.
+    ``R_l = (O_l / A_l + (1 - Q_l / P_l)) / 2``. Guards (denominator of
+    ``SPARSITY_MIN_DENOMINATOR`` or fewer units): the ratio ``O / A`` is 0, and the whole reuse
+    term ``1 - Q / P`` is 0. For example on the first task (``P = 0``) ``reg = sum O / sum A / 2``
+    and ``R_l = O_l / A_l / 2``.
 
     Args:
         masks: soft training masks, one per layer (with gradient).
@@ -113,10 +123,10 @@ def cross_sparsity(masks: Sequence[Tensor], cumulative: Sequence[Tensor]) -> Spa
     _validate(masks, cumulative)
     available, occupied, used, reused = _layer_sums(masks, cumulative)
     free_term = _guarded_ratio(torch.stack(occupied).sum(), torch.stack(available).sum())
-    reuse_term = 1 - _guarded_ratio(torch.stack(reused).sum(), torch.stack(used).sum())
+    reuse_term = _reuse_term(torch.stack(reused).sum(), torch.stack(used).sum())
     reg = (free_term + reuse_term) / 2
     per_layer = tuple(
-        ((_guarded_ratio(o, a) + 1 - _guarded_ratio(q, p)) / 2).detach()
+        ((_guarded_ratio(o, a) + _reuse_term(q, p)) / 2).detach()
         for o, a, q, p in zip(occupied, available, reused, used)
     )
     return SparsityResult(reg=reg, per_layer=per_layer)

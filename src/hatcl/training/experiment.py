@@ -46,10 +46,15 @@ class ExperimentConfig:
             raise TypeError(
                 f"reference_run must be a run folder, 'auto' or null, got {reference_run!r}"
             )
+        backbone = ComponentConfig.from_mapping(mapping["backbone"], section="backbone")
+        if backbone.name == "custom":
+            from hatcl.wrap.custom import check_custom_backbone
+
+            check_custom_backbone(backbone.options)
         return cls(
             algorithm=ComponentConfig.from_mapping(mapping["algorithm"], section="algorithm"),
-            backbone=ComponentConfig.from_mapping(mapping["backbone"], section="backbone"),
-            data=DataConfig.from_mapping(mapping.get("data") or {}),
+            backbone=backbone,
+            data=_data_config(mapping.get("data") or {}),
             optimizer=dataclass_from_mapping(
                 OptimizerConfig, mapping.get("optimizer"), section="optimizer"
             ),
@@ -60,6 +65,15 @@ class ExperimentConfig:
             seed=seed,
             reference_run=reference_run,
         )
+
+
+def _data_config(mapping: Mapping[str, Any]) -> DataConfig:
+    """The data section; ``source: custom`` is a user's task data given by import path."""
+    if mapping.get("source") == "custom":
+        from hatcl.data.sources.custom import CustomDataConfig
+
+        return CustomDataConfig.from_mapping(mapping)
+    return DataConfig.from_mapping(mapping)
 
 
 def build_algorithm(config: ComponentConfig) -> Algorithm:

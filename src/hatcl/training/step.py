@@ -1,7 +1,8 @@
 """One training step in the order of spec §3: the only place that order is written.
 
 The Lightning loop (:class:`hatcl.training.module.ContinualModule`), the benchmarks and the tests
-that train by hand all call :func:`run_training_step`.
+that train by hand all call :func:`run_training_step`; the facade for any loop
+(:class:`hatcl.learner.Learner`) calls its phases in the same order.
 """
 
 from __future__ import annotations
@@ -53,13 +54,52 @@ def run_training_step(
             ``context.gradients_finite`` (no host sync). Set it when the optimizer step may be
             skipped by a grad scaler (``16-mixed``): a skipped step then changes no importance.
     """
-    scale = algorithm.training_scale(batch_index=batch_index, num_batches=num_batches)
     optimizer.zero_grad(set_to_none=True)
+    context = training_forward(
+        model=model,
+        algorithm=algorithm,
+        inputs=inputs,
+        targets=targets,
+        task_id=task_id,
+        batch_index=batch_index,
+        num_batches=num_batches,
+        task_ids=task_ids,
+    )
+    loss = add_loss_terms(algorithm, context, F.cross_entropy(context.output.logits, targets))
+    if backward is None:
+        loss.backward()
+    else:
+        backward(loss)
+    before_optimizer_step(algorithm, context)
+    if check_finite:
+        context = replace(context, gradients_finite=gradients_finite(optimizer))
+    optimizer.step()
+    after_optimizer_step(algorithm, context)
+    return StepResult(loss=loss, context=context)
+
+
+# The phases below are the steps of spec §3 in pieces, for loops that own the optimizer and the
+# loss themselves (:class:`hatcl.learner.Learner`); :func:`run_training_step` chains them.
+
+
+def training_forward(
+    *,
+    model: ContinualModel,
+    algorithm: Algorithm,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    task_id: int,
+    batch_index: int,
+    num_batches: int,
+    task_ids: torch.Tensor | None = None,
+) -> StepContext:
+    """Step 2: the forward with the annealed training masks; returns the step's context."""
+    scale = algorithm.training_scale(batch_index=batch_index, num_batches=num_batches)
     if task_ids is None:
         output = model(inputs, task_id=task_id, stage=Stage.TRAIN, scale=scale)
     else:
         output = grouped_forward(model, inputs, task_ids=task_ids, scale=scale)
-    context = StepContext(
+    return StepContext(
         model=model,
         task_id=task_id,
         batch_index=batch_index,
@@ -70,20 +110,26 @@ def run_training_step(
         output=output,
         task_ids=task_ids,
     )
-    loss = F.cross_entropy(output.logits, targets)
+
+
+def add_loss_terms(
+    algorithm: Algorithm, context: StepContext, loss: torch.Tensor | float
+) -> torch.Tensor | float:
+    """Step 3: ``loss`` plus the algorithm's loss terms, added one by one in their order."""
     for term in algorithm.loss_terms(context).values():
         loss = loss + term
-    if backward is None:
-        loss.backward()
-    else:
-        backward(loss)
+    return loss
+
+
+def before_optimizer_step(algorithm: Algorithm, context: StepContext) -> None:
+    """Steps 5 and 6, after backward: gradient adjustment, then compensation."""
     algorithm.adjust_gradients(context)
     algorithm.compensate_gradients(context)
-    if check_finite:
-        context = replace(context, gradients_finite=gradients_finite(optimizer))
-    optimizer.step()
+
+
+def after_optimizer_step(algorithm: Algorithm, context: StepContext) -> None:
+    """Steps 8 and 9, after the optimizer step (clamps, importance observation)."""
     algorithm.after_optimizer_step(context)
-    return StepResult(loss=loss, context=context)
 
 
 def gradients_finite(optimizer) -> torch.Tensor | None:

@@ -5,7 +5,7 @@ ReLU, dropout and tanh pass relevance through). hatcl's own modules get theirs h
 for the duration of one attribution (Captum removes rules after each call):
 
 - :class:`~hatcl.backbones.base.ActivationTap`: records the relevance arriving at h_l, does not
-  change it (an identity).
+  change it (an identity), and hands a copy of h_l on (as Captum's rules do).
 - :class:`~hatcl.backbones.base.ApplyMask` and ``nn.BatchNorm1d``: Captum's epsilon rule (as
   Captum's default for ``nn.BatchNorm2d``); a per-unit scaling so relevance passes through.
 - :class:`~hatcl.backbones.base.Add` (residual sum): the epsilon rule, as Captum's
@@ -47,14 +47,20 @@ class PassThroughRule(EpsilonRule):
 
 
 class RecordRule(PassThroughRule):
-    """Identity rule that records the relevance arriving at the module's output."""
+    """Identity rule that records the relevance arriving at the module's output.
 
-    def forward_hook(self, module: nn.Module, inputs, outputs) -> None:
+    Like Captum's rules it hands a copy of its output on: the recorded tensor must not be the
+    next module's input, or the record would run before that module's input hook turns the
+    arriving gradient into relevance (multiplying by the input), and would hold R / h_l.
+    """
+
+    def forward_hook(self, module: nn.Module, inputs, outputs) -> torch.Tensor:
         def record(grad: torch.Tensor) -> None:
             self.relevance_output[grad.device] = grad.data
 
         self._handle_input_hooks = []
         self._handle_output_hook = outputs.register_hook(record)
+        return outputs.clone()
 
 
 class _NoHandle:

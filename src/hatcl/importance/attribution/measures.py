@@ -7,17 +7,17 @@ step's training masks (Stage.TRAIN at the step's scale s), in eval mode, inside
 reference set, gradient SHAP's path coefficients) come from a generator seeded from the task
 and step, never from the training RNG stream.
 
-Two implementations compute the same numbers: ``shared`` (default; exact, shared passes, see
+Two implementations compute the same numbers from the same draws
+(:meth:`AttributionImportance.draws`): ``shared`` (default; exact, shared passes, see
 :mod:`~hatcl.importance.attribution.shared`) and ``captum_per_layer`` (Captum called once per
 layer, the reference's way).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,33 +34,44 @@ IMPLEMENTATIONS = ("shared", "captum_per_layer")
 
 
 @dataclass(frozen=True)
-class _Draws:
-    """A method's random inputs, drawn from the step's own generator."""
+class AttributionDraws:
+    """A method's random inputs at one step, drawn from the step's own generator.
+
+    Attributes:
+        references: DeepLift SHAP's reference set (inputs of the batch), else None.
+        alphas: gradient SHAP's path coefficients, ``(batch, samples)`` in [0, 1], row by row
+            the values Captum's ``LayerGradientShap`` draws for that sample, else None.
+    """
 
     references: Tensor | None = None
-    per_sample: Mapping[str, Tensor] = field(default_factory=dict)
+    alphas: Tensor | None = None
+
+    def per_sample(self) -> dict[str, Tensor]:
+        """The draws with one row per sample (sliced with the samples when chunking)."""
+        return {} if self.alphas is None else {"alphas": self.alphas}
 
 
-def _no_draws(inputs: Tensor, generator: torch.Generator) -> _Draws:
-    return _Draws()
+def _no_draws(inputs: Tensor, generator: torch.Generator) -> AttributionDraws:
+    return AttributionDraws()
 
 
-def _reference_set(inputs: Tensor, generator: torch.Generator) -> _Draws:
+def _reference_set(inputs: Tensor, generator: torch.Generator) -> AttributionDraws:
     order = torch.randperm(inputs.shape[0], generator=generator, device=generator.device)
-    return _Draws(references=inputs[order[: shared.DEEPLIFT_SHAP_REFERENCES].to(inputs.device)])
+    chosen = order[: shared.DEEPLIFT_SHAP_REFERENCES].to(inputs.device)
+    return AttributionDraws(references=inputs[chosen])
 
 
-def _path_coefficients(inputs: Tensor, generator: torch.Generator) -> _Draws:
+def _path_coefficients(inputs: Tensor, generator: torch.Generator) -> AttributionDraws:
     shape = (inputs.shape[0], shared.GRADIENT_SHAP_SAMPLES)
     alphas = torch.rand(shape, generator=generator, dtype=torch.float64, device=generator.device)
-    return _Draws(per_sample={"alphas": alphas.to(inputs.device, inputs.dtype)})
+    return AttributionDraws(alphas=alphas.to(inputs.device, inputs.dtype))
 
 
 @dataclass(frozen=True)
 class _Method:
     function: Callable[..., shared.Attributions]
     rows_per_sample: int
-    draw: Callable[[Tensor, torch.Generator], _Draws] = _no_draws
+    draw: Callable[[Tensor, torch.Generator], AttributionDraws] = _no_draws
     passes_batch_size: bool = False
 
 
@@ -133,24 +144,32 @@ class AttributionImportance:
         self.implementation = implementation
         self.internal_batch_size = internal_batch_size
 
+    def draws(self, context: ImportanceContext) -> AttributionDraws:
+        """The random inputs the method uses at the step of ``context`` (both implementations).
+
+        Drawn from a generator seeded by :func:`step_seed`, never from the global RNG streams.
+        """
+        inputs = context.inputs.detach()
+        generator = torch.Generator(device=inputs.device)
+        generator.manual_seed(
+            step_seed(task_id=context.task_id, step=context.step, method=self.method)
+        )
+        return SHARED_METHODS[self.method].draw(inputs, generator)
+
     def __call__(self, context: ImportanceContext) -> dict[str, Tensor]:
         problem = attribution_problem(context)
         inputs = context.inputs.detach()
-        generator = torch.Generator(device=inputs.device)
-        seed = step_seed(task_id=context.task_id, step=context.step, method=self.method)
-        generator.manual_seed(seed)
-        draws = SHARED_METHODS[self.method].draw(inputs, generator)
+        draws = self.draws(context)
         run = {"shared": self._shared, "captum_per_layer": self._per_layer}[self.implementation]
         with attribution_guard(context.model):
-            return run(problem, context, inputs, draws, seed)
+            return run(problem, context, inputs, draws)
 
     def _shared(
         self,
         problem: shared.AttributionProblem,
         context: ImportanceContext,
         inputs: Tensor,
-        draws: _Draws,
-        seed: int,
+        draws: AttributionDraws,
     ) -> dict[str, Tensor]:
         targets = context.targets
         method = SHARED_METHODS[self.method]
@@ -165,7 +184,7 @@ class AttributionImportance:
             targets,
             rows_per_sample=method.rows_per_sample,
             internal_batch_size=self.internal_batch_size,
-            per_sample=draws.per_sample,
+            per_sample=draws.per_sample(),
             **options,
         ):
             for key, value in attributions.items():
@@ -178,11 +197,8 @@ class AttributionImportance:
         problem: shared.AttributionProblem,
         context: ImportanceContext,
         inputs: Tensor,
-        draws: _Draws,
-        seed: int,
+        draws: AttributionDraws,
     ) -> dict[str, Tensor]:
-        np.random.seed(seed % (2**32))
-        torch.manual_seed(seed)
         activations = context.output.backbone.activations
         attributions = captum_per_layer(
             self.method,
@@ -190,6 +206,7 @@ class AttributionImportance:
             inputs,
             context.targets,
             references=draws.references,
+            alphas=draws.alphas,
             unit_shapes={key: tuple(value.shape[1:]) for key, value in activations.items()},
         )
         return {key: batch_abs_mean(value) for key, value in attributions.items()}

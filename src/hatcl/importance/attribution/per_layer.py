@@ -7,8 +7,11 @@ uses 5 steps; Grad-CAM keeps the per-channel term; zero baselines).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
 
+import numpy as np
 import torch
 from captum.attr import (
     InternalInfluence,
@@ -22,11 +25,13 @@ from captum.attr import (
     LayerIntegratedGradients,
     LayerLRP,
 )
+from captum.attr._core.layer import layer_gradient_shap
 from torch import Tensor, nn
 
 from hatcl.importance.attribution.bound import BoundLogits
 from hatcl.importance.attribution.lrp_rules import lrp_rules
 from hatcl.importance.attribution.shared import (
+    GRADIENT_SHAP_SAMPLES,
     INTERNAL_INFLUENCE_STEPS,
     AttributionProblem,
     Attributions,
@@ -51,8 +56,42 @@ def _deepliftshap(bound, tap, x, targets, *, references: Tensor, **_):
     return LayerDeepLiftShap(bound, tap).attribute(x, baselines=references, target=targets)
 
 
-def _gradientshap(bound, tap, x, targets, **_):
-    return LayerGradientShap(bound, tap).attribute(x, baselines=torch.zeros_like(x), target=targets)
+@contextmanager
+def given_path_coefficients(alphas: Tensor | None) -> Iterator[None]:
+    """Let Captum's ``LayerGradientShap`` use ``alphas`` as its path coefficients.
+
+    Captum draws them inside the call with NumPy's global ``uniform``, one per expanded row
+    (sample-major: the ``n_samples`` rows of a sample are consecutive). For the duration of the
+    block, that one call site (in Captum's ``layer_gradient_shap`` module, nothing global)
+    returns ``alphas`` instead. With ``alphas=None`` Captum draws as usual.
+    """
+    if alphas is None:
+        yield
+        return
+    values = alphas.detach().reshape(-1).cpu().numpy()
+
+    def uniform(low: float, high: float, size: int) -> np.ndarray:
+        if (low, high, size) != (0.0, 1.0, values.size):
+            raise RuntimeError(
+                f"Captum asked for uniform({low}, {high}, {size}); the step drew "
+                f"{values.size} path coefficients in [0, 1]"
+            )
+        return values.copy()
+
+    original = layer_gradient_shap.np
+    layer_gradient_shap.np = SimpleNamespace(random=SimpleNamespace(uniform=uniform))
+    try:
+        yield
+    finally:
+        layer_gradient_shap.np = original
+
+
+def _gradientshap(bound, tap, x, targets, *, alphas: Tensor | None = None, **_):
+    samples = GRADIENT_SHAP_SAMPLES if alphas is None else alphas.shape[1]
+    with given_path_coefficients(alphas):
+        return LayerGradientShap(bound, tap).attribute(
+            x, baselines=torch.zeros_like(x), n_samples=samples, target=targets
+        )
 
 
 def _integrated_gradients(bound, tap, x, targets, **_):
@@ -104,6 +143,7 @@ def captum_per_layer(
     targets: Tensor,
     *,
     references: Tensor | None = None,
+    alphas: Tensor | None = None,
     unit_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Attributions:
     """Call Captum's layer method ``method`` once for every tap.
@@ -114,6 +154,8 @@ def captum_per_layer(
         x: inputs (a detached alias is passed to Captum, so ``x``'s flags stay as they are).
         targets: the target class of each sample.
         references: DeepLift SHAP's reference inputs.
+        alphas: gradient SHAP's path coefficients ``(rows, n_samples)``, the same for every
+            layer (None: Captum draws its own for each layer).
         unit_shapes: per mask key, the shape of h_l without the batch dim (feature ablation
             groups a conv layer's channel as one unit).
     """
@@ -127,6 +169,7 @@ def captum_per_layer(
             x.detach().requires_grad_(),
             targets,
             references=references,
+            alphas=alphas,
             unit_shape=shape,
         )
         result[key] = attribution.detach()

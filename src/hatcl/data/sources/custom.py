@@ -1,0 +1,146 @@
+"""A user's own task sequence, given by import path (``data=custom data.target=pkg.mod:fn``).
+
+Contract of the target: called with ``data.options`` as keyword arguments, it returns a list with
+one entry per task, in training order. An entry is a mapping with
+
+- ``train``: the training data, a pair ``(inputs, labels)`` of tensors (or arrays) or a
+  ``torch.utils.data.Dataset`` of ``(input, label)`` pairs;
+- ``test``: the test data, in the same form;
+- ``val`` (optional): validation data; without it ``data.val_fraction`` of ``train`` is held
+  out (fixed seed);
+- ``num_classes`` (optional): the task head's outputs; default ``max label + 1``.
+
+Inputs are float tensors ``(samples, *input_shape)``, the same shape for every task; labels are
+integers in ``[0, num_classes)`` as the task's head sees them. Everything is checked before a
+model is built; a wrong type or shape names the task and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hatcl.data.base import ContinualData, DataConfig, TaskData, TensorSplit
+from hatcl.data.seeding import derive_seed
+
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomDataConfig(DataConfig):
+    """``data=custom``: the import path of a task-sequence function and its keyword options."""
+
+    source: str = CUSTOM
+    scenario: str = CUSTOM
+    target: str = ""
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> CustomDataConfig:
+        """As :meth:`DataConfig.from_mapping`; ``options`` stays a plain dict."""
+        items = {str(k): v for k, v in mapping.items()}
+        options = items.pop("options", None) or {}
+        if hasattr(options, "_metadata"):
+            from omegaconf import OmegaConf
+
+            options = OmegaConf.to_container(options, resolve=True)
+        if not isinstance(options, Mapping):
+            raise TypeError(f"data.options must be a mapping of keyword arguments, got {options!r}")
+        config = super().from_mapping(items)
+        object.__setattr__(config, "options", dict(options))
+        return config
+
+
+def build_custom_data(config: CustomDataConfig, *, seed: int) -> ContinualData:
+    """Call the target and check its tasks (the contract in this module's docstring)."""
+    from hatcl.wrap.custom import resolve_target
+
+    del seed  # the validation split uses a fixed seed, as for the built-in sources
+    produce = resolve_target(config.target, parameter="data.target")
+    entries = produce(**config.options)
+    if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, Sequence):
+        raise TypeError(
+            f"data.target={config.target!r} returned a {type(entries).__name__}; it must return "
+            "a list with one mapping per task (keys train, test, optional val and num_classes)"
+        )
+    if not entries:
+        raise ValueError(f"data.target={config.target!r} returned no tasks")
+    tasks = tuple(
+        _task(entry, task_id=index + 1, config=config) for index, entry in enumerate(entries)
+    )
+    shapes = {tuple(task.train.x.shape[1:]) for task in tasks}
+    if len(shapes) != 1:
+        raise ValueError(f"every task's inputs must have the same shape, got {sorted(shapes)}")
+    return ContinualData(source=CUSTOM, scenario=CUSTOM, input_shape=shapes.pop(), tasks=tasks)
+
+
+def _task(entry: object, *, task_id: int, config: CustomDataConfig) -> TaskData:
+    if not isinstance(entry, Mapping) or not {"train", "test"} <= set(entry):
+        raise TypeError(
+            f"task {task_id} of data.target={config.target!r} must be a mapping with keys "
+            f"'train' and 'test' (optional 'val', 'num_classes'), got {type(entry).__name__}"
+            + (f" with keys {sorted(entry)}" if isinstance(entry, Mapping) else "")
+        )
+    train = _split(entry["train"], task_id=task_id, key="train")
+    test = _split(entry["test"], task_id=task_id, key="test")
+    if "val" in entry:
+        val = _split(entry["val"], task_id=task_id, key="val")
+    else:
+        train, val = _hold_out(train, config.val_fraction, task_id)
+    labels = torch.cat([train.y, val.y, test.y])
+    num_classes = int(entry.get("num_classes", int(labels.max()) + 1))
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"task {task_id}: labels must lie in [0, {num_classes}), got "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )
+    return TaskData(
+        task_id=task_id,
+        train=train,
+        val=val,
+        test=test,
+        num_classes=num_classes,
+        class_labels=tuple(range(num_classes)),
+    )
+
+
+def _split(value: object, *, task_id: int, key: str) -> TensorSplit:
+    if isinstance(value, torch.utils.data.Dataset) and hasattr(value, "__len__"):
+        pairs = [value[i] for i in range(len(value))]
+        value = (
+            torch.stack([torch.as_tensor(x) for x, _ in pairs]),
+            torch.as_tensor([int(y) for _, y in pairs]),
+        )
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(
+            f"task {task_id} '{key}' must be (inputs, labels) or a Dataset of (input, label) "
+            f"pairs, got {type(value).__name__}"
+        )
+    x, y = (torch.as_tensor(v) for v in value)
+    if not torch.is_floating_point(x) or x.dim() < 2:
+        raise TypeError(
+            f"task {task_id} '{key}' inputs must be a float tensor (samples, ...), got "
+            f"{x.dtype} of shape {tuple(x.shape)}"
+        )
+    if y.dim() != 1 or len(y) != len(x) or torch.is_floating_point(y) or len(y) == 0:
+        raise ValueError(
+            f"task {task_id} '{key}' labels must be a non-empty 1-D integer tensor with one "
+            f"label per input ({len(x)}), got {y.dtype} of shape {tuple(y.shape)}"
+        )
+    return TensorSplit(x=x.float().contiguous(), y=y.long())
+
+
+def _hold_out(train: TensorSplit, fraction: float, task_id: int) -> tuple[TensorSplit, TensorSplit]:
+    count = int(len(train) * fraction)
+    generator = torch.Generator().manual_seed(derive_seed(20_240_607, "custom_val", task_id))
+    order = torch.randperm(len(train), generator=generator)
+    val, kept = order[:count].sort().values, order[count:].sort().values
+
+    def pick(index: Tensor) -> TensorSplit:
+        return TensorSplit(x=train.x[index], y=train.y[index])
+
+    return pick(kept), pick(val)

@@ -1,0 +1,134 @@
+"""A facade running any algorithm's hooks inside a training loop of one's own.
+
+The hooks run in the one order of :mod:`hatcl.training.step` (spec §3); the loop around them,
+the loss and the optimizer are the user's::
+
+    learner = Learner(backbone=hatcl.wrap(net, x), algorithm=FGAdaHAT(...))
+    for task_id, (loader, num_classes) in enumerate(tasks, start=1):
+        learner.start_task(task_id, num_classes=num_classes, num_batches=len(loader))
+        optimizer = torch.optim.Adam(learner.trainable_parameters(), lr=1e-3)
+        for x, y in loader:
+            optimizer.zero_grad()
+            logits = learner.forward(x, y)
+            loss = F.cross_entropy(logits, y) + learner.penalty()
+            loss.backward()
+            learner.before_optimizer_step()
+            optimizer.step()
+            learner.after_optimizer_step()
+        learner.end_task()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from hatcl.algorithms.base import Algorithm, StepContext
+from hatcl.backbones.base import Backbone
+from hatcl.backbones.model import ContinualModel
+from hatcl.data.base import TaskData, TensorSplit
+from hatcl.heads.registries import HEADS
+from hatcl.masking.stage import Stage
+from hatcl.training import step
+
+
+class Learner(nn.Module):
+    """A backbone, its task heads and an algorithm, driven one hook at a time.
+
+    Args:
+        backbone: a :class:`Backbone` (``hatcl.wrap(...)`` or a built-in one).
+        algorithm: any hatcl algorithm (HAT, AdaHAT, FGAdaHAT, EWC, ...).
+        head: ``til`` (one head per task) or ``dil`` (one shared head).
+    """
+
+    def __init__(self, *, backbone: Backbone, algorithm: Algorithm, head: str = "til") -> None:
+        super().__init__()
+        heads = HEADS.get(HEADS.validate(head, parameter="head"))(input_dim=backbone.output_dim)
+        self.model = ContinualModel(backbone=backbone, heads=heads)
+        self.algorithm = algorithm
+        algorithm.configure_model(model=self.model)
+        self.task_id: int | None = None
+        self.num_batches = 1
+        self._steps = 0
+        self._context: StepContext | None = None
+
+    def start_task(self, task_id: int, *, num_classes: int, num_batches: int) -> None:
+        """Set up ``task_id``: its head and per-task parts, then the algorithm's task start.
+
+        Build the task's optimizer after this call (over :meth:`trainable_parameters`).
+
+        Args:
+            num_batches: training batches per epoch (the mask scale anneals over an epoch).
+        """
+        if isinstance(task_id, bool) or not isinstance(task_id, int) or task_id < 1:
+            raise TypeError(f"task ids are positive ints, got {task_id!r}")
+        if not isinstance(num_batches, int) or num_batches < 1:
+            raise ValueError(f"num_batches must be a positive int, got {num_batches!r}")
+        self.task_id, self.num_batches, self._steps = task_id, num_batches, 0
+        self.model.setup_task(task_id=task_id, num_classes=num_classes)
+        self.algorithm.on_task_start(task_id=task_id, model=self.model)
+        self.model.train()
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters the task's optimizer updates (the algorithm decides)."""
+        return self.algorithm.trainable_parameters(self.model)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Training forward of one batch (labels ``y`` are needed by some importance types)."""
+        task_id = self._current_task()
+        batch_index = self._steps % self.num_batches
+        self._steps += 1
+        self._context = step.training_forward(
+            model=self.model,
+            algorithm=self.algorithm,
+            inputs=x,
+            targets=y,
+            task_id=task_id,
+            batch_index=batch_index,
+            num_batches=self.num_batches,
+        )
+        return self._context.output.logits
+
+    def penalty(self) -> torch.Tensor | float:
+        """The algorithm's loss terms for the last forward (add them to your loss)."""
+        return step.add_loss_terms(self.algorithm, self._step_context("penalty"), 0.0)
+
+    def before_optimizer_step(self) -> None:
+        """Call after ``loss.backward()``: adjusts and compensates the gradients."""
+        step.before_optimizer_step(self.algorithm, self._step_context("before_optimizer_step"))
+
+    def after_optimizer_step(self) -> None:
+        """Call after ``optimizer.step()``: clamps, importance observation."""
+        step.after_optimizer_step(self.algorithm, self._step_context("after_optimizer_step"))
+        self._context = None
+
+    def end_task(self, train: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Consolidate the task (store masks, importances, ...).
+
+        Args:
+            train: the task's training inputs and labels, for algorithms that read them at the
+                end of a task (EWC's Fisher information); not needed by the HAT family.
+        """
+        task_id = self._current_task()
+        x, y = train if train is not None else (torch.empty(0), torch.empty(0, dtype=torch.long))
+        split = TensorSplit(x=x, y=y)
+        data = TaskData(
+            task_id=task_id, train=split, val=split, test=split, num_classes=0, class_labels=()
+        )
+        self.algorithm.on_task_end(task_id=task_id, model=self.model, task_data=data)
+
+    def predict(self, x: torch.Tensor, *, task_id: int) -> torch.Tensor:
+        """Test logits of ``task_id`` (its stored masks and head); call after its ``end_task``."""
+        return self.model(x, task_id=task_id, stage=Stage.TEST).logits
+
+    def _current_task(self) -> int:
+        if self.task_id is None:
+            raise RuntimeError("call learner.start_task(task_id, ...) before training")
+        return self.task_id
+
+    def _step_context(self, hook: str) -> StepContext:
+        if self._context is None:
+            raise RuntimeError(f"learner.{hook}() needs a learner.forward(x, y) in this step first")
+        return self._context

@@ -1,0 +1,293 @@
+"""``wrap``: a HAT-masked :class:`Backbone` of any traceable PyTorch network."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import partial
+
+import torch
+from torch import fx, nn
+
+from hatcl.backbones.base import Backbone, BackboneOutput, WeightedLayer
+from hatcl.masking.masker import HATMasker
+from hatcl.masking.stage import Stage
+from hatcl.wrap.graph import (
+    WEIGHTED_TYPES,
+    check_single_use,
+    module_of,
+    propagate_shapes,
+    shape_of,
+    trace,
+)
+from hatcl.wrap.protect import check_excludes, check_layers, check_protected, is_excluded
+from hatcl.wrap.rewrite import (
+    PerTaskBatchNorm,
+    UnitGroup,
+    insert_masks_and_taps,
+    install_per_task_norms,
+    residual_modules,
+    unit_groups,
+)
+from hatcl.wrap.units import ALWAYS_ON, Unfollowable, Units, propagate
+
+BATCH_NORM_CHOICES = ("independent", "shared")
+NETWORK = "network"
+"""The attribute holding the rewritten network; weighted-layer names start with it."""
+
+
+class WrappedBackbone(Backbone):
+    """A user's network with a HAT mask on every weighted layer's units (built by :func:`wrap`).
+
+    Attributes:
+        network: the rewritten ``torch.fx.GraphModule`` (a copy of the user's network).
+        keys: the mask keys in forward order (one per unit group).
+    """
+
+    def __init__(
+        self,
+        *,
+        network: fx.GraphModule,
+        keys: Sequence[str],
+        layers: Sequence[WeightedLayer],
+        taps: Sequence[str],
+        output_dim: int,
+        unit_counts: dict[str, int],
+        masked: bool,
+        sequential: bool,
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.keys = tuple(keys)
+        self.weighted_layers = tuple(layers)
+        self._tap_names = dict(zip(self.keys, taps))
+        self.output_dim = output_dim
+        self.sequential_taps = sequential
+        self.masker = HATMasker(unit_counts=unit_counts) if masked else None
+
+    def activation_module(self, mask_key: str) -> nn.Module:
+        """The tap module whose output is h_l of ``mask_key``."""
+        if mask_key not in self._tap_names:
+            raise ValueError(
+                f"wrapped backbone has no activation tap for mask key {mask_key!r}; "
+                f"valid keys: {list(self.keys)}"
+            )
+        return self.network.get_submodule(self._tap_names[mask_key])
+
+    def setup_task(self, task_id: int) -> None:
+        """Create per-task batch norms where configured."""
+        for module in self.network.modules():
+            if isinstance(module, PerTaskBatchNorm):
+                module.setup_task(task_id)
+
+    def forward(
+        self, x: torch.Tensor, *, task_id: int, stage: Stage, scale: float | None = None
+    ) -> BackboneOutput:
+        """Run the network with the masks of ``stage`` (none when unmasked)."""
+        masks = self.masker.masks(stage=stage, task_id=task_id, scale=scale) if self.masker else {}
+        emit = partial(self.activation, stage=stage)
+        features, taps = self.network(x, task_id, emit, *(masks.get(key) for key in self.keys))
+        if features.dim() > 2:
+            features = features.flatten(1)
+        return BackboneOutput(
+            features=features, masks=masks, activations=dict(zip(self.keys, taps))
+        )
+
+
+def wrap(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    exclude: Sequence[str] = (),
+    batch_norm: str = "independent",
+    masked: bool = True,
+) -> WrappedBackbone:
+    """Return a HAT-masked backbone of ``model``, ready for every algorithm and importance type.
+
+    Every ``Linear`` and ``Conv1d/2d/3d`` gets a mask on its output units, applied to its
+    pre-activation (after a batch norm that directly follows it, and after a residual addition
+    it flows into); h_l is taken after the nonlinearity that follows the mask. Which units feed
+    which is derived through flatten/view, pooling, residual additions and concatenation along
+    other dims than the units'. wrap works on a deep copy: the user's network is not modified
+    and the backbone trains its own parameters.
+
+    Args:
+        model: the network; its forward takes one tensor and returns the features the task
+            heads read (a tensor ``(batch, ...)``, flattened to ``(batch, features)``).
+        example_input: a batch the network accepts (shapes are read from one forward in eval
+            mode; no state changes and no random numbers are drawn).
+        exclude: names of submodules left unmasked and unprotected on purpose (they still
+            train: freeze them yourself if they must not move). Their outputs count as always on.
+        batch_norm: ``independent`` (default: a fresh batch norm per task replaces each batch
+            norm following a weighted layer, so earlier tasks stay unchanged) or ``shared``
+            (the network's own batch norms, whose statistics and affine parameters drift).
+        masked: ``False`` builds the same backbone without masks (for the baselines).
+
+    Raises:
+        TypeError: the network cannot be traced by torch.fx (the message says what to change).
+        ValueError: a parameter would be left unprotected (listing its names), a module with
+            parameters is called twice, or an op hides which units a layer reads.
+    """
+    if batch_norm not in BATCH_NORM_CHOICES:
+        raise ValueError(
+            f"wrap batch_norm must be one of {', '.join(BATCH_NORM_CHOICES)}, got {batch_norm!r}"
+        )
+    if not isinstance(example_input, torch.Tensor):
+        raise TypeError(f"example_input must be a tensor batch, got {type(example_input).__name__}")
+    excluded = check_excludes(model, exclude)
+    network = trace(model)
+    check_single_use(network)
+    propagate_shapes(network, example_input)
+    weighted = [
+        node
+        for node in network.graph.nodes
+        if isinstance(module_of(network, node), WEIGHTED_TYPES)
+        and not is_excluded(str(node.target), excluded)
+    ]
+    check_layers(network, weighted)
+    groups = unit_groups(network, weighted)
+    if masked:
+        check_protected(network, groups, excluded)
+    return _build(network, groups, excluded, batch_norm=batch_norm, masked=masked)
+
+
+def _build(
+    network: fx.GraphModule,
+    groups: list[UnitGroup],
+    excluded: tuple[str, ...],
+    *,
+    batch_norm: str,
+    masked: bool,
+) -> WrappedBackbone:
+    graph = network.graph
+    inputs = [node for node in graph.nodes if node.op == "placeholder"]
+    if len(inputs) != 1:
+        raise ValueError(
+            f"wrap needs a network whose forward takes one tensor, got inputs "
+            f"{[node.target for node in inputs]}"
+        )
+    output = next(node for node in graph.nodes if node.op == "output")
+    result = output.args[0]
+    if not isinstance(result, fx.Node) or shape_of(result) is None:
+        raise ValueError(
+            f"wrap needs a network whose forward returns one tensor (the features), got {result!r}"
+        )
+    features = math.prod(shape_of(result)[1:])
+    with graph.inserting_after(inputs[0]):
+        task_id = graph.placeholder("hat_task_id")
+    with graph.inserting_after(task_id):
+        emit = graph.placeholder("hat_emit")
+    mask_inputs, previous = [], emit
+    for group in groups:
+        with graph.inserting_after(previous):
+            previous = graph.placeholder(f"hat_mask_{group.key}")
+        mask_inputs.append(previous)
+    if batch_norm == "independent":
+        install_per_task_norms(network, groups, task_id)
+    residual_modules(network, groups)
+    applied, taps = insert_masks_and_taps(network, groups, masks=mask_inputs, emit=emit)
+    layouts = _layouts(network, groups, applied, inputs[0], excluded)
+    layers = _weighted_layers(network, groups, layouts)
+    _check_features(output.args[0], layouts)
+    output.args = ((output.args[0], tuple(taps)),)
+    graph.lint()
+    network.recompile()
+    units = {
+        group.key: int(network.get_submodule(group.layers[0].target).weight.shape[0])
+        for group in groups
+    }
+    return WrappedBackbone(
+        network=network,
+        keys=[group.key for group in groups],
+        layers=layers,
+        taps=[str(tap.target) for tap in taps],
+        output_dim=features,
+        unit_counts=units,
+        masked=masked,
+        sequential=_is_chain(network, inputs[0], taps),
+    )
+
+
+def _layouts(network, groups, applied, input_node, excluded):
+    fixed: dict = {input_node: ALWAYS_ON}
+    for node in network.graph.nodes:
+        if node.op == "call_module" and is_excluded(str(node.target), excluded):
+            fixed[node] = ALWAYS_ON
+    for group, mask in zip(groups, applied):
+        fixed[mask] = Units(group.key)
+        for node in group.layers:
+            fixed[node] = Units(group.key)
+    return propagate(network, fixed=fixed)
+
+
+def _weighted_layers(network, groups, layouts) -> list[WeightedLayer]:
+    layers = []
+    key_of = {node: group.key for group in groups for node in group.layers}
+    order = [node for node in network.graph.nodes if node in key_of]
+    for node in order:
+        layout = layouts[node.args[0]]
+        if isinstance(layout, Unfollowable):
+            raise ValueError(
+                f"layer {node.target!r} reads a tensor wrap cannot follow: {layout.reason}"
+            )
+        layers.append(
+            WeightedLayer(
+                name=f"{NETWORK}.{node.target}",
+                mask_key=key_of[node],
+                input_mask_key=layout.key,
+                input_repeat=layout.repeat,
+            )
+        )
+    _check_input_sizes(network, layers, groups)
+    return layers
+
+
+def _check_input_sizes(network, layers: list[WeightedLayer], groups) -> None:
+    units = {g.key: network.get_submodule(g.layers[0].target).weight.shape[0] for g in groups}
+    for layer in layers:
+        if layer.input_mask_key is None:
+            continue
+        module = network.get_submodule(layer.name.removeprefix(f"{NETWORK}."))
+        expected = units[layer.input_mask_key] * layer.input_repeat
+        if module.weight.shape[1] != expected:
+            raise ValueError(
+                f"layer {layer.name!r} has {module.weight.shape[1]} inputs but reads "
+                f"{units[layer.input_mask_key]} units of {layer.input_mask_key!r} x "
+                f"{layer.input_repeat} positions = {expected}; wrap could not match them"
+            )
+
+
+def _check_features(result: fx.Node, layouts) -> None:
+    layout = layouts[result]
+    if isinstance(layout, Unfollowable):
+        raise ValueError(f"the network's output cannot be mapped to units: {layout.reason}")
+
+
+def _is_chain(network: fx.GraphModule, input_node: fx.Node, taps: list[fx.Node]) -> bool:
+    """Whether everything after each tap depends on the input only through that tap.
+
+    True for a plain chain: every node computed from the input has one such argument and at
+    most one user (attribution may then run only the layers after a tap).
+    """
+    dependent = {input_node}
+    for node in network.graph.nodes:
+        if node.op in ("placeholder", "get_attr", "output"):
+            continue
+        sources = [a for a in _node_args(node) if a in dependent]
+        if not sources:
+            continue
+        dependent.add(node)
+        if len(sources) > 1 or len([u for u in node.users if _carries_tensor(u)]) > 1:
+            return False
+    return bool(taps)
+
+
+def _carries_tensor(node: fx.Node) -> bool:
+    """Whether a user passes tensors on (not the output, not a ``.size()`` read)."""
+    return node.op != "output" and not (node.op == "call_method" and node.target == "size")
+
+
+def _node_args(node: fx.Node) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), found.append)
+    return found

@@ -1,0 +1,242 @@
+"""Which units a tensor's dim 1 carries, followed through the traced graph.
+
+Every tensor of the graph gets a :class:`Units` layout: the mask key of the units along its dim 1
+(``None`` for the raw input, constants and the outputs of excluded modules: always on), and how
+many features each unit spans after a flatten (``repeat``, channel-major as ``torch.flatten``
+orders them). Ops that keep the unit dim (nonlinearities, dropout, pooling, padding, adding two
+tensors of the same units, concatenating along another dim) keep the layout; a flatten or view
+to ``(batch, C * prod(spatial))`` multiplies ``repeat``. Anything else that touches masked units
+gets an :class:`Unfollowable` layout naming the op; wrap refuses a weighted layer (or the
+network's output) that reads such a tensor.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from hatcl.backbones.base import ActivationTap
+from hatcl.wrap.graph import (
+    ACTIVATION_FUNCTIONS,
+    ACTIVATION_METHODS,
+    ACTIVATION_MODULES,
+    BATCH_NORM_TYPES,
+    describe,
+    is_add,
+    module_of,
+    shape_of,
+)
+from hatcl.wrap.rewrite import emit_activation
+
+
+@dataclass(frozen=True)
+class Units:
+    """Dim 1 carries the units of ``key`` (``None``: always on), ``repeat`` features each."""
+
+    key: str | None
+    repeat: int = 1
+
+
+@dataclass(frozen=True)
+class Unfollowable:
+    """wrap cannot tell which units dim 1 carries; ``reason`` says which op hid them."""
+
+    reason: str
+
+
+Layout = Units | Unfollowable
+ALWAYS_ON = Units(key=None)
+
+_KEEP_MODULES = (
+    *ACTIVATION_MODULES,
+    *BATCH_NORM_TYPES,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+    nn.Identity,
+    nn.ZeroPad2d,
+    nn.ConstantPad1d,
+    nn.ConstantPad2d,
+    nn.ConstantPad3d,
+    nn.Upsample,
+    ActivationTap,
+)
+_KEEP_FUNCTIONS = ACTIVATION_FUNCTIONS | {
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+    F.max_pool1d,
+    F.max_pool2d,
+    F.max_pool3d,
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.avg_pool3d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_avg_pool3d,
+    F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d,
+    F.adaptive_max_pool3d,
+    F.pad,
+    F.interpolate,
+    operator.mul,
+    operator.truediv,
+    operator.sub,
+    operator.neg,
+    torch.mul,
+    torch.sub,
+    operator.add,
+    operator.iadd,
+    torch.add,
+    emit_activation,
+}
+_KEEP_METHODS = ACTIVATION_METHODS | {
+    "contiguous",
+    "clone",
+    "float",
+    "double",
+    "half",
+    "to",
+    "mul",
+    "div",
+    "sub",
+    "add",
+    "add_",
+}
+_REDUCTIONS = frozenset({torch.mean, torch.sum, torch.amax, torch.amin})
+_REDUCTION_METHODS = frozenset({"mean", "sum", "amax", "amin"})
+_RESHAPE_FUNCTIONS = frozenset({torch.flatten, torch.reshape})
+_RESHAPE_METHODS = frozenset({"flatten", "view", "reshape"})
+_CAT_FUNCTIONS = frozenset({torch.cat, torch.concat})
+
+
+def tensor_inputs(node: fx.Node) -> list[fx.Node]:
+    """The graph nodes among ``node``'s arguments (lists of tensors flattened)."""
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), found.append)
+    return found
+
+
+def propagate(
+    graph_module: fx.GraphModule, *, fixed: dict[fx.Node, Layout]
+) -> dict[fx.Node, Layout]:
+    """The layout of every tensor node, in graph order.
+
+    Args:
+        fixed: layouts decided by wrap itself (the input, mask and tap nodes, excluded modules).
+    """
+    layouts: dict[fx.Node, Layout] = {}
+    for node in graph_module.graph.nodes:
+        if node in fixed:
+            layouts[node] = fixed[node]
+        elif node.op in ("placeholder", "get_attr"):
+            layouts[node] = ALWAYS_ON
+        elif node.op != "output":
+            layouts[node] = _layout(graph_module, node, layouts)
+    return layouts
+
+
+def _layout(graph_module: fx.GraphModule, node: fx.Node, layouts: dict) -> Layout:
+    inputs = [layouts[a] for a in tensor_inputs(node) if a in layouts]
+    if all(layout == ALWAYS_ON for layout in inputs):
+        return ALWAYS_ON
+    bad = next((layout for layout in inputs if isinstance(layout, Unfollowable)), None)
+    if bad is not None:
+        return bad
+    if _is_reshape(graph_module, node):
+        return _reshaped(node, inputs[0])
+    if node.op == "call_function" and node.target in _CAT_FUNCTIONS:
+        return _concatenated(node, inputs)
+    if _keeps_units(graph_module, node):
+        return _same_units(node, inputs)
+    return Unfollowable(
+        f"{describe(node)} (node {node.name!r}): wrap cannot tell which units its output carries"
+    )
+
+
+def _keeps_units(graph_module: fx.GraphModule, node: fx.Node) -> bool:
+    module = module_of(graph_module, node)
+    if module is not None:
+        return isinstance(module, _KEEP_MODULES)
+    if node.op == "call_function":
+        if node.target in _REDUCTIONS:
+            return _keeps_dims_0_1(node)
+        return node.target in _KEEP_FUNCTIONS or is_add(node)
+    if node.op == "call_method":
+        if node.target in _REDUCTION_METHODS:
+            return _keeps_dims_0_1(node)
+        return node.target in _KEEP_METHODS
+    return False
+
+
+def _keeps_dims_0_1(node: fx.Node) -> bool:
+    source, out = shape_of(node.args[0]), shape_of(node)
+    return bool(source and out and len(out) >= 2 and out[:2] == source[:2])
+
+
+def _same_units(node: fx.Node, inputs: list[Layout]) -> Layout:
+    distinct = {layout for layout in inputs if layout != ALWAYS_ON or len(inputs) == 1}
+    if len(distinct) == 1:
+        return distinct.pop()
+    keys = sorted(str(layout.key) for layout in inputs if isinstance(layout, Units))
+    return Unfollowable(
+        f"{describe(node)} (node {node.name!r}) combines tensors of different units {keys}; "
+        "a sum of two layers' outputs must come before their nonlinearity (right after their "
+        "batch norms) so that both share one mask"
+    )
+
+
+def _is_reshape(graph_module: fx.GraphModule, node: fx.Node) -> bool:
+    if isinstance(module_of(graph_module, node), nn.Flatten):
+        return True
+    if node.op == "call_function":
+        return node.target in _RESHAPE_FUNCTIONS
+    return node.op == "call_method" and node.target in _RESHAPE_METHODS
+
+
+def _reshaped(node: fx.Node, layout: Layout) -> Layout:
+    source, out = shape_of(node.args[0]), shape_of(node)
+    if isinstance(layout, Units) and source and out:
+        if out[:2] == source[:2] and math.prod(out) == math.prod(source):
+            return layout
+        if len(source) > 2 and len(out) == 2 and out[0] == source[0]:
+            spatial = math.prod(source[2:])
+            if out[1] == source[1] * spatial:
+                return Units(key=layout.key, repeat=layout.repeat * spatial)
+    return Unfollowable(
+        f"{describe(node)} (node {node.name!r}) reshapes {source} to {out}; wrap follows units "
+        "through a flatten to (batch, channels * positions) or a reshape keeping dims 0 and 1"
+    )
+
+
+def _concatenated(node: fx.Node, inputs: list[Layout]) -> Layout:
+    dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    rank = len(shape_of(node) or (0, 0))
+    if dim % rank != 1:
+        return _same_units(node, inputs)
+    keys = [layout.key for layout in inputs if isinstance(layout, Units)]
+    return Unfollowable(
+        f"{describe(node)} (node {node.name!r}) concatenates the units of {keys} along dim 1; "
+        "a layer reading units of several masks at once is not supported yet (see "
+        "docs/own_model.md)"
+    )
