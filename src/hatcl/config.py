@@ -68,6 +68,9 @@ class TrainerConfig:
         if self.num_threads is not None:
             check_int(self.num_threads, parameter="trainer.num_threads", low=1)
         _check_loggers(self)
+        from hatcl.training.precision import check_precision
+
+        check_precision(precision=self.precision, accelerator=self.accelerator)
 
 
 def _check_loggers(trainer: TrainerConfig) -> None:

@@ -433,3 +433,36 @@ def test_a_step_skipped_by_the_grad_scaler_changes_no_state(case, tmp_path, monk
     assert injector.before is not None, "the step with an inf gradient never ran"
     assert injector.skipped_steps == 1, "the grad scaler did not skip the step"
     assert injector.changed == [], injector.changed
+
+
+# -- precision is checked up front; heads follow the model -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["trainer.precision=16-true"], "trainer.precision='16-true' is not supported; valid:"),
+        (["trainer.precision=bf16"], "valid: 32-true, 64-true, 16-mixed, bf16-mixed"),
+        (["trainer.precision=16-mixed"], "trainer.precision=16-mixed needs a CUDA GPU"),
+    ],
+)
+def test_unsupported_precision_is_refused_before_any_work(tmp_path, overrides, expected):
+    run_dir = tmp_path / "run"
+    cfg = compose_config([*overrides, "trainer.accelerator=cpu", f"output_dir={run_dir}"])
+    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace("[", r"\[")):
+        run_from_config(cfg)
+    assert not run_dir.exists()
+
+
+def test_new_heads_and_task_norms_take_the_model_dtype():
+    from hatcl.backbones.mlp import MLPBackbone
+    from hatcl.backbones.model import ContinualModel
+    from hatcl.heads.heads import TaskIncrementalHeads
+
+    backbone = MLPBackbone(input_shape=(4,), hidden_dims=(3,), batch_norm="independent")
+    model = ContinualModel(backbone=backbone, heads=TaskIncrementalHeads(input_dim=3))
+    model.setup_task(task_id=1, num_classes=2)
+    model.double()
+    model.setup_task(task_id=2, num_classes=2)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert {b.dtype for b in model.buffers() if b.is_floating_point()} == {torch.float64}
