@@ -125,3 +125,21 @@ def test_protocol_cells_show_spread_missing_values_and_no_negative_zero():
     assert protocol._cell({"mean": 0.5, "std": 0.01, "n": 2}, runs=2) == "0.5000 ± 0.0100"
     assert protocol._cell({"mean": 0.5, "std": 0.0, "n": 1}, runs=3) == "0.5000 (n=1)"
     assert protocol._cell({"mean": 1.2e-4, "std": 0.0, "n": 1}, 1, "e") == "1.2e-04"
+
+
+def test_gpu_check_without_a_gpu_says_so_and_exits_0(capsys, monkeypatch):
+    gpu_check = _load("gpu_check")
+    monkeypatch.setattr(gpu_check.torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main([]) == 0
+    assert "no CUDA GPU on this machine" in capsys.readouterr().out
+
+
+def test_gpu_check_machinery_on_the_cpu(capsys):
+    gpu_check = _load("gpu_check")
+    code = gpu_check.main(
+        ["--accelerator", "cpu", "--algorithms", "hat", "--precisions", "32-true", "bf16-mixed"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "hat          32-true" in out and "0.0000   0.0000" in out  # CPU vs itself: identical
+    assert "hat          bf16-mixed" in out
