@@ -11,7 +11,8 @@ BIN := $(VENV)/bin
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 RUN_DIR ?= runs/quickstart-$(STAMP)
 
-# The default experiment (FG-AdaHAT), then HAT and fine-tuning on the same data and seed.
+# The default experiment (FG-AdaHAT), then HAT and fine-tuning on the same data and seed; ARGS
+# (Hydra overrides, e.g. ARGS="data.num_tasks=2 trainer.max_epochs=1") go to all three runs.
 run: install
 	$(BIN)/hatcl run output_dir=$(RUN_DIR)/fgadahat $(ARGS)
 	$(BIN)/hatcl run algorithm=hat output_dir=$(RUN_DIR)/hat $(ARGS)

@@ -22,10 +22,12 @@ commands:
 Run `hatcl run --help` for the configuration groups and their options.
 Results go to output_dir (default: runs/<timestamp>/): metrics.json, accuracy_matrix.csv,
 config.yaml, tasks.json, training_curves.csv, timing.json, run.log, checkpoints/, logs/,
-figures/. resume=<run folder> continues an interrupted run after its last complete task.
+figures/. resume=<run folder> continues an interrupted run where it stopped (SIGINT/SIGTERM
+write a checkpoint of the step reached, exit 130/143 and print the command that resumes).
 """
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         print(f"hatcl: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return EXIT_USAGE
-    return handler(rest)
+    try:
+        return handler(rest)
+    except KeyboardInterrupt:  # Ctrl-C outside the task loop (which stops with a checkpoint)
+        print(f"hatcl {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _help(_: Sequence[str]) -> int:

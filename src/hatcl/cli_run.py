@@ -7,6 +7,7 @@ one-paragraph error and exit code 2; ``-m``/``--multirun`` and Hydra's own flags
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,25 +19,46 @@ USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
 CONFIG_GROUPS = ("algorithm", "backbone", "data", "optimizer", "trainer")
 
 
-def run_command(args: Sequence[str]) -> int:
-    """Run one experiment (or a sweep with ``-m``); return the process exit code."""
+def run_command(args: Sequence[str], *, callbacks: Sequence = ()) -> int:
+    """Run one experiment (or a sweep with ``-m``); return the process exit code.
+
+    ``callbacks`` (:class:`hatcl.training.run_callbacks.RunCallback`) observe a single run.
+    A run stopped by SIGINT/SIGTERM prints where it stopped and how to resume it, and returns
+    ``128 + signal`` (130, 143).
+    """
     try:
         check_group_choices(args)
     except ValueError as error:
         return _fail(error)
     if any(arg.startswith("-") for arg in args):
         return _hydra_main(args)
-    try:
-        from hydra.errors import HydraException
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-        cfg = compose_config(args)
-    except HydraException as error:
-        return _fail(error)
     try:
-        run_from_config(cfg)
+        cfg = compose_config(args)
+    except (HydraException, OmegaConfBaseException) as error:
+        return _fail(rephrase_override_error(error, args))
+    from hatcl.training.interrupt import RunInterrupted
+
+    try:
+        run_from_config(cfg, callbacks=callbacks)
     except USER_ERRORS as error:
         return _fail(error)
+    except RunInterrupted as stop:
+        return report_interruption(stop, args)
     return 0
+
+
+def report_interruption(stop, args: Sequence[str]) -> int:
+    """Print one line: where the run stopped and the command that resumes it; the exit code."""
+    kept = [a for a in args if a.partition("=")[0].lstrip("+~") not in ("output_dir", "resume")]
+    if stop.checkpoint is None:
+        advice = "no checkpoint was written (trainer.checkpoints=false): it cannot be resumed"
+    else:
+        advice = f"resume with: hatcl run {' '.join([*kept, f'resume={stop.run_dir}'])}"
+    print(f"{stop}; {advice}", file=sys.stderr, flush=True)
+    return stop.exit_code
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
@@ -50,24 +72,109 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 def run_from_config(
     cfg: DictConfig, *, run_dir: str | Path | None = None, callbacks: Sequence = ()
 ):
-    """Validate ``cfg`` into an :class:`ExperimentConfig` and run it; returns the RunResult.
+    """Check the whole of ``cfg`` (creating nothing), then run it; returns the RunResult.
 
     ``callbacks`` are :class:`hatcl.training.run_callbacks.RunCallback` observers of the run.
-    """
-    from hatcl.training.experiment import ExperimentConfig, build_algorithm
 
-    config = ExperimentConfig.from_mapping(cfg)
-    build_algorithm(config.algorithm)  # validates every algorithm option before heavy imports
+    Raises:
+        ValueError, TypeError, FileNotFoundError: a refused configuration (nothing was written),
+            or a failure of the run before its first checkpoint (what it wrote is removed, as
+            after a Ctrl-C then).
+    """
+    plan = plan_run(cfg, run_dir=run_dir)
+    from hatcl.preflight import print_warnings, set_aside_damaged
     from hatcl.training.runner import run_experiment
 
-    resolved = OmegaConf.to_yaml(_without_hydra(cfg), resolve=True)
-    resume = cfg.get("resume")
-    if resume:
+    print_warnings(plan)
+    set_aside_damaged(plan)
+    fresh = not plan.resume and not plan.run_dir.exists()
+    try:
         return run_experiment(
-            config, run_dir=resume, resolved_config=resolved, resume=True, callbacks=callbacks
+            plan.config,
+            run_dir=plan.run_dir,
+            resolved_config=plan.resolved,
+            resume=plan.resume,
+            callbacks=callbacks,
         )
-    target = run_dir if run_dir is not None else cfg.output_dir
-    return run_experiment(config, run_dir=target, resolved_config=resolved, callbacks=callbacks)
+    except (*USER_ERRORS, KeyboardInterrupt):  # refused late, or Ctrl-C before the task loop
+        if not plan.resume and plan.config.trainer.checkpoints:
+            _remove_unstarted(plan.run_dir, fresh=fresh)
+        raise
+
+
+def plan_run(cfg: DictConfig, *, run_dir: str | Path | None = None):
+    """Resolve ``cfg`` once and check all of it (:func:`hatcl.preflight.preflight`)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from hatcl.preflight import preflight
+
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        raise ValueError(f"the configuration cannot be resolved: {error}") from None
+    plain.pop("hydra", None)
+    resolved = OmegaConf.to_yaml(OmegaConf.create(plain))
+    target = None if run_dir is None else str(run_dir)
+    return preflight(plain, resolved=resolved, run_dir=target)
+
+
+def _remove_unstarted(folder: Path, *, fresh: bool) -> None:
+    """Remove what a run that failed before finishing a task wrote (its folder was ours)."""
+    import shutil
+
+    if not folder.is_dir() or any((folder / "checkpoints").glob("*.ckpt")):
+        return
+    if fresh:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def rephrase_override_error(error: Exception, args: Sequence[str]) -> Exception:
+    """Hydra's "Could not override 'a.b'" as: the unknown key, the closest valid one, all valid."""
+    match = re.search(r"Could not override '([^']+)'", str(error))
+    if match is None:
+        return error
+    key = match.group(1)
+    group, _, leaf = key.rpartition(".")
+    value = next((a.partition("=")[2] for a in args if a.partition("=")[0] == key), "")
+    valid = _valid_keys(group, [a for a in args if a.partition("=")[0] != key])
+    if valid is None:
+        return error
+    if not valid and group not in CONFIG_GROUPS:  # a free mapping such as optimizer.options
+        return ValueError(
+            f"{group} holds no key {leaf!r} yet: add one with +{key}={value} (the leading + "
+            "adds a key that the configuration file does not list)"
+        )
+    if leaf in valid:
+        return ValueError(
+            f"{key} is a valid option but not in the configuration file of {group}: set it with "
+            f"+{key}={value}"
+        )
+    from hatcl.validation import unknown_keys_message
+
+    return ValueError(
+        f"{unknown_keys_message([leaf], valid=valid, section=group)} (override {key}={value})"
+    )
+
+
+def _valid_keys(group: str, args: Sequence[str]) -> list[str] | None:
+    from hatcl.preflight import group_keys
+
+    try:
+        cfg = compose_config(args)
+        node = OmegaConf.select(cfg, group) if group else cfg
+        node = OmegaConf.to_container(node, resolve=False) if node is not None else None
+    except Exception:  # the rest of the overrides fail too: their own error comes next
+        return None
+    if not isinstance(node, dict):
+        return None
+    known = group_keys(group, node) if group in ("", *CONFIG_GROUPS) else None
+    return sorted(set(known or []) | set(node)) if group else sorted(known or node)
 
 
 def check_group_choices(args: Sequence[str]) -> None:
@@ -79,8 +186,11 @@ def check_group_choices(args: Sequence[str]) -> None:
         choices = group_options(key)
         for option in value.split(","):
             if option not in choices:
+                from hatcl.validation import closest_hint
+
                 raise ValueError(
-                    f"unknown {key} {option!r}; valid choices for {key}= are: {', '.join(choices)}"
+                    f"unknown {key} {option!r}{closest_hint(option, choices)}; valid choices for "
+                    f"{key}= are: {', '.join(choices)}"
                 )
 
 
@@ -96,12 +206,17 @@ def _hydra_main(args: Sequence[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    from hatcl.training.interrupt import RunInterrupted
+
     @hydra.main(version_base=None, config_path="conf", config_name="config")
     def _task(cfg: DictConfig) -> None:
         try:
             run_from_config(cfg, run_dir=HydraConfig.get().runtime.output_dir)
         except USER_ERRORS as error:
             raise SystemExit(_fail(error)) from None
+        except RunInterrupted as stop:
+            overrides = HydraConfig.get().overrides.task
+            raise SystemExit(report_interruption(stop, list(overrides))) from None
 
     saved = sys.argv
     sys.argv = ["hatcl run", *args]
@@ -112,12 +227,6 @@ def _hydra_main(args: Sequence[str]) -> int:
     finally:
         sys.argv = saved
     return 0
-
-
-def _without_hydra(cfg: DictConfig) -> DictConfig:
-    plain = OmegaConf.to_container(cfg, resolve=False)
-    plain.pop("hydra", None)
-    return OmegaConf.create(plain)
 
 
 def _fail(error: BaseException) -> int:

@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hatcl.validation import check_int
+from hatcl.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_keys,
+    check_number,
+)
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -40,6 +46,45 @@ class OptimizerConfig:
     scheduler: str | None = None
     scheduler_options: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from hatcl.training.registries import LR_SCHEDULERS, OPTIMIZERS
+
+        OPTIMIZERS.validate(self.name, parameter="optimizer.name")
+        check_number(self.lr, parameter="optimizer.lr", low=0.0, low_inclusive=False)
+        check_number(self.weight_decay, parameter="optimizer.weight_decay", low=0.0)
+        if self.scheduler is not None:
+            LR_SCHEDULERS.validate(self.scheduler, parameter="optimizer.scheduler")
+        for key in ("options", "scheduler_options"):
+            value = getattr(self, key)
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                raise TypeError(
+                    f"optimizer.{key} must be a mapping of keyword options (e.g. "
+                    f"optimizer.{key}={{momentum: 0.9}}), got {value!r}"
+                )
+
+
+#: Values of ``trainer.accelerator`` (availability is checked by the preflight).
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+#: Values of ``trainer.strategy``: Lightning's default or DDP (docs/operations.md).
+STRATEGIES = ("auto", "ddp")
+#: Values of ``trainer.precision`` (Lightning's names; the short aliases included).
+PRECISIONS = (
+    "32-true",
+    "64-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "32",
+    "64",
+    "16",
+    "bf16",
+    32,
+    64,
+    16,
+)
+_BOOLEAN_KEYS = ("enable_progress_bar", "deterministic", "figures", "checkpoints")
+
 
 @dataclass(frozen=True)
 class TrainerConfig:
@@ -56,9 +101,10 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     deterministic: bool = False
     num_threads: int | None = None
-    loggers: tuple[str, ...] = ("csv", "tensorboard")
+    loggers: tuple[str, ...] = ("csv",)
     figures: bool = True
     checkpoints: bool = True
+    checkpoint_every_n_steps: int | None = None
 
     def __post_init__(self) -> None:
         check_int(self.max_epochs, parameter="trainer.max_epochs", low=1)
@@ -67,10 +113,51 @@ class TrainerConfig:
         check_int(self.log_every_n_steps, parameter="trainer.log_every_n_steps", low=1)
         if self.num_threads is not None:
             check_int(self.num_threads, parameter="trainer.num_threads", low=1)
+        if self.checkpoint_every_n_steps is not None:
+            check_int(
+                self.checkpoint_every_n_steps, parameter="trainer.checkpoint_every_n_steps", low=1
+            )
+        for key in _BOOLEAN_KEYS:
+            check_bool(getattr(self, key), parameter=f"trainer.{key}")
+        check_choice(self.accelerator, parameter="trainer.accelerator", choices=ACCELERATORS)
+        check_choice(self.strategy, parameter="trainer.strategy", choices=STRATEGIES)
+        if self.precision not in PRECISIONS:
+            names = ", ".join(dict.fromkeys(str(p) for p in PRECISIONS))
+            raise ValueError(f"trainer.precision must be one of {names}; got {self.precision!r}")
+        if self.precision in ("16-mixed", "16", 16) and self.accelerator == "cpu":
+            raise ValueError(
+                f"trainer.precision={self.precision!r} (float16 mixed precision) is not supported "
+                "with trainer.accelerator=cpu; use bf16-mixed, 32-true or 64-true"
+            )
+        object.__setattr__(self, "devices", _check_devices(self.devices, self.accelerator))
         _check_loggers(self)
         from hatcl.training.precision import check_precision
 
         check_precision(precision=self.precision, accelerator=self.accelerator)
+
+
+def _check_devices(devices: Any, accelerator: str) -> Any:
+    """``auto``, a count >= 1, -1 (every GPU) or a list of GPU indices, as Lightning takes it."""
+    valid = (
+        "valid: auto or a number of processes >= 1"
+        if accelerator == "cpu"
+        else "valid: auto, a count >= 1, -1 (all GPUs) or a list of GPU indices such as [0, 1]"
+    )
+    if devices == "auto":
+        return devices
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    if isinstance(devices, (list, tuple)) and accelerator not in ("cpu", "mps"):
+        if devices and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices
+        ):
+            return list(devices)
+    elif isinstance(devices, int) and not isinstance(devices, bool):
+        if devices >= 1 or (devices == -1 and accelerator not in ("cpu", "mps")):
+            return devices
+    raise ValueError(
+        f"trainer.devices={devices!r} is not valid with trainer.accelerator={accelerator}; {valid}"
+    )
 
 
 def _check_loggers(trainer: TrainerConfig) -> None:
@@ -92,13 +179,7 @@ def _check_loggers(trainer: TrainerConfig) -> None:
 def dataclass_from_mapping(cls: type, mapping: Mapping[str, Any] | None, *, section: str) -> Any:
     """Build dataclass ``cls`` from ``mapping``; unknown keys raise ``ValueError`` naming them."""
     items = _plain(mapping or {}, section=section)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(items) - known)
-    if unknown:
-        raise ValueError(
-            f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
-            f"valid keys of {section}: {', '.join(sorted(known))}"
-        )
+    check_keys(items, valid=[f.name for f in dataclasses.fields(cls)], section=section)
     return cls(**items)
 
 

@@ -1,10 +1,12 @@
 """A run of ``hatcl run`` overrides with run callbacks, as a script (tests start it as a process).
 
-    python run_driver.py [--kill-after-task T] [--digest DIR] override ...
+    python run_driver.py [--kill-after-task T] [--signal-at T:S:SIG] [--digest DIR] override ...
 
-``--kill-after-task`` SIGKILLs the process right after task T is checkpointed; ``--digest``
-makes every process write its state digest (``StateDigest``). Lightning's DDP launcher starts
-the other ranks by running this same script again.
+``--kill-after-task`` SIGKILLs the process right after task T is checkpointed; ``--signal-at``
+sends signal SIG (INT, TERM, KILL) to the process before step S of task T; ``--digest`` makes
+every process write its state digest (``StateDigest``). The exit code is the command's
+(``hatcl run``'s). Lightning's DDP launcher starts the other ranks by running this same script
+again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import signal
 import sys
 
-from hatcl.cli_run import compose_config, run_from_config
+from hatcl.cli_run import run_command
 from hatcl.training.run_callbacks import RunCallback, StateDigest
 
 
@@ -29,19 +31,38 @@ class KillAfterTask(RunCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class SignalAtStep(RunCallback):
+    """Send ``signum`` to this process right before step ``step`` of task ``task_id``."""
+
+    def __init__(self, task_id: int, step: int, signum: int) -> None:
+        self.task_id, self.step, self.signum = task_id, step, signum
+
+    def on_step(self, *, task_id: int, step: int) -> None:
+        if (task_id, step) == (self.task_id, self.step):
+            os.kill(os.getpid(), self.signum)
+
+
+def signal_at(text: str) -> SignalAtStep:
+    """``T:S:SIG`` (e.g. ``2:7:TERM``) as a :class:`SignalAtStep`."""
+    task_id, step, name = text.split(":")
+    return SignalAtStep(int(task_id), int(step), getattr(signal, f"SIG{name}"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kill-after-task", type=int)
+    parser.add_argument("--signal-at", type=signal_at)
     parser.add_argument("--digest")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     callbacks: list[RunCallback] = []
     if args.kill_after_task is not None:
         callbacks.append(KillAfterTask(args.kill_after_task))
+    if args.signal_at is not None:
+        callbacks.append(args.signal_at)
     if args.digest:
         callbacks.append(StateDigest(args.digest))
-    run_from_config(compose_config(args.overrides), callbacks=callbacks)
-    return 0
+    return run_command(args.overrides, callbacks=callbacks)
 
 
 if __name__ == "__main__":

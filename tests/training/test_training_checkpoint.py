@@ -82,14 +82,16 @@ def test_run_checkpoint_holds_masks_metrics_and_loads_weights_only(tmp_path):
     assert run_command([*overrides, f"output_dir={run}"]) == 0
     assert list((run / "logs" / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
     assert len(list((run / "figures").glob("*.png"))) == 4
-    payload = torch.load(run / "checkpoints" / "task_2.ckpt", weights_only=True)
+    envelope = torch.load(run / "checkpoints" / "task_2.ckpt", weights_only=True)
+    assert envelope["tag"] == "hatcl-checkpoint" and envelope["format"] == 2
+    payload = ckpt.load_checkpoint(run / "checkpoints" / "task_2.ckpt")
     assert payload["completed_tasks"] == 2
     assert payload["model"]["backbone.masker.store.task_ids"].tolist() == [1, 2]
     assert payload["model"]["backbone.masker.store.masks_fc1"].shape[0] == 2
     assert {"heads.heads.1.weight", "heads.heads.2.weight"} <= set(payload["model"])
     assert len(payload["metrics"]["accuracy_matrix"]) == 2
     assert payload["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
-    first = torch.load(run / "checkpoints" / "task_1.ckpt", weights_only=True)
+    first = ckpt.load_checkpoint(run / "checkpoints" / "task_1.ckpt")
     assert first["model"]["backbone.masker.store.task_ids"].tolist() == [1]
 
 

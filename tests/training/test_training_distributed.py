@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from hatcl.training.batches import TensorBatches
+from hatcl.training.checkpoint import load_checkpoint
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 DRIVER = Path(__file__).resolve().parent / "run_driver.py"
@@ -92,5 +93,5 @@ def test_two_process_ddp_run_ranks_agree(tmp_path):
     # rank 0 alone wrote the run folder and printed; the checkpoint holds its masks
     assert sorted(p.name for p in tmp_path.iterdir()) == ["digests", "run"]
     assert process.stdout.count("task 2/2") == 1
-    payload = torch.load(run / "checkpoints" / "task_2.ckpt", weights_only=True)
+    payload = load_checkpoint(run / "checkpoints" / "task_2.ckpt")
     assert payload["model"]["backbone.masker.store.task_ids"].tolist() == [1, 2]

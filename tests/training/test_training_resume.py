@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from hatcl.cli_run import run_command
+from hatcl.training.checkpoint import load_checkpoint
+from hatcl.training.run_callbacks import RunCallback
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 DRIVER = Path(__file__).resolve().parent / "run_driver.py"
@@ -106,3 +108,125 @@ def test_csv_logger_has_one_step_axis_for_the_whole_run(uninterrupted):
     assert float(tests[2]["test_accuracy/task_1"]) == pytest.approx(
         _metrics(uninterrupted)["accuracy_matrix"][2][0]
     )
+
+
+# -- signals: stop within a step with an in-task checkpoint, resume mid-task ------------------
+
+TWO_EPOCHS = [*THREE_TASKS, "trainer.max_epochs=2"]  # 21 steps per epoch, 42 per task
+OUTPUTS = ("metrics.json", "tasks.json", "training_curves.csv", "accuracy_matrix.csv")
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "two_epochs"
+    assert run_command([*TWO_EPOCHS, f"output_dir={run}"]) == 0
+    return run
+
+
+class _SignalAt(RunCallback):
+    def __init__(self, *, task_id: int, step: int | None, signum: int) -> None:
+        self.task_id, self.step, self.signum = task_id, step, signum
+
+    def on_step(self, *, task_id: int, step: int) -> None:
+        if (task_id, step) == (self.task_id, self.step):
+            os.kill(os.getpid(), self.signum)
+
+    def on_task_saved(self, *, task_id: int, run_dir) -> None:
+        if self.step is None and task_id == self.task_id:
+            os.kill(os.getpid(), self.signum)
+
+
+def _assert_same_outputs(run: Path, reference: Path) -> None:
+    for name in OUTPUTS:
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+@pytest.mark.parametrize(
+    ("signum", "task_id", "step"),
+    [
+        (signal.SIGINT, 1, 0),  # before the first step of the run
+        (signal.SIGTERM, 2, 7),  # inside the first epoch
+        (signal.SIGINT, 2, 21),  # first step of the second epoch (after a validation)
+        (signal.SIGTERM, 3, 41),  # before the last step of the run
+    ],
+)
+def test_a_signal_stops_within_a_step_and_resume_equals_uninterrupted(
+    tmp_path, two_epochs, capsys, signum, task_id, step
+):
+    run = tmp_path / "signalled"
+    callback = _SignalAt(task_id=task_id, step=step, signum=signum)
+    capsys.readouterr()
+    code = run_command([*TWO_EPOCHS, f"output_dir={run}"], callbacks=[callback])
+    assert code == 128 + signum  # 130 for SIGINT, 143 for SIGTERM
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"interrupted during task {task_id}, step {step}/42; resume with: hatcl run "
+        f"{' '.join(TWO_EPOCHS)} resume={run}"
+    ]
+    saved = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert saved == sorted(
+        [*(f"task_{t}.ckpt" for t in range(1, task_id)), f"in_task_{task_id}.ckpt"]
+    )
+    assert not (run / "metrics.json").exists()
+
+    assert run_command([*TWO_EPOCHS, f"resume={run}"]) == 0
+    _assert_same_outputs(run, two_epochs)
+    assert not (run / "checkpoints" / f"in_task_{task_id}.ckpt").exists()
+
+
+def test_a_signal_between_tasks_stops_after_the_task(tmp_path, two_epochs, capsys):
+    run = tmp_path / "between"
+    callback = _SignalAt(task_id=2, step=None, signum=signal.SIGTERM)
+    capsys.readouterr()
+    assert run_command([*TWO_EPOCHS, f"output_dir={run}"], callbacks=[callback]) == 143
+    assert capsys.readouterr().err.startswith("interrupted after task 2; resume with: ")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["task_1.ckpt", "task_2.ckpt"]
+    assert run_command([*TWO_EPOCHS, f"resume={run}"]) == 0
+    _assert_same_outputs(run, two_epochs)
+
+
+def test_sigterm_to_the_process_exits_143_with_one_line(tmp_path, two_epochs):
+    run = tmp_path / "terminated"
+    process = subprocess.run(
+        [sys.executable, str(DRIVER), "--signal-at", "2:30:TERM", *TWO_EPOCHS, f"output_dir={run}"],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 143, process.stderr[-2000:]
+    assert (
+        process.stderr.strip()
+        .splitlines()[-1]
+        .startswith("interrupted during task 2, step 30/42; resume with: hatcl run ")
+    )
+    assert "Traceback" not in process.stderr
+    assert run_command([*TWO_EPOCHS, f"resume={run}"]) == 0
+    _assert_same_outputs(run, two_epochs)
+
+
+def test_sigkill_mid_task_loses_at_most_n_steps_and_resumes_identically(tmp_path, two_epochs):
+    run = tmp_path / "killed_mid_task"
+    every = [*TWO_EPOCHS, "trainer.checkpoint_every_n_steps=5"]
+    process = subprocess.run(
+        [sys.executable, str(DRIVER), "--signal-at", "2:13:KILL", *every, f"output_dir={run}"],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    in_task = load_checkpoint(run / "checkpoints" / "in_task_2.ckpt")
+    assert in_task["position"]["step"] == 10  # the last multiple of 5 before the kill
+    assert run_command([*every, f"resume={run}"]) == 0
+    _assert_same_outputs(run, two_epochs)
+
+
+def test_without_checkpoints_an_interruption_says_it_cannot_resume(tmp_path, capsys):
+    run = tmp_path / "no_checkpoints"
+    overrides = [*THREE_TASKS, "data.num_tasks=1", "trainer.checkpoints=false"]
+    callback = _SignalAt(task_id=1, step=3, signum=signal.SIGINT)
+    capsys.readouterr()
+    assert run_command([*overrides, f"output_dir={run}"], callbacks=[callback]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted during task 1, step 3/" in err and "cannot be resumed" in err

@@ -7,8 +7,6 @@ hard-sigmoid, the reduction of the regulariser -- is implemented once here.
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, ClassVar
 
 import torch
@@ -16,6 +14,7 @@ from torch import Tensor, nn
 
 from hatcl.functional.gates import hard_sigmoid
 from hatcl.registry import Registry
+from hatcl.validation import check_int, check_number
 
 REG_REDUCTIONS = Registry("reg_reduction")
 """How the per-gate active probabilities are reduced into the L0 regulariser."""
@@ -37,31 +36,6 @@ def _reduce_sum(probs: Tensor) -> Tensor:
 
 
 _INTEGER_DTYPES = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
-
-
-def check_real(name: str, value: Any, *, valid: str, ok: Any) -> float:
-    """Return ``value`` as a float if it is a finite real number accepted by ``ok``.
-
-    Args:
-        name: the argument's name, for the error message.
-        value: the value given.
-        valid: a description of the valid values, e.g. ``"> 0"``.
-        ok: predicate on the float value.
-
-    Raises:
-        ValueError: naming the argument, the value and the valid range.
-    """
-    is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not is_real or not math.isfinite(float(value)) or not ok(float(value)):
-        raise ValueError(f"{name} must be a finite real number {valid}, got {value!r}")
-    return float(value)
-
-
-def check_n_gates(n_gates: Any) -> int:
-    """Return ``n_gates`` if it is an int >= 1; ``ValueError`` otherwise."""
-    if not isinstance(n_gates, numbers.Integral) or isinstance(n_gates, bool) or n_gates < 1:
-        raise ValueError(f"n_gates must be an integer >= 1, got {n_gates!r}")
-    return int(n_gates)
 
 
 def check_mask(mask: Any, n_gates: int) -> Tensor | None:
@@ -126,8 +100,8 @@ class StochasticGatesBase(nn.Module):
         reg_reduction: str = "sum",
     ) -> None:
         super().__init__()
-        self.n_gates = check_n_gates(n_gates)
-        self.reg_weight = check_real("reg_weight", reg_weight, valid=">= 0", ok=lambda v: v >= 0)
+        self.n_gates = check_int(n_gates, parameter="n_gates", low=1)
+        self.reg_weight = check_number(reg_weight, parameter="reg_weight", low=0.0)
         self.reg_reduction = REG_REDUCTIONS.validate(reg_reduction, parameter="reg_reduction")
         self.register_buffer("mask", check_mask(mask, self.n_gates))
 

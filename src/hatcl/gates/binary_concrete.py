@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from hatcl.functional.gates import concrete_active_probs, concrete_relaxed_sample, stretch
-from hatcl.gates.base import StochasticGatesBase, check_real, normal_init
+from hatcl.gates.base import StochasticGatesBase, normal_init
+from hatcl.validation import check_number
 
 
 class BinaryConcreteStochasticGates(StochasticGatesBase):
@@ -46,12 +47,21 @@ class BinaryConcreteStochasticGates(StochasticGatesBase):
         reg_reduction: str = "sum",
     ) -> None:
         super().__init__(n_gates, mask=mask, reg_weight=reg_weight, reg_reduction=reg_reduction)
-        self.temperature = check_real(
-            "temperature", temperature, valid="in (0, 1)", ok=lambda v: 0 < v < 1
+        self.temperature = check_number(
+            temperature,
+            parameter="temperature",
+            low=0.0,
+            high=1.0,
+            low_inclusive=False,
+            high_inclusive=False,
         )
-        self.lower_bound = check_real("lower_bound", lower_bound, valid="< 0", ok=lambda v: v < 0)
-        self.upper_bound = check_real("upper_bound", upper_bound, valid="> 1", ok=lambda v: v > 1)
-        self.eps = check_real("eps", eps, valid="in [0, 0.5)", ok=lambda v: 0 <= v < 0.5)
+        self.lower_bound = check_number(
+            lower_bound, parameter="lower_bound", high=0.0, high_inclusive=False
+        )
+        self.upper_bound = check_number(
+            upper_bound, parameter="upper_bound", low=1.0, low_inclusive=False
+        )
+        self.eps = check_number(eps, parameter="eps", low=0.0, high=0.5, high_inclusive=False)
         self.log_alpha_param = normal_init(self.n_gates, mean=0.0, std=0.01)
 
     @classmethod

@@ -7,7 +7,8 @@ from typing import Any
 from torch import Tensor
 
 from hatcl.functional.gates import gaussian_active_probs
-from hatcl.gates.base import StochasticGatesBase, check_real, normal_init
+from hatcl.gates.base import StochasticGatesBase, normal_init
+from hatcl.validation import check_number
 
 
 class GaussianStochasticGates(StochasticGatesBase):
@@ -42,7 +43,7 @@ class GaussianStochasticGates(StochasticGatesBase):
         reg_reduction: str = "sum",
     ) -> None:
         super().__init__(n_gates, mask=mask, reg_weight=reg_weight, reg_reduction=reg_reduction)
-        self.std = check_real("std", std, valid="> 0", ok=lambda v: v > 0)
+        self.std = check_number(std, parameter="std", low=0.0, low_inclusive=False)
         self.mu = normal_init(self.n_gates, mean=0.5, std=0.01)
 
     @classmethod

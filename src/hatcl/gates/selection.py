@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hatcl.gates.base import StochasticGatesBase, check_real
+from hatcl.gates.base import StochasticGatesBase
 from hatcl.gates.kinds import GATES
+from hatcl.validation import check_fraction, check_int, check_number
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,9 @@ def select_features(
     if eval_features is not None:
         _check_data("eval_features", "eval_labels", eval_features, eval_labels)
     GATES.validate(gate, parameter="gate")
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    check_real("lr", lr, valid="> 0", ok=lambda v: v > 0)
-    check_real("threshold", threshold, valid="in [0, 1)", ok=lambda v: 0 <= v < 1)
+    check_int(epochs, parameter="epochs", low=1)
+    check_number(lr, parameter="lr", low=0.0, low_inclusive=False)
+    check_fraction(threshold, parameter="threshold")
     gate_args = {"reg_weight": reg_weight, "reg_reduction": "mean", **dict(gate_kwargs or {})}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -14,17 +14,70 @@ from typing import Any
 RUN_MARKERS = ("config.yaml", "metrics.json")
 
 
-def prepare_run_dir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` (or accept an empty one); refuse a folder that already holds a run."""
-    run_dir = Path(path)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"output_dir {str(run_dir)!r} exists and is not a folder")
+def check_output_dir(path: str | os.PathLike[str] | None) -> Path:
+    """Check that a new run may be written to ``path``, creating nothing; return it.
+
+    ``path`` must be absent (and creatable) or an empty folder: a folder holding a run is never
+    overwritten, and a folder holding anything else is not hatcl's to write into.
+
+    Raises:
+        ValueError: naming the folder and what is wrong with it.
+    """
+    if path is None or not str(path).strip():
+        raise ValueError(
+            f"output_dir={path!r} is empty; give the folder for the run (absent or empty), "
+            "or leave output_dir unset for runs/<time>"
+        )
+    run_dir = Path(path).expanduser()
+    if run_dir.exists() or run_dir.is_symlink():
+        _check_existing(run_dir)
+    else:
+        _check_creatable(run_dir)
+    return run_dir
+
+
+def _check_existing(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise ValueError(
+            f"output_dir {str(run_dir)!r} exists and is not a folder; give a new or empty folder"
+        )
     taken = [name for name in RUN_MARKERS if (run_dir / name).exists()]
     if taken:
         raise ValueError(
             f"output_dir {str(run_dir)!r} already holds a run ({', '.join(taken)}); a run folder "
-            "is never overwritten: choose another output_dir or leave it unset for a new one"
+            "is never overwritten: choose another output_dir, leave it unset for a new one, or "
+            f"continue an interrupted run with resume={run_dir}"
         )
+    entries = sorted(entry.name for entry in run_dir.iterdir())
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ValueError(
+            f"output_dir {str(run_dir)!r} is not empty and holds no hatcl run ({shown}); hatcl "
+            "writes a run only into a new or empty folder: choose another output_dir"
+        )
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"output_dir {str(run_dir)!r} is not writable (no permission)")
+
+
+def _check_creatable(run_dir: Path) -> None:
+    ancestor = run_dir.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(
+            f"output_dir {str(run_dir)!r} cannot be created: {str(ancestor)!r} is a file, not a "
+            "folder"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"output_dir {str(run_dir)!r} cannot be created: no write permission in "
+            f"{str(ancestor)!r}"
+        )
+
+
+def prepare_run_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (or accept an empty folder) after :func:`check_output_dir`."""
+    run_dir = check_output_dir(path)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 

@@ -52,6 +52,13 @@ class TensorBatches:
         self.equal_shards = equal_shards
         self.rank = 0
         self.world_size = 1
+        self.epoch_generator_state: torch.Tensor | None = None
+        self._resume_state: torch.Tensor | None = None
+
+    def resume_epoch(self, *, generator_state: torch.Tensor) -> None:
+        """Make the next iteration repeat an epoch's order: the shuffle generator starts from
+        ``generator_state`` (its state when that epoch started; empty: left as it is)."""
+        self._resume_state = generator_state
 
     def set_shard(self, *, rank: int, world_size: int) -> None:
         """Iterate only shard ``rank`` of ``world_size`` from now on."""
@@ -73,6 +80,8 @@ class TensorBatches:
     def _order(self) -> torch.Tensor | None:
         """Sample indices of this iteration's shard (None: all samples in stored order)."""
         if self.shuffle:
+            if self.generator is not None:
+                self.epoch_generator_state = self.generator.get_state()
             order = torch.randperm(len(self.x), generator=self.generator)
         elif self.world_size > 1:
             order = torch.arange(len(self.x))
@@ -87,6 +96,9 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         tensors = (self.x, self.y) if self.task_ids is None else (self.x, self.y, self.task_ids)
+        state, self._resume_state = self._resume_state, None
+        if state is not None and state.numel() and self.generator is not None:
+            self.generator.set_state(state)
         order = self._order()
         if order is None:
             for start in range(0, len(tensors[0]), self.batch_size):

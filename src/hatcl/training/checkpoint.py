@@ -1,14 +1,22 @@
-"""Checkpoints after every task: state dicts only, written atomically, loaded with weights_only.
+"""Checkpoints after every task: state dicts only, tagged and checksummed, written atomically.
 
 A checkpoint ``<run>/checkpoints/task_<t>.ckpt`` holds everything needed to continue after task
 ``t``: the model (heads, per-task norms, mask buffers), the algorithm's buffers (importances, ...),
 the last optimizer and scheduler states, every RNG state, the loop's logging accumulators, the
 position in the task sequence and the metrics so far. It contains only tensors and plain
-containers, so ``torch.load(path, weights_only=True)`` reads it.
+containers.
+
+On disk the payload is serialised with ``torch.save`` and wrapped in an envelope: a format tag,
+the format number, the payload's size and SHA-256, and the payload bytes. Reading checks all four
+(:func:`load_checkpoint`), so a truncated, empty, overwritten or altered file is named with its
+problem instead of failing somewhere inside ``torch.load``; both levels load with
+``weights_only=True``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
 import re
@@ -24,7 +32,8 @@ import torch
 from hatcl.config import flatten_mapping
 
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_TAG = "hatcl-checkpoint"
+CHECKPOINT_FORMAT = 2
 _NAME = re.compile(r"^task_(\d+)\.ckpt$")
 
 
@@ -52,15 +61,35 @@ def checkpoint_path(run_dir: str | os.PathLike[str], task_id: int) -> Path:
 
 def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     """The checkpoint of the last completed task in ``run_dir`` (None if there is none)."""
+    found = checkpoints_newest_first(run_dir)
+    return found[0] if found else None
+
+
+def checkpoints_newest_first(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every ``task_<t>.ckpt`` of ``run_dir``, the last completed task first."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     if not folder.is_dir():
-        return None
+        return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
-    return max(found)[1] if found else None
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and the problem.
+
+    Attributes:
+        path: the file.
+        problem: what is wrong with it (e.g. ``empty (0 bytes)``, ``checksum mismatch``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"checkpoint {str(self.path)!r} {problem}")
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` with ``torch.save`` atomically and durably.
+    """Write ``payload`` in its tagged, checksummed envelope, atomically and durably.
 
     The bytes go to a hidden temporary file in the same folder (never named like a
     checkpoint), are flushed and fsynced, and the file is renamed over ``path``; a crash at any
@@ -68,12 +97,13 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    envelope = _envelope(payload)
     descriptor, temporary = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
     )
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            torch.save(dict(payload), handle)
+            torch.save(envelope, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -84,12 +114,71 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
     return target
 
 
+def _envelope(payload: Mapping[str, Any]) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    torch.save(dict(payload), buffer)
+    body = buffer.getvalue()
+    return {
+        "tag": CHECKPOINT_TAG,
+        "format": CHECKPOINT_FORMAT,
+        "size": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "payload": torch.frombuffer(bytearray(body), dtype=torch.uint8),
+    }
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; ``ValueError`` if it is not one of ours."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{str(path)!r} is not a hatcl checkpoint of format {CHECKPOINT_FORMAT}")
+    """Read and verify a checkpoint; the payload dict, or :class:`CheckpointError` naming it.
+
+    Raises:
+        CheckpointError: the file is missing, empty, truncated or not a torch file, carries no
+            hatcl tag, has another format, or its payload fails the size or SHA-256 check.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise CheckpointError(source, "does not exist")
+    if source.stat().st_size == 0:
+        raise CheckpointError(source, "is empty (0 bytes)")
+    envelope = _read(source, lambda: torch.load(source, map_location="cpu", weights_only=True))
+    body = _verified_body(source, envelope)
+    payload = _read(
+        source, lambda: torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+    )
+    if not isinstance(payload, dict):
+        raise CheckpointError(source, "holds no checkpoint payload")
+    payload["file"] = str(source)
     return payload
+
+
+def _read(path: Path, load: Any) -> Any:
+    try:
+        return load()
+    except Exception as error:  # torch reports damage as RuntimeError, EOFError, pickle errors
+        detail = " ".join(str(error).split())[:160]
+        raise CheckpointError(
+            path, f"cannot be read: truncated or corrupt ({type(error).__name__}: {detail})"
+        ) from None
+
+
+def _verified_body(path: Path, envelope: Any) -> bytes:
+    if not isinstance(envelope, dict) or envelope.get("tag") != CHECKPOINT_TAG:
+        raise CheckpointError(path, f"is not a hatcl checkpoint (no {CHECKPOINT_TAG!r} tag)")
+    if envelope.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            path,
+            f"has format {envelope.get('format')!r}; this hatcl reads format {CHECKPOINT_FORMAT}",
+        )
+    payload = envelope.get("payload")
+    if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8:
+        raise CheckpointError(path, "holds no payload bytes")
+    body = payload.numpy().tobytes()
+    if len(body) != envelope.get("size"):
+        raise CheckpointError(
+            path, f"is damaged: payload of {len(body)} bytes, {envelope.get('size')} written"
+        )
+    if hashlib.sha256(body).hexdigest() != envelope.get("sha256"):
+        raise CheckpointError(path, "is damaged: its payload fails the SHA-256 checksum")
+    return body
 
 
 def capture(
@@ -104,6 +193,7 @@ def capture(
     module.on_save_checkpoint(loop)
     return {
         "format": CHECKPOINT_FORMAT,
+        "identity": identity(module.model, module.algorithm),
         "completed_tasks": progress.completed,
         "model": module.model.state_dict(),
         "algorithm": module.algorithm.state_dict(),
@@ -136,8 +226,14 @@ def restore(
     completed = int(payload["completed_tasks"])
     for task_id in range(1, completed + 1):
         module.model.setup_task(task_id=task_id, num_classes=num_classes[task_id - 1])
-    module.model.load_state_dict(payload["model"])
-    module.algorithm.load_state_dict(payload["algorithm"])
+    path = payload.get("file", "(in memory)")
+    check_identity(payload, model=module.model, algorithm=module.algorithm, path=path)
+    try:
+        module.model.load_state_dict(payload["model"])
+        module.algorithm.load_state_dict(payload["algorithm"])
+    except RuntimeError as error:  # torch's "Missing key(s)" / "size mismatch" report
+        detail = " ".join(str(error).split())[:300]
+        raise CheckpointError(path, f"belongs to another run: {detail}") from None
     module.on_load_checkpoint(payload["loop"])
     metrics = payload["metrics"]
     module.curves = [dict(record) for record in metrics["curves"]]
@@ -148,6 +244,52 @@ def restore(
         summaries=list(metrics["tasks"]),
         log_step=int(metrics["log_step"]),
     )
+
+
+def identity(model: torch.nn.Module, algorithm: torch.nn.Module) -> dict[str, Any]:
+    """What a checkpoint must match to be loaded: the algorithm and the model's parameter shapes.
+
+    Buffers are left out: per-task buffers (masks, task ids) grow with the tasks trained.
+    """
+    return {
+        "algorithm": type(algorithm).__name__,
+        "shapes": {key: list(value.shape) for key, value in model.named_parameters()},
+    }
+
+
+def check_identity(
+    payload: Mapping[str, Any],
+    *,
+    model: torch.nn.Module,
+    algorithm: torch.nn.Module,
+    path: str | os.PathLike[str],
+) -> None:
+    """Refuse a checkpoint of another algorithm or model shape (``CheckpointError`` naming both).
+
+    Every parameter of ``model`` must exist in the checkpoint with the same shape; the checkpoint
+    may hold more (the heads of tasks ``model`` has not set up yet).
+    """
+    saved = payload.get("identity")
+    if not isinstance(saved, Mapping):
+        raise CheckpointError(path, "records no algorithm or model shapes (not from this hatcl)")
+    ours = identity(model, algorithm)
+    if saved.get("algorithm") != ours["algorithm"]:
+        raise CheckpointError(
+            path,
+            f"belongs to another run: it was written by algorithm {saved.get('algorithm')}, this "
+            f"run uses {ours['algorithm']}",
+        )
+    shapes = saved.get("shapes") or {}
+    mismatched = [
+        f"{key} (saved {shapes.get(key, 'absent')}, now {shape})"
+        for key, shape in ours["shapes"].items()
+        if list(shapes.get(key, [-1])) != shape
+    ]
+    if mismatched:
+        shown = "; ".join(mismatched[:3]) + ("; ..." if len(mismatched) > 3 else "")
+        raise CheckpointError(
+            path, f"belongs to another run: its model has other tensor shapes: {shown}"
+        )
 
 
 def rng_states() -> dict[str, Any]:
@@ -227,13 +369,35 @@ def check_resumable(run_dir: str | os.PathLike[str], *, config_text: str) -> Pat
         raise ValueError(
             f"resume={str(folder)!r} is a finished run (metrics.json exists); nothing to resume"
         )
-    differences = config_differences(saved.read_text(encoding="utf-8"), config_text)
+    differences = config_differences(read_config_text(saved), config_text)
     if differences:
         raise ValueError(
             f"resume={str(folder)!r} was run with another configuration; differing keys: "
             f"{'; '.join(differences)}. Pass the same overrides as the interrupted run"
         )
     return folder
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a run folder's ``config.yaml``; ``ValueError`` naming it if it is no mapping."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        detail = " ".join(str(error).split())[:200]
+        raise ValueError(
+            f"{str(path)!r} cannot be read as a hatcl configuration ({detail}); the run folder's "
+            "config.yaml is damaged: restore it or start a new run"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise ValueError(
+            f"{str(path)!r} is not a hatcl configuration (it holds {type(loaded).__name__}, not a "
+            "mapping of keys); the run folder's config.yaml is damaged: restore it or start a "
+            "new run"
+        )
+    return text
 
 
 def config_differences(saved: str, current: str) -> list[str]:

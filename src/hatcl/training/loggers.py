@@ -56,7 +56,7 @@ class RunLogger(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._flush(pl_module.curves)
-        self.step += trainer.global_step
+        self.step += getattr(pl_module, "task_steps_done", trainer.global_step)
 
     def log_hyperparameters(self, params: Mapping[str, Any]) -> None:
         """Record the run's configuration with every logger."""

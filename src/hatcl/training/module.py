@@ -81,6 +81,8 @@ class ContinualModule(L.LightningModule):
         self._test_counts: dict[int, CorrectCount] = {}
         self._window = _Window()  # a plain object: no nn.Module attribute overhead per step
         self._val_accuracy = _Accuracy()
+        self._offset = (0, 0, 0)  # epoch and step a resumed fit starts at; batches it skips
+        self._pending: dict | None = None  # an in-task checkpoint to load once fit has begun
 
     # -- the task's life cycle -------------------------------------------------------------
 
@@ -96,6 +98,33 @@ class ContinualModule(L.LightningModule):
         self.model.setup_task(task_id=task_data.task_id, num_classes=task_data.num_classes)
         self._task_started = False
         self._consolidate = task_data
+        self._offset = (0, 0, 0)
+        self._pending = None
+
+    def resume_in_task(self, payload: dict, *, epoch: int, batch: int, step: int) -> None:
+        """Continue the started task from an in-task checkpoint at (epoch, batch, step).
+
+        The model, algorithm, optimizer and scheduler states are loaded once ``fit`` has run the
+        task's start hooks and built the optimizer; the RNG states right before the first step.
+        The first ``batch`` batches of the first epoch (the same order again) are passed over, so
+        that Lightning's batch index and epoch end stay those of the interrupted run.
+        """
+        self._offset = (epoch, batch, step)
+        self._pending = payload
+
+    def task_position(self, batch_idx: int) -> tuple[int, int, int]:
+        """(epoch, batch within the epoch, steps done) of the task, counting a resumed part."""
+        epoch, _, step = self._offset
+        return self.current_epoch + epoch, batch_idx, self.global_step + step
+
+    def skips(self, batch_idx: int) -> bool:
+        """Whether this batch was trained before the run was interrupted (a resumed fit)."""
+        return self.current_epoch == 0 and batch_idx < self._offset[1]
+
+    @property
+    def task_steps_done(self) -> int:
+        """Steps of the task done, counting those before a resume."""
+        return self.global_step + self._offset[2]
 
     def on_train_end(self) -> None:
         """Consolidate the task on the training device: reductions, then ``on_task_end``."""
@@ -115,6 +144,9 @@ class ContinualModule(L.LightningModule):
 
     def configure_optimizers(self):
         self._ensure_task_started()
+        if self._pending is not None:
+            self.model.load_state_dict(self._pending["model"])
+            self.algorithm.load_state_dict(self._pending["algorithm"])
         config = self.optimizer_config
         optimizer = build_optimizer(
             self.algorithm.trainable_parameters(self.model),
@@ -126,6 +158,10 @@ class ContinualModule(L.LightningModule):
         scheduler = build_scheduler(
             optimizer, name=config.scheduler, options=config.scheduler_options
         )
+        if self._pending is not None:
+            optimizer.load_state_dict(self._pending["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(self._pending["scheduler"])
         if scheduler is None:
             return optimizer
         return {
@@ -133,7 +169,17 @@ class ContinualModule(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
 
+    def on_train_start(self) -> None:
+        """A resumed task continues with the RNG states of the moment it stopped."""
+        if self._pending is not None:
+            from hatcl.training.checkpoint import set_rng_states
+
+            set_rng_states(self._pending["rng"])
+            self._pending = None
+
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        if self.skips(batch_idx):
+            return
         result = run_training_step(
             model=self.model,
             algorithm=self.algorithm,
@@ -166,13 +212,9 @@ class ContinualModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         accuracy = self._val_accuracy.value()
         self._val_accuracy = _Accuracy()
+        epoch, _, step = self.task_position(0)
         self.curves.append(
-            {
-                "task": self.task_id,
-                "epoch": self.current_epoch,
-                "step": self.global_step,
-                "val_accuracy": accuracy,
-            }
+            {"task": self.task_id, "epoch": epoch, "step": step, "val_accuracy": accuracy}
         )
         self.log("val_acc", accuracy, prog_bar=True)
 
@@ -232,10 +274,11 @@ class ContinualModule(L.LightningModule):
         window.add(loss, logits, targets)
         if window.steps < self.log_every_n_steps:
             return
+        epoch, _, step = self.task_position(0)
         record = {
             "task": self.task_id,
-            "epoch": self.current_epoch,
-            "step": self.global_step,
+            "epoch": epoch,
+            "step": step,
             "train_loss": window.mean_loss(),
             "train_accuracy": window.accuracy.value(),
             **self.algorithm.step_metrics(),

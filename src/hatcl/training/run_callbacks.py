@@ -17,6 +17,9 @@ from hatcl.reporting.run_folder import write_json
 class RunCallback:
     """Hooks of a run; every hook is a no-op by default."""
 
+    def on_step(self, *, task_id: int, step: int) -> None:
+        """Step ``step`` (0-based, counted over the task's epochs) of ``task_id`` starts."""
+
     def on_task_saved(self, *, task_id: int, run_dir: Path) -> None:
         """Task ``task_id`` is finished, tested and (if enabled) checkpointed."""
 

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -21,8 +22,10 @@ from hatcl.data.base import ContinualData, build_continual_data
 from hatcl.reporting.console import summary_table, task_line
 from hatcl.reporting.run_folder import prepare_run_dir, write_json, write_text
 from hatcl.training.checkpoint import (
+    CheckpointError,
     RunProgress,
     capture,
+    check_identity,
     check_resumable,
     checkpoint_path,
     latest_checkpoint,
@@ -36,6 +39,13 @@ from hatcl.training.experiment import (
     build_algorithm,
     build_model,
     build_module,
+)
+from hatcl.training.interrupt import (
+    RunInterrupted,
+    StopRequest,
+    TaskPosition,
+    in_task_path,
+    stop_signals,
 )
 from hatcl.training.loggers import RunLogger
 from hatcl.training.module import ContinualModule
@@ -58,6 +68,7 @@ from hatcl.training.reference import (
     reference_config,
 )
 from hatcl.training.run_callbacks import RunCallback
+from hatcl.training.step_guard import StepGuard
 from hatcl.training.task_loop import test_tasks, train_task
 
 _LOGGER = logging.getLogger("hatcl")
@@ -87,6 +98,7 @@ class _Session:
     rank: int
     callbacks: Sequence[RunCallback]
     task_seconds: list[float] = field(default_factory=list)
+    pending: tuple[dict, TaskPosition] | None = None  # an in-task checkpoint to continue from
 
 
 def run_experiment(
@@ -150,6 +162,7 @@ def _train_run(
         model = build_model(config, data=data, algorithm=algorithm)
         module = build_module(config, model=model, algorithm=algorithm)
         progress = _resume_progress(folder, module, data) if resume else RunProgress()
+        pending = _pending_in_task(folder, module, progress) if resume else None
         session = _Session(
             config=config,
             folder=folder,
@@ -167,6 +180,7 @@ def _train_run(
             ),
             rank=rank,
             callbacks=tuple(callbacks),
+            pending=pending,
         )
         _run_tasks(session)
         metrics = run_metrics(progress.matrix, progress.summaries)
@@ -193,27 +207,65 @@ def _train_run(
 
 
 def _run_tasks(session: _Session) -> None:
+    """Train and test every remaining task; a stop signal ends the run with a checkpoint."""
+    with stop_signals() as request:
+        for task in session.data.tasks[session.progress.completed :]:
+            _run_task(session, task, request=request)
+            if request:
+                saved = checkpoint_path(session.folder, task.task_id)
+                raise RunInterrupted(
+                    signum=int(request.signum),
+                    task_id=task.task_id,
+                    step=None,
+                    total_steps=None,
+                    run_dir=session.folder,
+                    checkpoint=saved if saved.exists() else None,
+                )
+
+
+def _run_task(session: _Session, task, *, request: StopRequest) -> None:
     config, module, data = session.config, session.module, session.data
-    for task in data.tasks[session.progress.completed :]:
-        started = time.perf_counter()
-        trainer = train_task(
-            module,
-            task,
-            config=config,
-            seen_tasks=data.tasks[: task.task_id],
-            callbacks=[session.run_logger],
-        )
-        row = test_tasks(module, data.tasks[: task.task_id], config=config)
-        session.task_seconds.append(round(time.perf_counter() - started, 3))
-        _record_task(session, task_id=task.task_id, row=row)
-        if session.rank == 0 and config.trainer.checkpoints:
-            _save_task_checkpoint(session, trainer)
-        # A finished task's Lightning trainer sits in reference cycles that hold its batches
-        # (joint: the union of every seen task); free them now, not at some later collection.
-        del trainer
-        gc.collect()
-        for callback in session.callbacks:
-            callback.on_task_saved(task_id=task.task_id, run_dir=session.folder)
+    started = time.perf_counter()
+    resume_from, session.pending = session.pending, None
+    trainer = train_task(
+        module,
+        task,
+        config=config,
+        seen_tasks=data.tasks[: task.task_id],
+        callbacks=[session.run_logger],
+        resume_from=resume_from,
+        step_guard=partial(_step_guard, session, task_id=task.task_id, request=request),
+    )
+    row = test_tasks(module, data.tasks[: task.task_id], config=config)
+    session.task_seconds.append(round(time.perf_counter() - started, 3))
+    _record_task(session, task_id=task.task_id, row=row)
+    if session.rank == 0 and config.trainer.checkpoints:
+        _save_task_checkpoint(session, trainer)
+        in_task_path(session.folder, task.task_id).unlink(missing_ok=True)
+    # A finished task's Lightning trainer sits in reference cycles that hold its batches
+    # (joint: the union of every seen task); free them now, not at some later collection.
+    del trainer
+    gc.collect()
+    for callback in session.callbacks:
+        callback.on_task_saved(task_id=task.task_id, run_dir=session.folder)
+
+
+def _step_guard(session: _Session, batches, *, task_id: int, request: StopRequest) -> StepGuard:
+    hooks = [partial(_on_step, callback, task_id) for callback in session.callbacks]
+    return StepGuard(
+        request=request,
+        batches=batches,
+        save=partial(_save_in_task_checkpoint, session, task_id),
+        every_n_steps=session.config.trainer.checkpoint_every_n_steps,
+        on_step=hooks,
+        task_id=task_id,
+        total_steps=len(batches) * session.config.trainer.max_epochs,
+        run_dir=session.folder,
+    )
+
+
+def _on_step(callback: RunCallback, task_id: int, step: int) -> None:
+    callback.on_step(task_id=task_id, step=step)
 
 
 def _record_task(session: _Session, *, task_id: int, row: list[float]) -> None:
@@ -289,11 +341,55 @@ def _resume_progress(folder: Path, module: ContinualModule, data: ContinualData)
     )
 
 
-def _save_task_checkpoint(session: _Session, trainer: L.Trainer) -> None:
+def _pending_in_task(
+    folder: Path, module: ContinualModule, progress: RunProgress
+) -> tuple[dict, TaskPosition] | None:
+    """The in-task checkpoint of the task after the last complete one, if there is one.
+
+    Its curves and logging window are taken now (the run logger starts after them); the model,
+    optimizer and RNG states are loaded once the task's ``fit`` has started.
+    """
+    path = in_task_path(folder, progress.completed + 1)
+    if not path.exists():
+        return None
+    try:
+        payload = load_checkpoint(path)
+        check_identity(payload, model=module.model, algorithm=module.algorithm, path=path)
+    except CheckpointError as error:
+        _LOGGER.warning(
+            "resume: %s; task %d starts from its beginning", error, progress.completed + 1
+        )
+        return None
+    _LOGGER.info("resume: continuing inside task %d from %s", progress.completed + 1, path.name)
+    module.curves = [dict(record) for record in payload["metrics"]["curves"]]
+    module.on_load_checkpoint(payload["loop"])
+    return payload, TaskPosition.from_payload(payload["position"])
+
+
+def _trainer_states(trainer: L.Trainer) -> tuple[dict | None, dict | None]:
     optimizer = trainer.optimizers[0].state_dict() if trainer.optimizers else None
     schedulers = trainer.lr_scheduler_configs
     scheduler = schedulers[0].scheduler.state_dict() if schedulers else None
+    return optimizer, scheduler
+
+
+def _save_task_checkpoint(session: _Session, trainer: L.Trainer) -> None:
+    optimizer, scheduler = _trainer_states(trainer)
     payload = capture(
         module=session.module, progress=session.progress, optimizer=optimizer, scheduler=scheduler
     )
     save_checkpoint(checkpoint_path(session.folder, session.progress.completed), payload)
+
+
+def _save_in_task_checkpoint(
+    session: _Session, task_id: int, trainer: L.Trainer, position: TaskPosition
+) -> Path | None:
+    """Write ``in_task_<t>.ckpt``: the state before the step at ``position`` (rank 0 only)."""
+    if session.rank != 0 or not session.config.trainer.checkpoints:
+        return None
+    optimizer, scheduler = _trainer_states(trainer)
+    payload = capture(
+        module=session.module, progress=session.progress, optimizer=optimizer, scheduler=scheduler
+    )
+    payload["position"] = position.as_payload()
+    return save_checkpoint(in_task_path(session.folder, task_id), payload)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
@@ -11,6 +11,7 @@ from hatcl.data.base import TaskData
 from hatcl.training.batches import TensorBatches
 from hatcl.training.distributed import ShardBatches, resolve_strategy
 from hatcl.training.experiment import ExperimentConfig
+from hatcl.training.interrupt import TaskPosition
 from hatcl.training.module import ContinualModule
 
 
@@ -21,19 +22,32 @@ def train_task(
     config: ExperimentConfig,
     seen_tasks: Sequence[TaskData] | None = None,
     callbacks: Sequence[L.Callback] = (),
+    resume_from: tuple[dict, TaskPosition] | None = None,
+    step_guard: Callable[[TensorBatches], L.Callback] | None = None,
 ) -> L.Trainer:
     """Train one task; the algorithm's task hooks run inside ``fit``; returns the trainer.
 
     ``seen_tasks`` (tasks 1..current, default just ``task``) is offered to the algorithm's
     ``training_split`` (e.g. joint training trains on their union). ``callbacks`` are added to
-    the task's Lightning trainer.
+    the task's Lightning trainer. ``resume_from`` (an in-task checkpoint and its position)
+    continues the task where it stopped; ``step_guard`` makes the callback that runs before
+    every step (stop requests, step checkpoints) for the task's training batches.
     """
     module.start_task(task_data=task)
     module.train()
     train = training_batches(module, task, seen_tasks=seen_tasks or (task,), config=config)
     val = eval_batches(task.val, config) if len(task.val.y) else None
+    max_epochs = config.trainer.max_epochs
+    if resume_from is not None:
+        payload, position = resume_from
+        module.resume_in_task(
+            payload, epoch=position.epoch, batch=position.batch, step=position.step
+        )
+        train.resume_epoch(generator_state=position.generator_state)
+        max_epochs -= position.epoch
+    guards = [step_guard(train)] if step_guard is not None else []
     trainer = make_trainer(
-        config, max_epochs=config.trainer.max_epochs, callbacks=[ShardBatches([train]), *callbacks]
+        config, max_epochs=max_epochs, callbacks=[ShardBatches([train]), *guards, *callbacks]
     )
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     return trainer
