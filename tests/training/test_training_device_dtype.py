@@ -442,14 +442,14 @@ def test_a_step_skipped_by_the_grad_scaler_changes_no_state(case, tmp_path, monk
     ("overrides", "expected"),
     [
         (["trainer.precision=16-true"], "trainer.precision='16-true' is not supported; valid:"),
-        (["trainer.precision=bf16"], "valid: 32-true, 64-true, 16-mixed, bf16-mixed"),
-        (["trainer.precision=16-mixed"], "trainer.precision=16-mixed needs a CUDA GPU"),
+        (["trainer.precision=bf16-true"], "valid: 32-true, 64-true, 16-mixed, bf16-mixed"),
+        (["trainer.precision=16-mixed"], "16-mixed.*not supported with trainer.accelerator=cpu"),
     ],
 )
 def test_unsupported_precision_is_refused_before_any_work(tmp_path, overrides, expected):
     run_dir = tmp_path / "run"
     cfg = compose_config([*overrides, "trainer.accelerator=cpu", f"output_dir={run_dir}"])
-    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(ValueError, match=expected.replace("(", r"\(")):
         run_from_config(cfg)
     assert not run_dir.exists()
 

@@ -17,15 +17,19 @@ importance loses its small terms.
 from __future__ import annotations
 
 SUPPORTED_PRECISIONS = ("32-true", "64-true", "16-mixed", "bf16-mixed")
+#: Lightning's short names of the supported precisions.
+ALIASES = {32: "32-true", "32": "32-true", 64: "64-true", "64": "64-true", 16: "16-mixed"}
+ALIASES.update({"16": "16-mixed", "bf16": "bf16-mixed"})
 
 
 def check_precision(*, precision: object, accelerator: object) -> str:
-    """Return ``precision`` if hatcl supports it on ``accelerator``; else a ``ValueError``.
+    """Return ``precision`` (short names spelled out) if hatcl supports it on ``accelerator``.
 
     Raises:
         ValueError: naming the value and the valid ones (e.g. ``16-mixed`` on a CPU, which
             Lightning would silently replace by ``bf16-mixed``).
     """
+    precision = ALIASES.get(precision, precision)
     if not isinstance(precision, str) or precision not in SUPPORTED_PRECISIONS:
         raise ValueError(
             f"trainer.precision={precision!r} is not supported; valid: "
