@@ -215,8 +215,32 @@ def _valid_keys(group: str, args: Sequence[str]) -> list[str] | None:
         return None
     if not isinstance(node, dict):
         return None
+    if group in OPTION_MAPPINGS:
+        return sorted(set(node) | set(_keywords(cfg, group)))
     known = group_keys(group, node) if group in ("", *CONFIG_GROUPS) else None
     return sorted(set(known or []) | set(node)) if group else sorted(known or node)
+
+
+#: Option mappings passed as keywords to a torch class, and the key naming that class.
+OPTION_MAPPINGS = {
+    "optimizer.options": ("optimizer.name", "OPTIMIZERS"),
+    "optimizer.scheduler_options": ("optimizer.scheduler", "LR_SCHEDULERS"),
+}
+
+
+def _keywords(cfg: DictConfig, group: str) -> list[str]:
+    """The keyword options of the optimizer or scheduler ``cfg`` names (hatcl's own aside)."""
+    import inspect
+
+    from hatcl.training import registries
+
+    key, registry_name = OPTION_MAPPINGS[group]
+    name = OmegaConf.select(cfg, key)
+    registry = getattr(registries, registry_name)
+    if name not in registry:
+        return []
+    parameters = inspect.signature(registry.get(name)).parameters
+    return [p for p in parameters if p not in ("self", "params", "optimizer", "lr", "weight_decay")]
 
 
 def check_group_choices(args: Sequence[str]) -> None:
