@@ -39,6 +39,7 @@ from hatcl.importance.attribution.measures import SHARED_METHODS, attribution_me
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure
 from hatcl.importance.registry import IMPORTANCE_TYPES
 from hatcl.masking.stage import Stage
+from hatcl.training.optim import build_optimizer
 from hatcl.training.step import run_training_step
 
 HIDDEN = (256, 100, 64)
@@ -125,7 +126,9 @@ def _runner(algorithm, data, measure: ImportanceMeasure | None = None) -> Runner
     )
     model.setup_task(task_id=1, num_classes=CLASSES)
     algorithm.on_task_start(task_id=1, model=model)
-    optimizer = torch.optim.Adam(algorithm.trainable_parameters(model), lr=1e-3)
+    optimizer = build_optimizer(  # the library's default implementation (fused Adam)
+        algorithm.trainable_parameters(model), name="adam", lr=1e-3, weight_decay=0.0, options={}
+    )
     inputs, targets = data
     return Runner(model, algorithm, optimizer, inputs, targets, measure)
 
@@ -198,14 +201,14 @@ def _target(name: str, layers: int) -> tuple[str, float]:
     return "step <= x HAT", 1.15
 
 
-def measure_all(*, rounds: int, repeat: int) -> dict:
-    """Time every registered importance type; return the JSON-ready results."""
+def measure_all(*, rounds: int, repeat: int, types: list[str] | None = None) -> dict:
+    """Time every registered importance type (or ``types``); return the JSON-ready results."""
     generator = torch.Generator().manual_seed(0)
     data = (
         torch.rand(BATCH, 784, generator=generator),
         torch.randint(0, CLASSES, (BATCH,), generator=generator),
     )
-    names = list(IMPORTANCE_TYPES.names())
+    names = [n for n in IMPORTANCE_TYPES.names() if types is None or n in types]
     hat_step = _runner(HAT(), data).step
     steps: dict[str, Callable[[], None]] = {}
     sources = {}
@@ -218,7 +221,12 @@ def measure_all(*, rounds: int, repeat: int) -> dict:
     probe = _runner(HAT(), data)
     probe.step()
     compute_times, speedups = {}, {}
-    for name in ATTRIBUTION:
+    for name in names:
+        if name not in ATTRIBUTION and not IMPORTANCE_TYPES.get(name).plugin:
+            run = probe.compute_only(IMPORTANCE_TYPES.get(name))
+            run()
+            compute_times[name] = statistics.median(_timed(run, repeat) for _ in range(rounds))
+    for name in [n for n in names if n in ATTRIBUTION]:
         shared = probe.compute_only(IMPORTANCE_TYPES.get(name))
         captum = probe.compute_only(
             attribution_measure(ATTRIBUTION[name], implementation="captum_per_layer")
@@ -236,10 +244,11 @@ def measure_all(*, rounds: int, repeat: int) -> dict:
             "measured_as": sources[name],
             "target": f"{kind} {bound:g}",
         }
+        if name in compute_times:
+            row["compute_seconds"] = compute_times[name]
         if name in ATTRIBUTION:
             row |= {
                 "captum_step_ratio": step_ratios[f"{name}:captum"],
-                "compute_seconds": compute_times[name],
                 "captum_compute_seconds": compute_times[f"{name}:captum"],
                 "speedup_vs_captum": speedups[name],
             }
@@ -307,9 +316,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=Path("docs/importance_cost.json"))
     parser.add_argument("--markdown", type=Path, default=Path("docs/importance_cost.md"))
+    parser.add_argument("--types", nargs="+", default=None, help="only these importance types")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = measure_all(rounds=args.rounds, repeat=args.repeat)
+    results = measure_all(rounds=args.rounds, repeat=args.repeat, types=args.types)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     table = markdown_table(results)
     _write_markdown(args.markdown, table)

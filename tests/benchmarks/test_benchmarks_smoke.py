@@ -125,3 +125,39 @@ def test_protocol_cells_show_spread_missing_values_and_no_negative_zero():
     assert protocol._cell({"mean": 0.5, "std": 0.01, "n": 2}, runs=2) == "0.5000 ± 0.0100"
     assert protocol._cell({"mean": 0.5, "std": 0.0, "n": 1}, runs=3) == "0.5000 (n=1)"
     assert protocol._cell({"mean": 1.2e-4, "std": 0.0, "n": 1}, 1, "e") == "1.2e-04"
+
+
+def test_optimizers_benchmark_compares_the_three_implementations(capsys):
+    rows = _load("optimizers").main(["--steps", "3", "--hidden", "8"])
+    by_key = {(r["optimizer"], r["impl"]): r for r in rows}
+    assert set(by_key) == {
+        (o, i) for o in ("adam", "adamw", "sgd") for i in ("single", "foreach", "fused")
+    }
+    # the single-tensor path is its own reference; foreach is bit-exact; fused within rounding
+    assert all(by_key[(o, "single")]["max_diff"] == 0.0 for o in ("adam", "adamw", "sgd"))
+    assert all(by_key[(o, "fused")]["max_diff"] < 1e-6 for o in ("adam", "adamw", "sgd"))
+
+
+def test_scaling_table_and_long_sequence_section(tmp_path):
+    scaling = _load("scaling")
+    row = {
+        "tasks": 5, "peak_rss_gb": 0.5, "load_seconds": 1.0, "build_seconds": 1.1,
+        "build_ms_per_task": 20.0, "train_seconds_per_task": 3.0, "test_seconds_per_task": 0.5,
+        "last_test_seconds": 0.9, "cpu_seconds": 20.0, "wall_seconds": 21.0,
+    }  # fmt: skip
+    assert "| 5 | 0.50 | 1.00 | 1.10 | 20.0 | 3.00 | 0.50 | 0.90 | 20 | 21 |" in scaling.table(
+        [row]
+    )
+    long_sequence = _load("long_sequence")
+    run = {
+        "aa_per_task": [0.9, 0.8], "capacity_per_task": [1.0, 0.5], "aa": 0.8, "bwt": -0.1,
+        "forgetting": 0.1, "final_capacity": 0.5, "peak_rss_gb": 0.6, "wall_seconds": 120.0,
+    }  # fmt: skip
+    page = tmp_path / "results.md"
+    page.write_text("# Results\n")
+    block = long_sequence.section({"hat": run}, (tmp_path / "a.png", tmp_path / "c.png"), page)
+    assert "| hat | 0.8000 | -0.1000 | 0.1000 | 5.0e-01 | 0.60 | 2.0 |" in block
+    long_sequence.write_page(page, block)
+    long_sequence.write_page(page, block)  # replaced, not appended twice
+    text = page.read_text()
+    assert text.startswith("# Results") and text.count("## Long sequence") == 1

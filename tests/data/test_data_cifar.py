@@ -36,7 +36,8 @@ def test_cifar10_valid(tmp_path):
     assert source.train_y.tolist() == [y for b in batches for y in b[b"labels"]]
     # channel-major layout: the first 1024 values are the red plane of image 0
     raw = batches[0][b"data"][0, :1024].reshape(32, 32) / 255.0
-    red = source.train_x[0, 0] * source.std[0] + source.mean[0]
+    assert source.train_x.dtype == torch.uint8 and source.divisor == 255.0
+    red = source.normalise(source.train_x[:1])[0, 0] * source.std[0] + source.mean[0]
     assert torch.allclose(red, torch.tensor(raw, dtype=torch.float32), atol=1e-5)
     assert len(source.mean) == 3
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from hatcl.data.base import ContinualData, DataConfig, build_continual_data
@@ -12,11 +14,15 @@ def test_digits_shapes_normalisation_and_stratification():
     source = load_digits()
     assert source.train_x.shape == (1437, 1, 8, 8)
     assert source.test_x.shape == (360, 1, 8, 8)
-    assert source.train_x.dtype == torch.float32 and source.train_y.dtype == torch.int64
-    assert abs(source.train_x.mean().item()) < 1e-5
-    assert abs(source.train_x.std().item() - 1.0) < 1e-3
+    # kept compact: integer intensities 0..16 as bytes, normalised per batch
+    assert source.train_x.dtype == torch.uint8 and source.train_y.dtype == torch.int64
+    assert int(source.train_x.max()) == 16 and source.divisor == 16.0
+    normalised = (source.train_x.double() / 16.0 - source.mean[0]) / source.std[0]
+    assert abs(normalised.mean().item()) < 1e-5
+    assert abs(normalised.std().item() - 1.0) < 1e-3
+    assert torch.allclose(source.normalise(source.train_x).double(), normalised, atol=1e-5)
     # raw pixels are in [0, 16] -> [0, 1]; the normalised raw zero is -mean/std
-    assert torch.isclose(source.train_x.min(), torch.tensor(source.background[0]), atol=1e-5)
+    assert math.isclose(normalised.min().item(), source.background[0], abs_tol=1e-5)
     # stratified: every class holds 20% +- one image of its samples in the test split
     for c in range(10):
         n_test = int((source.test_y == c).sum())
@@ -45,7 +51,7 @@ def test_validation_split_is_disjoint_and_fixed_across_seeds():
     assert torch.equal(a.val.x, b.val.x)
     # train + val together are exactly the source training set (as multisets of rows)
     rows = torch.cat([a.train.x, a.val.x]).flatten(1)
-    expected = source.train_x.flatten(1)
+    expected = source.normalise(source.train_x).flatten(1)
     assert rows.shape == expected.shape
     assert torch.allclose(
         torch.sort(rows.sum(1)).values, torch.sort(expected.sum(1)).values, atol=1e-4

@@ -47,7 +47,8 @@ def test_valid_files_load_normalised(tmp_path, gz):
     mean, std = raw.mean(), raw.std(ddof=1)
     assert source.mean[0] == pytest.approx(mean, rel=1e-5)
     expected = torch.tensor((raw - mean) / std, dtype=torch.float32)
-    assert torch.allclose(source.train_x[:, 0], expected, atol=1e-5)
+    assert torch.equal(source.train_x[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
+    assert torch.allclose(source.normalise(source.train_x)[:, 0], expected, atol=1e-5)
     assert source.test_y.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
     assert source.train_y.dtype == torch.int64
 

@@ -95,11 +95,6 @@ def test_custom_data_follows_its_contract():
         build_custom_data(CustomDataConfig(target="nowhere:f"), seed=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs build_continual_data (data/base.py) to dispatch CustomDataConfig to "
-    "build_custom_data: wired at merge",
-)
 def test_custom_data_and_backbone_run_from_the_command_line(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
     code = run_command(

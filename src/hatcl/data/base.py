@@ -1,8 +1,10 @@
 """Data contracts and the entry point that builds a continual-learning task sequence.
 
-``build_continual_data(config, seed=...)`` loads a source (decoded once into normalised tensors,
-optionally cached on disk), lets the scenario plan the tasks, and slices every task's train,
-validation and test tensors from memory.
+``build_continual_data(config, seed=...)`` loads a source (decoded once into compact tensors,
+optionally cached on disk) and lets the scenario plan the tasks. A task holds its plan (which
+source rows, which transform), never a copy: every batch is gathered from the shared source,
+normalised and transformed when it is drawn (:mod:`hatcl.data.rows`), so memory and build time do
+not grow with the number of tasks.
 """
 
 from __future__ import annotations
@@ -15,8 +17,23 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hatcl.data.cache import cached_source
 from hatcl.data.registries import SCENARIOS, SOURCE_NUM_CLASSES, SOURCES
+from hatcl.data.rows import LazyRows, PlannedRows
 from hatcl.data.seeding import derive_seed
+from hatcl.data.source import Normalisation, SourceData
+
+__all__ = [
+    "ContinualData",
+    "DataConfig",
+    "SourceData",
+    "TaskData",
+    "TaskPlan",
+    "TensorSplit",
+    "build_continual_data",
+    "load_source",
+    "validate_config",
+]
 
 #: Seed of the validation split; fixed so every experiment seed selects models on the same samples.
 VAL_SPLIT_SEED = 20_240_607
@@ -26,13 +43,17 @@ VAL_SPLIT_SEED = 20_240_607
 class TensorSplit:
     """One split of one task: inputs and the labels its head sees.
 
+    Built by :func:`build_continual_data`, both are :class:`~hatcl.data.rows.LazyRows`: indexing
+    them with a slice or an index tensor builds that batch only (float32 inputs normalised with
+    the dataset's mean/std and transformed; int64 labels). Plain tensors are accepted too.
+
     Attributes:
-        x: float32 inputs normalised with the dataset's mean/std, shape ``(N, *input_shape)``.
-        y: int64 labels as the task's head sees them (a split task is relabelled ``0..k-1``).
+        x: inputs, shape ``(N, *input_shape)``.
+        y: labels as the task's head sees them (a split task is relabelled ``0..k-1``).
     """
 
-    x: Tensor
-    y: Tensor
+    x: Tensor | LazyRows
+    y: Tensor | LazyRows
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -75,37 +96,6 @@ class ContinualData:
     scenario: str
     input_shape: tuple[int, ...]
     tasks: tuple[TaskData, ...]
-
-
-@dataclass(frozen=True)
-class SourceData:
-    """A dataset decoded into normalised tensors, as a source loader returns it.
-
-    Attributes:
-        train_x: float32 training inputs ``(N, C, H, W)`` (``(N, 1, L)`` for 1-D signals),
-            normalised per channel with the training set's mean and std.
-        train_y: int64 training labels in ``[0, num_classes)``.
-        test_x: float32 test inputs normalised with the training statistics.
-        test_y: int64 test labels.
-        num_classes: number of classes.
-        name: source name.
-        mean: per-channel mean of the raw training inputs (after scaling to [0, 1]).
-        std: per-channel std of the raw training inputs.
-    """
-
-    train_x: Tensor
-    train_y: Tensor
-    test_x: Tensor
-    test_y: Tensor
-    num_classes: int
-    name: str
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-
-    @property
-    def background(self) -> tuple[float, ...]:
-        """Normalised value of a raw zero per channel (fill value for rotations)."""
-        return tuple(-m / s for m, s in zip(self.mean, self.std))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,9 +279,7 @@ def _is_finite_number(value: object) -> bool:
 
 
 def load_source(config: DataConfig) -> SourceData:
-    """Load (or read from the cache) the decoded, normalised tensors of ``config.source``."""
-    from hatcl.data.cache import cached_source
-
+    """Load (or read from the cache) the decoded, compact tensors of ``config.source``."""
     loader = SOURCES.get(config.source)
     return cached_source(
         name=config.source,
@@ -309,7 +297,7 @@ def build_continual_data(config: DataConfig, *, seed: int) -> ContinualData:
             their seeds from it. The validation split uses a fixed seed of its own.
 
     Returns:
-        The tasks, each with train/validation/test tensors.
+        The tasks, each with lazy train/validation/test rows.
 
     Raises:
         ValueError / TypeError: for an invalid configuration.
@@ -328,7 +316,7 @@ def build_continual_data(config: DataConfig, *, seed: int) -> ContinualData:
     return ContinualData(
         source=config.source,
         scenario=config.scenario,
-        input_shape=tuple(int(d) for d in source.train_x.shape[1:]),
+        input_shape=source.sample_shape,
         tasks=tasks,
     )
 
@@ -348,21 +336,32 @@ def _task_data(source: SourceData, plan: TaskPlan, config: DataConfig, seed: int
         )
     table = torch.full((source.num_classes,), -1, dtype=torch.int64)
     table[labels] = torch.arange(labels.numel())
+    inputs = _input_map(source.normaliser(), plan.transform)
 
-    def split(x: Tensor, y: Tensor, idx: Tensor) -> TensorSplit:
-        xs = x[idx]
-        if plan.transform is not None:
-            xs = plan.transform(xs)
-        return TensorSplit(x=xs.contiguous(), y=table[y[idx]])
+    def split(x: Tensor, y: Tensor, idx: Tensor | None) -> TensorSplit:
+        return TensorSplit(
+            x=PlannedRows(x, indices=idx, apply=inputs, dtype=torch.float32),
+            y=PlannedRows(y, indices=idx, apply=table.__getitem__, dtype=torch.int64),
+        )
 
+    all_test = test_idx.numel() == source.test_y.numel()
     return TaskData(
         task_id=plan.task_id,
         train=split(source.train_x, source.train_y, train_idx),
         val=split(source.train_x, source.train_y, val_idx),
-        test=split(source.test_x, source.test_y, test_idx),
+        test=split(source.test_x, source.test_y, None if all_test else test_idx),
         num_classes=len(plan.class_labels),
         class_labels=tuple(int(c) for c in plan.class_labels),
     )
+
+
+def _input_map(
+    normalise: Normalisation, transform: Callable[[Tensor], Tensor] | None
+) -> Callable[[Tensor], Tensor]:
+    """Raw batch -> normalised (then transformed) float32 batch."""
+    if transform is None:
+        return normalise
+    return lambda raw: transform(normalise(raw))
 
 
 def _indices_of(y: Tensor, labels: Tensor) -> Tensor:

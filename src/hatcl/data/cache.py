@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from hatcl.data.base import SourceData
+from hatcl.data.source import SourceData
 
 #: Bumped whenever decoding or normalisation changes, so stale caches are not reused.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def cache_path(cache_dir: str | os.PathLike[str], name: str) -> Path:
@@ -54,6 +54,7 @@ def write_cache(path: Path, source: SourceData) -> None:
         "test_y": source.test_y,
         "mean": list(source.mean),
         "std": list(source.std),
+        "divisor": source.divisor,
     }
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -86,4 +87,5 @@ def read_cache(path: Path) -> SourceData:
         name=str(payload["name"]),
         mean=tuple(float(m) for m in payload["mean"]),
         std=tuple(float(s) for s in payload["std"]),
+        divisor=float(payload["divisor"]),
     )

@@ -1,15 +1,15 @@
-"""Whole-tensor input transforms used by the scenarios (pure torch, applied once per task)."""
+"""Per-batch input transforms of the scenarios (pure tensor operations on a normalised batch)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-#: Images rotated per chunk, bounding the memory of the sampling grid.
+#: Images rotated per chunk, bounding the memory of the sampling grid on large inputs.
 ROTATION_CHUNK = 4096
 
 
@@ -30,9 +30,13 @@ class PixelPermutation:
         return torch.index_select(flat, 1, self.permutation).reshape(x.shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rotation:
     """Rotate square images counter-clockwise by ``angle`` degrees (bilinear, constant fill).
+
+    Applied to every batch; the sampling grid of one image (``H * W * 2`` floats, 6 KB for
+    28x28) is computed on first use and kept, so a task's rotation costs one ``grid_sample``
+    per batch and a few KB of memory.
 
     Attributes:
         angle: degrees, counter-clockwise as displayed (row 0 at the top); 90 equals
@@ -43,10 +47,25 @@ class Rotation:
 
     angle: float
     fill: tuple[float, ...] = ()
+    _grids: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, x: Tensor) -> Tensor:
         """Rotate ``x`` of shape ``(N, C, H, W)``."""
-        return rotate_images(x, angle=self.angle, fill=self.fill)
+        _check_images(x, self.fill)
+        if math.remainder(self.angle, 360.0) == 0.0:
+            return x.clone()
+        key = (int(x.shape[-1]), x.dtype)
+        if key not in self._grids:
+            self._grids[key] = rotation_grid(angle=self.angle, size=key[0], dtype=x.dtype)
+        return _sample(x, self._grids[key], self.fill)
+
+
+def rotation_grid(*, angle: float, size: int, dtype: torch.dtype) -> Tensor:
+    """The ``(1, size, size, 2)`` sampling grid of a rotation by ``angle`` degrees."""
+    radians = math.radians(angle)
+    cos, sin = math.cos(radians), math.sin(radians)
+    theta = torch.tensor([[[cos, -sin, 0.0], [sin, cos, 0.0]]], dtype=dtype)
+    return F.affine_grid(theta, [1, 1, size, size], align_corners=False)
 
 
 def rotate_images(x: Tensor, *, angle: float, fill: tuple[float, ...] = ()) -> Tensor:
@@ -58,26 +77,32 @@ def rotate_images(x: Tensor, *, angle: float, fill: tuple[float, ...] = ()) -> T
     Raises:
         ValueError: if ``x`` is not a batch of square images or ``fill`` has the wrong length.
     """
+    _check_images(x, fill)
+    if math.remainder(angle, 360.0) == 0.0:
+        return x.clone()
+    return _sample(x, rotation_grid(angle=angle, size=int(x.shape[-1]), dtype=x.dtype), fill)
+
+
+def _check_images(x: Tensor, fill: tuple[float, ...]) -> None:
     if x.dim() != 4 or x.shape[-1] != x.shape[-2]:
         raise ValueError(
             f"rotation needs square images (N, C, H, W), got a tensor of shape {tuple(x.shape)}"
         )
     if fill and len(fill) != x.shape[1]:
         raise ValueError(f"fill has {len(fill)} values for {x.shape[1]} channels")
-    if math.remainder(angle, 360.0) == 0.0:
-        return x.clone()
-    radians = math.radians(angle)
-    cos, sin = math.cos(radians), math.sin(radians)
-    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype)
+
+
+def _sample(x: Tensor, grid: Tensor, fill: tuple[float, ...]) -> Tensor:
     offset = torch.tensor(fill or (0.0,) * x.shape[1], dtype=x.dtype).view(1, -1, 1, 1)
     out = torch.empty_like(x)
     for start in range(0, x.shape[0], ROTATION_CHUNK):
         chunk = x[start : start + ROTATION_CHUNK] - offset
-        grid = F.affine_grid(
-            theta.expand(chunk.shape[0], 2, 3), list(chunk.shape), align_corners=False
-        )
         rotated = F.grid_sample(
-            chunk, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+            chunk,
+            grid.expand(chunk.shape[0], -1, -1, -1),
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
         )
         out[start : start + ROTATION_CHUNK] = rotated + offset
     return out

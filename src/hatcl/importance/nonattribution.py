@@ -21,11 +21,12 @@ gradient counts as zeros.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from hatcl.functional.reductions import batch_abs_mean, fan_in, fan_out
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure
@@ -56,7 +57,47 @@ class _Topology:
     consumers: dict[str, list[Tensor]]
 
 
+@dataclass(frozen=True)
+class _CachedTopology:
+    """A model's topology for one task and the (module, weight) pairs it was read from.
+
+    Valid while the task and its head module are the same and no layer's weight was replaced
+    (optimizers and ``load_state_dict`` update weights in place; backbone modules themselves
+    are fixed once the model is built).
+    """
+
+    task_id: int
+    head: nn.Module
+    topology: _Topology
+    sources: tuple[tuple[nn.Module, Tensor], ...]
+
+    def valid_for(self, task_id: int, head: nn.Module) -> bool:
+        return (
+            task_id == self.task_id
+            and head is self.head
+            and all(m.weight is w for m, w in self.sources)
+        )
+
+
+#: Per model (weakly held): its last topology. Walking the backbone's layers every step costs
+#: about as much as the reductions themselves on the reference MLP.
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _topology(ctx: ImportanceContext) -> _Topology:
+    """The model's topology for the task, re-read only when a layer's weight was replaced."""
+    head = ctx.model.heads.head(ctx.task_id)
+    cached = _CACHE.get(ctx.model)
+    if cached is not None and cached.valid_for(ctx.task_id, head):
+        return cached.topology
+    topology, sources = _read_topology(ctx)
+    _CACHE[ctx.model] = _CachedTopology(
+        task_id=ctx.task_id, head=head, topology=topology, sources=sources
+    )
+    return topology
+
+
+def _read_topology(ctx: ImportanceContext) -> tuple[_Topology, tuple]:
     layers = ctx.model.backbone.layer_modules()
     units = ctx.model.backbone.unit_counts()
     producers: dict[str, list[Tensor]] = {key: [] for key in units}
@@ -65,11 +106,12 @@ def _topology(ctx: ImportanceContext) -> _Topology:
         producers[layer.mask_key].append(module.weight)
         if layer.input_mask_key is not None:
             consumers[layer.input_mask_key].append(module.weight)
-    head = ctx.model.heads.head(ctx.task_id).weight
+    head_module = ctx.model.heads.head(ctx.task_id)
     for feeds in consumers.values():
         if not feeds:
-            feeds.append(head)
-    return _Topology(units=units, producers=producers, consumers=consumers)
+            feeds.append(head_module.weight)
+    sources = tuple((m, m.weight) for m in [*(module for _, module in layers), head_module])
+    return _Topology(units=units, producers=producers, consumers=consumers), sources
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,13 @@
-"""Mini-batches sliced from tensors held in memory (no per-sample Python work, no workers)."""
+"""Mini-batches from tensors or lazy rows held in memory (no per-sample Python work, no workers).
+
+``x``, ``y`` and ``task_ids`` may be tensors or :class:`hatcl.data.rows.LazyRows` (a task's
+planned rows): either is indexed once per batch with a slice or an index tensor, so lazy rows
+build each batch (gather, normalise, transform) only when it is drawn.
+"""
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterator
 
 import torch
@@ -17,8 +23,8 @@ class TensorBatches:
     their counts are summed across processes by the caller.
 
     Args:
-        x: inputs, first dim = samples.
-        y: labels.
+        x: inputs, first dim = samples (a tensor or lazy rows).
+        y: labels (a tensor or lazy rows).
         batch_size: samples per batch (the last batch may be smaller).
         shuffle: reshuffle at every iteration with ``generator``.
         generator: the RNG of the shuffles (seeded by the runner for reproducibility; every
@@ -108,3 +114,21 @@ class TensorBatches:
         for start in range(0, len(order), self.batch_size):
             chosen = order[start : start + self.batch_size]
             yield tuple(t[chosen] for t in tensors)
+
+
+def release_freed_memory() -> bool:
+    """Give the heap memory freed by batch buffers back to the operating system (glibc only).
+
+    Batches of different sizes (training, validation and the large test batches) are
+    allocated and freed over and over; glibc keeps the freed space in its heap, fragmented, so a
+    process's resident memory creeps up task after task although nothing is held. Called once
+    per task (after testing), ``malloc_trim(0)`` returns those pages (a few ms). Returns whether
+    it could be called (False off glibc).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim(0)
+    return True

@@ -18,7 +18,8 @@ import lightning as L
 import torch
 from rich.console import Console
 
-from hatcl.data.base import ContinualData, build_continual_data
+from hatcl.data.base import ContinualData
+from hatcl.data.build import build_run_data
 from hatcl.reporting.console import summary_table, task_line
 from hatcl.reporting.run_folder import prepare_run_dir, write_json, write_text
 from hatcl.training.checkpoint import (
@@ -157,7 +158,7 @@ def _train_run(
         _set_threads(config.trainer.num_threads)
         L.seed_everything(config.seed, verbose=False)
         started = time.perf_counter()
-        data = build_continual_data(config.data, seed=config.seed)
+        data = build_run_data(config.data, seed=config.seed)
         algorithm = build_algorithm(config.algorithm)
         model = build_model(config, data=data, algorithm=algorithm)
         module = build_module(config, model=model, algorithm=algorithm)

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from hatcl.data.base import TaskData
-from hatcl.training.batches import TensorBatches
+from hatcl.training.batches import TensorBatches, release_freed_memory
 from hatcl.training.distributed import ShardBatches, resolve_strategy
 from hatcl.training.experiment import ExperimentConfig
 from hatcl.training.interrupt import TaskPosition
@@ -87,6 +87,7 @@ def test_tasks(
         module, dataloaders=loaders, verbose=False
     )
     counts = module.test_counts().tolist()
+    release_freed_memory()  # the freed batch buffers, so memory stays flat over many tasks
     return [int(correct) / max(int(total), 1) for correct, total in counts]
 
 

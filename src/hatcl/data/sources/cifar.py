@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hatcl.data.base import SourceData
+from hatcl.data.source import SourceData
 from hatcl.data.sources.common import normalised_source
 from hatcl.data.sources.files import download as download_file
 from hatcl.data.sources.files import download_dir, search_dirs
@@ -103,11 +103,12 @@ def load_cifar(dataset: CifarDataset, *, root: str | None, allow_download: bool)
     test_x = np.concatenate([b[0] for b in test])
     return normalised_source(
         name=dataset.name,
-        train_x=train_x.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0,
+        train_x=train_x.reshape(-1, 3, 32, 32),
         train_y=np.concatenate([b[1] for b in train]),
-        test_x=test_x.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0,
+        test_x=test_x.reshape(-1, 3, 32, 32),
         test_y=np.concatenate([b[1] for b in test]),
         num_classes=dataset.num_classes,
+        divisor=255.0,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hatcl.data.base import SourceData
+from hatcl.data.source import SourceData
 from hatcl.data.sources.common import normalised_source
 
 #: Fraction of the 1,797 images held out as the fixed test split (stratified).
@@ -25,7 +25,7 @@ def load_digits(*, root: str | None = None, download: bool = False) -> SourceDat
     from sklearn.model_selection import train_test_split
 
     bunch = sklearn_digits()
-    images = np.asarray(bunch.images, dtype=np.float32) / 16.0
+    images = np.asarray(bunch.images, dtype=np.uint8)  # integer intensities 0..16
     labels = np.asarray(bunch.target, dtype=np.int64)
     train_x, test_x, train_y, test_y = train_test_split(
         images,
@@ -41,4 +41,5 @@ def load_digits(*, root: str | None = None, download: bool = False) -> SourceDat
         test_x=test_x[:, None],
         test_y=test_y,
         num_classes=10,
+        divisor=16.0,
     )

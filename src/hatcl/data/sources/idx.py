@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hatcl.data.base import SourceData
+from hatcl.data.source import SourceData
 from hatcl.data.sources.common import normalised_source
 from hatcl.data.sources.files import download as download_file
 from hatcl.data.sources.files import (
@@ -126,11 +126,12 @@ def load_idx_dataset(dataset: IdxDataset, *, root: str | None, allow_download: b
         )
     return normalised_source(
         name=dataset.name,
-        train_x=train_x[:, None].astype(np.float32) / 255.0,
+        train_x=train_x[:, None],
         train_y=train_y.astype(np.int64),
-        test_x=test_x[:, None].astype(np.float32) / 255.0,
+        test_x=test_x[:, None],
         test_y=test_y.astype(np.int64),
         num_classes=dataset.num_classes,
+        divisor=255.0,
     )
 
 

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from hatcl.data.base import SourceData
+from hatcl.data.source import SourceData
 from hatcl.data.sources.common import normalised_source
 
 
