@@ -67,7 +67,7 @@ def timed(kind, function):
     return wrapper
 
 base.load_source = timed("load", base.load_source)
-runner.build_continual_data = timed("build", runner.build_continual_data)
+runner.build_run_data = timed("build", runner.build_run_data)
 runner.train_task = timed("train", runner.train_task)
 runner.test_tasks = timed("test", runner.test_tasks)
 code = main(["run", *sys.argv[2:]])

@@ -131,6 +131,9 @@ class TrainerConfig:
             )
         object.__setattr__(self, "devices", _check_devices(self.devices, self.accelerator))
         _check_loggers(self)
+        from hatcl.training.precision import check_precision
+
+        check_precision(precision=self.precision, accelerator=self.accelerator)
 
 
 def _check_devices(devices: Any, accelerator: str) -> Any:

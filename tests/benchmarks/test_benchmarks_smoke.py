@@ -161,3 +161,21 @@ def test_scaling_table_and_long_sequence_section(tmp_path):
     long_sequence.write_page(page, block)  # replaced, not appended twice
     text = page.read_text()
     assert text.startswith("# Results") and text.count("## Long sequence") == 1
+
+
+def test_gpu_check_without_a_gpu_says_so_and_exits_0(capsys, monkeypatch):
+    gpu_check = _load("gpu_check")
+    monkeypatch.setattr(gpu_check.torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main([]) == 0
+    assert "no CUDA GPU on this machine" in capsys.readouterr().out
+
+
+def test_gpu_check_machinery_on_the_cpu(capsys):
+    gpu_check = _load("gpu_check")
+    code = gpu_check.main(
+        ["--accelerator", "cpu", "--algorithms", "hat", "--precisions", "32-true", "bf16-mixed"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "hat          32-true" in out and "0.0000   0.0000" in out  # CPU vs itself: identical
+    assert "hat          bf16-mixed" in out

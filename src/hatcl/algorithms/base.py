@@ -24,7 +24,14 @@ from hatcl.data.base import TaskData
 
 @dataclass(frozen=True)
 class StepContext:
-    """Everything a hook may read about the current training step."""
+    """Everything a hook may read about the current training step.
+
+    ``gradients_finite`` is set (from the optimizer step on) when the loop checks gradients
+    because a grad scaler may skip the step (``16-mixed``): a 0-dim bool tensor, ``False`` when
+    some gradient was inf or nan and the optimizer step was skipped; hooks must then change no
+    state (use it in ``torch.where``, never in a Python ``if``: no host sync). ``None``: the
+    step was not checked (every optimizer step is applied).
+    """
 
     model: ContinualModel
     task_id: int
@@ -35,6 +42,7 @@ class StepContext:
     targets: torch.Tensor
     output: ModelOutput
     task_ids: torch.Tensor | None = None
+    gradients_finite: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

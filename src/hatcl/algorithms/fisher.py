@@ -69,12 +69,14 @@ def _linear_parameter_names(model: nn.Module) -> set[str]:
 
 
 def _batches(
-    inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, device: torch.device
+    inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, like: torch.Tensor
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches on ``like``'s device; floating inputs in its dtype (the task data is CPU data)."""
+    dtype = like.dtype if inputs.is_floating_point() else inputs.dtype
     for start in range(0, len(targets), batch_size):
         yield (
-            inputs[start : start + batch_size].to(device),
-            targets[start : start + batch_size].to(device),
+            inputs[start : start + batch_size].to(device=like.device, dtype=dtype),
+            targets[start : start + batch_size].to(like.device),
         )
 
 
@@ -91,9 +93,9 @@ def _linear_fisher_sums(
         return {}
     parameters = dict(model.named_parameters())
     sums = {n: torch.zeros_like(parameters[n]) for n in names}
-    device = parameters[next(iter(names))].device
+    like = parameters[next(iter(names))]
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
-    for x, y in _batches(inputs, targets, batch_size, device):
+    for x, y in _batches(inputs, targets, batch_size, like):
         with _capture_linear_io(linears) as captured:
             out = model(x, task_id=task_id, stage=Stage.TEST)
         used = {name: io for name, io in captured.items() if io[1].requires_grad}
@@ -155,7 +157,7 @@ def _vmap_fisher_sums(
     named = {n: detached[n] for n in names}
     constants = {n: p for n, p in detached.items() if n not in named}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
-    device = next(iter(named.values())).device
+    like = next(iter(named.values()))
 
     def sample_loss(params, x, y):
         out = functional_call(
@@ -168,7 +170,7 @@ def _vmap_fisher_sums(
 
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
     sums = {n: torch.zeros_like(p) for n, p in named.items()}
-    for x, y in _batches(inputs, targets, batch_size, device):
+    for x, y in _batches(inputs, targets, batch_size, like):
         for name, gradients in per_sample(named, x, y).items():
             sums[name] += squared_gradient_sum(gradients)
     return sums

@@ -57,7 +57,7 @@ class LwF(Algorithm):
             return {}
         teacher.to(context.inputs.device)
         features = context.output.backbone.features
-        total = torch.zeros((), device=features.device)
+        total = features.new_zeros(())
         for task_id in self._old_tasks:
             student = context.model.heads(features, task_id=task_id)
             with torch.no_grad():

@@ -34,9 +34,16 @@ class ContinualModel(nn.Module):
         self.heads = heads
 
     def setup_task(self, *, task_id: int, num_classes: int) -> None:
-        """Create the task's head and per-task backbone parts."""
+        """Create the task's head and per-task backbone parts.
+
+        What is created takes the device and floating dtype of the model's existing
+        parameters (a float64 or a GPU model gets a float64 or a GPU head).
+        """
+        like = next((p for p in self.parameters() if p.is_floating_point()), None)
         self.backbone.setup_task(task_id)
         self.heads.setup_task(task_id=task_id, num_classes=num_classes)
+        if like is not None:
+            self.to(device=like.device, dtype=like.dtype)  # moves only what does not match
 
     def forward(
         self, x: torch.Tensor, *, task_id: int, stage: Stage, scale: float | None = None

@@ -54,7 +54,7 @@ class PerTaskNorm(nn.Module):
             reference = next(iter(self.norms.values()), None)
             norm = _batch_norm(self.num_features, self.dims)
             if reference is not None:
-                norm.to(reference.weight.device)
+                norm.to(device=reference.weight.device, dtype=reference.weight.dtype)
             self.norms[str(task_id)] = norm
 
     def forward(self, x: torch.Tensor, *, task_id: int) -> torch.Tensor:

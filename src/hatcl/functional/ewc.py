@@ -79,4 +79,4 @@ def merge_online(
     Returns:
         The merged Fisher, the new anchor and a zero constant (the old constant is dropped).
     """
-    return gamma * fisher + new_fisher, new_anchor.clone(), torch.zeros((), dtype=fisher.dtype)
+    return gamma * fisher + new_fisher, new_anchor.clone(), fisher.new_zeros(())

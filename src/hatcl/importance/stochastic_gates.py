@@ -72,14 +72,14 @@ class StochasticGatesPlugin:
                 f"the stochastic_gates importance needs the activation transforms of mask keys "
                 f"{taken}, but something else has installed transforms there"
             )
-        device = next(model.parameters()).device
+        like = next(model.parameters())  # gates take the model's device and dtype
         for key, (units, spatial_dims) in _unit_layouts(backbone).items():
             mask = None
             if spatial_dims:
-                mask = torch.arange(units).reshape(units, *([1] * spatial_dims))
+                mask = torch.arange(units, device=like.device).reshape(units, *([1] * spatial_dims))
             self.gates[key] = GaussianStochasticGates(
                 units, mask=mask, reg_weight=self.reg_weight, std=self.std
-            ).to(device)
+            ).to(device=like.device, dtype=like.dtype)
             backbone.activation_transforms[key] = partial(self._gate, key)
         self._backbone = backbone
 

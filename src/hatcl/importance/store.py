@@ -53,11 +53,24 @@ class ImportanceStore(nn.Module):
     # -- the per-task accumulator ---------------------------------------------------------------
 
     @torch.no_grad()
-    def observe(self, values: Mapping[str, torch.Tensor]) -> None:
-        """Add one step's neuron-wise importance per key and count the step (no host sync)."""
+    def observe(
+        self, values: Mapping[str, torch.Tensor], *, applied: torch.Tensor | None = None
+    ) -> None:
+        """Add one step's neuron-wise importance per key and count the step (no host sync).
+
+        Args:
+            values: per key the step's importance (cast to the accumulator's dtype: under mixed
+                precision the accumulator stays float32).
+            applied: ``None`` (the step counts) or a 0-dim bool tensor: when false (a step the
+                grad scaler skipped) nothing is added and the step is not counted.
+        """
         for key, value in values.items():
-            self._buffers[f"accumulator_{key}"].add_(value)
-        self.steps.add_(1)
+            accumulator = self._buffers[f"accumulator_{key}"]
+            value = value.to(accumulator.dtype)
+            if applied is not None:
+                value = torch.where(applied, value, torch.zeros_like(value))
+            accumulator.add_(value)
+        self.steps.add_(1 if applied is None else applied.to(self.steps.dtype))
 
     def reset_accumulator(self) -> None:
         """Zero the accumulator and its step count (start of a task)."""

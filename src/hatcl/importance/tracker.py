@@ -92,7 +92,11 @@ class ImportanceTracker(nn.Module):
 
     @torch.no_grad()
     def observe(self, context: StepContext) -> None:
-        """Add the step's normalised (and optionally masked) importance to the accumulator."""
+        """Add the step's normalised (and optionally masked) importance to the accumulator.
+
+        A step the grad scaler skipped (``context.gradients_finite`` false) adds nothing and is
+        not counted (selected on the device, no host sync).
+        """
         self._task_step += 1
         raw = self.measure.compute(
             ImportanceContext.from_step(context, step=self._task_step, plugin=self.plugin)
@@ -101,7 +105,7 @@ class ImportanceTracker(nn.Module):
         if self.step_multiply_training_mask:
             masks = context.output.backbone.masks
             values = {key: value * masks[key].detach() for key, value in values.items()}
-        self.store.observe(values)
+        self.store.observe(values, applied=context.gradients_finite)
 
     def distributed_sums(self) -> list[torch.Tensor]:
         """The accumulator and its step count: summed across processes before the task end."""

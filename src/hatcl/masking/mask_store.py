@@ -42,9 +42,10 @@ class MaskStore(nn.Module):
         for key in self.keys:
             stack = getattr(self, f"masks_{key}")
             mask = masks[key].detach().to(stack).reshape(1, -1)
-            stack = (
-                torch.cat([stack, mask]) if row is None else stack.index_copy(0, _idx(row), mask)
-            )
+            if row is None:
+                stack = torch.cat([stack, mask])
+            else:
+                stack = stack.index_copy(0, _idx(row, stack.device), mask)
             setattr(self, f"masks_{key}", stack)
             setattr(self, f"cumulative_{key}", stack.amax(dim=0))
             setattr(self, f"summative_{key}", stack.sum(dim=0))
@@ -88,5 +89,5 @@ def _as_task_id(task_id: object) -> int:
     return task_id
 
 
-def _idx(row: int) -> torch.Tensor:
-    return torch.tensor([row])
+def _idx(row: int, device: torch.device) -> torch.Tensor:
+    return torch.tensor([row], device=device)

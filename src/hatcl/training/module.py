@@ -200,6 +200,8 @@ class ContinualModule(L.LightningModule):
             batch_index=batch_idx,
             num_batches=int(self.trainer.num_training_batches),
             backward=self.manual_backward,
+            # a grad scaler (16-mixed) skips steps with inf/nan gradients: hooks are told
+            check_finite=getattr(self.trainer.precision_plugin, "scaler", None) is not None,
         )
         self._collect_step(result.loss.detach(), result.context.output.logits.detach(), batch[1])
 
@@ -303,7 +305,7 @@ class _Window:
         self.steps = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        self.loss = self.loss.to(loss.device) + loss
+        self.loss = self.loss.to(loss) + loss
         self.accuracy.update(logits, targets)
         self.steps += 1
 

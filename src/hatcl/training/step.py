@@ -8,7 +8,7 @@ that train by hand all call :func:`run_training_step`; the facade for any loop
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ def run_training_step(
     num_batches: int,
     task_ids: torch.Tensor | None = None,
     backward: Callable[[torch.Tensor], None] | None = None,
+    check_finite: bool = False,
 ) -> StepResult:
     """Zero grads, forward, loss, backward, adjust, compensate, optimizer step, after-step.
 
@@ -48,6 +49,10 @@ def run_training_step(
         task_ids: per-sample task ids of a mixed-task batch (each sample through its own head).
         backward: how to back-propagate the loss (Lightning's ``manual_backward``; default
             ``loss.backward()``).
+        check_finite: compute, before the optimizer step, a 0-dim bool tensor "every gradient
+            of the optimizer's parameters is finite" and pass it to ``after_optimizer_step`` as
+            ``context.gradients_finite`` (no host sync). Set it when the optimizer step may be
+            skipped by a grad scaler (``16-mixed``): a skipped step then changes no importance.
     """
     optimizer.zero_grad(set_to_none=True)
     context = training_forward(
@@ -66,6 +71,8 @@ def run_training_step(
     else:
         backward(loss)
     before_optimizer_step(algorithm, context)
+    if check_finite:
+        context = replace(context, gradients_finite=gradients_finite(optimizer))
     optimizer.step()
     after_optimizer_step(algorithm, context)
     return StepResult(loss=loss, context=context)
@@ -123,6 +130,19 @@ def before_optimizer_step(algorithm: Algorithm, context: StepContext) -> None:
 def after_optimizer_step(algorithm: Algorithm, context: StepContext) -> None:
     """Steps 8 and 9, after the optimizer step (clamps, importance observation)."""
     algorithm.after_optimizer_step(context)
+
+
+def gradients_finite(optimizer) -> torch.Tensor | None:
+    """0-dim bool tensor: every gradient of ``optimizer``'s parameters is finite (no host sync).
+
+    The same test a grad scaler makes before it skips a step (inf or nan in any gradient);
+    ``None`` if no parameter has a gradient.
+    """
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+    flags = [torch.isfinite(g).all() for g in grads if g is not None]
+    if not flags:
+        return None
+    return torch.stack(flags).all()
 
 
 def grouped_forward(

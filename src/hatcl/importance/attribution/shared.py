@@ -229,7 +229,7 @@ def internal_influence(
 ) -> Attributions:
     """InternalInfluence: the path integral of dF/dh_l over the input path."""
     sizes_of, alphas_of = approximation_parameters(APPROXIMATION)
-    step_sizes = torch.tensor(sizes_of(n_steps)).view(n_steps, 1).to(x.device)
+    step_sizes = torch.tensor(sizes_of(n_steps), dtype=x.dtype, device=x.device).view(n_steps, 1)
     logits, taps = run_taps(problem, _interpolate(x, alphas_of(n_steps)))
     grads = _grads(target_logits(logits, targets.repeat(n_steps)).sum(), taps)
     return {
@@ -271,11 +271,14 @@ def gradientshap(
 def lrp(problem: AttributionProblem, x: Tensor, targets: Tensor) -> Attributions:
     """LayerLRP (Captum's rules plus hatcl's, :mod:`lrp_rules`): one propagation, all taps."""
     keys = list(problem.taps)
+    rows = x.shape[0]
+    if rows == 1:  # Captum reads a one-element target with .item() (a host sync): two equal rows
+        x, targets = torch.cat([x, x]), torch.cat([targets, targets])
     with lrp_rules(problem.bound):
         relevances = LayerLRP(problem.bound, [problem.taps[key] for key in keys]).attribute(
             x.detach().requires_grad_(), target=targets
         )
-    return {key: value.detach() for key, value in zip(keys, relevances)}
+    return {key: value.detach()[:rows] for key, value in zip(keys, relevances)}
 
 
 # -- per-layer perturbations -------------------------------------------------------------------
@@ -300,7 +303,7 @@ def integrated_gradients(
     Each layer's path is different, so each layer has its own interpolated passes.
     """
     sizes_of, alphas_of = approximation_parameters(APPROXIMATION)
-    step_sizes = torch.tensor(sizes_of(n_steps)).float().view(n_steps, 1).to(x.device)
+    step_sizes = torch.tensor(sizes_of(n_steps), dtype=x.dtype, device=x.device).view(n_steps, 1)
     alphas = alphas_of(n_steps)
     rows = x.shape[0]
     with torch.no_grad():
@@ -347,7 +350,8 @@ def feature_ablation(
         for first in range(0, units, group):
             count = min(group, units - first)
             variants = value.unsqueeze(0).repeat(count, *([1] * value.dim()))
-            variants[torch.arange(count), :, first + torch.arange(count)] = 0
+            positions = torch.arange(count, device=value.device)
+            variants[positions, :, first + positions] = 0
             variants = variants.reshape(count * rows, *value.shape[1:])
             ablated, _ = run_taps(
                 problem,

@@ -1,0 +1,222 @@
+"""A GPU check for users with a CUDA GPU: every algorithm, tiny, in each precision vs the CPU.
+
+For every registered algorithm, one tiny run (permuted digits, 2 tasks, 2 epochs, a 64-32 MLP)
+on the CPU in ``32-true`` (the reference) and on ``cuda`` in ``32-true``, ``16-mixed`` and
+``bf16-mixed`` (if the GPU supports bf16). Each GPU run is compared with the reference:
+
+- accuracy: the largest difference of an accuracy-matrix entry, tolerance
+  ``ACCURACY_TOLERANCE`` (0.05 in 32-true, 0.15 in mixed precision: the runs are not
+  bit-identical, a few test samples may flip);
+- masks (HAT family): the fraction of units whose stored binary mask differs, tolerance
+  ``MASK_TOLERANCE`` (0.02 in 32-true, 0.10 in mixed precision);
+
+and prints the mean step time, the peak device memory and the host syncs per training step
+(counted with ``torch.cuda.set_sync_debug_mode``; the grad scaler's own check under ``16-mixed``
+and joint's grouped forward are expected, see docs/gpu.md). Exit code 1 if a tolerance is
+exceeded. Without a CUDA GPU it says so and exits 0.
+
+    python benchmarks/gpu_check.py [--algorithms hat fgadahat] [--precisions 16-mixed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+
+import hatcl.training.module as module_lib
+import hatcl.training.task_loop as task_loop
+from hatcl.algorithms.registries import ALGORITHMS
+from hatcl.cli_run import compose_config, run_from_config
+
+TINY = [
+    "data.num_tasks=2",
+    "trainer.max_epochs=2",
+    "trainer.batch_size=64",
+    "trainer.enable_progress_bar=false",
+    "trainer.loggers=[]",
+    "trainer.figures=false",
+    "trainer.checkpoints=false",
+    "trainer.log_every_n_steps=50",
+    "backbone.hidden_dims=[64,32]",
+    "seed=1",
+]
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
+ACCURACY_TOLERANCE = {"32-true": 0.05, "16-mixed": 0.15, "bf16-mixed": 0.15}
+MASK_TOLERANCE = {"32-true": 0.02, "16-mixed": 0.10, "bf16-mixed": 0.10}
+
+
+class StepMeter(L.Callback):
+    """Training time per step (synchronised at fit start and end only) and peak memory."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.seconds = 0.0
+        self.steps = 0
+        self._started = 0.0
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._sync()
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps += 1
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._sync()
+        self.seconds += time.perf_counter() - self._started
+
+
+def run(algorithm: str, *, accelerator: str, precision: str, folder: Path) -> dict:
+    """One tiny run; its accuracy matrix, masks, step time, peak memory and syncs per step."""
+    cuda = accelerator == "gpu"
+    meter = StepMeter(cuda)
+    syncs: list[int] = []
+    make_trainer, training_step = task_loop.make_trainer, module_lib.ContinualModule.training_step
+
+    def trainer_with_meter(*args, callbacks=(), **kwargs):
+        return make_trainer(*args, callbacks=[*callbacks, meter], **kwargs)
+
+    def counted_step(self, batch, batch_idx):
+        if not cuda:
+            return training_step(self, batch, batch_idx)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                return training_step(self, batch, batch_idx)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+                syncs.append(sum("synchroniz" in str(w.message) for w in caught))
+
+    task_loop.make_trainer, module_lib.ContinualModule.training_step = (
+        trainer_with_meter,
+        counted_step,
+    )
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        cfg = compose_config(
+            [
+                f"algorithm={algorithm}",
+                *TINY,
+                f"trainer.accelerator={accelerator}",
+                f"trainer.precision={precision}",
+                f"output_dir={folder / f'{algorithm}_{accelerator}_{precision}'}",
+            ]
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = run_from_config(cfg)
+    finally:
+        task_loop.make_trainer, module_lib.ContinualModule.training_step = (
+            make_trainer,
+            training_step,
+        )
+    masker = getattr(result.module.model.backbone, "masker", None)
+    masks = None
+    if masker is not None:
+        masks = {t: masker.store.mask(t) for t in masker.store.stored_task_ids()}
+        masks = {t: {k: v.detach().cpu() for k, v in m.items()} for t, m in masks.items()}
+    return {
+        "matrix": result.metrics["accuracy_matrix"],
+        "masks": masks,
+        "step_ms": 1000 * meter.seconds / max(meter.steps, 1),
+        "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "syncs_per_step": sum(syncs) / len(syncs) if syncs else None,
+    }
+
+
+def compare(reference: dict, other: dict) -> tuple[float, float | None]:
+    """Largest accuracy difference and fraction of differing mask units (None: no masks)."""
+    accuracy = max(
+        abs(a - b)
+        for row_a, row_b in zip(reference["matrix"], other["matrix"])
+        for a, b in zip(row_a, row_b)
+    )
+    if reference["masks"] is None:
+        return accuracy, None
+    differing = total = 0
+    for task, masks in reference["masks"].items():
+        for key, mask in masks.items():
+            differing += int((mask != other["masks"][task][key]).sum())
+            total += mask.numel()
+    return accuracy, differing / max(total, 1)
+
+
+def _precisions(wanted: list[str], accelerator: str) -> list[str]:
+    chosen = []
+    for precision in wanted:
+        if precision == "bf16-mixed" and accelerator == "gpu" and not _bf16_on_gpu():
+            print("bf16-mixed: skipped, this GPU has no bfloat16 support")
+        elif precision == "16-mixed" and accelerator == "cpu":
+            print("16-mixed: skipped, it needs a CUDA GPU")
+        else:
+            chosen.append(precision)
+    return chosen
+
+
+def _bf16_on_gpu() -> bool:
+    return torch.cuda.is_bf16_supported()
+
+
+def _line(algorithm: str, precision: str, result: dict, accuracy: float, masks) -> str:
+    peak = "n/a" if result["peak_mib"] is None else f"{result['peak_mib']:.1f}"
+    syncs = "n/a" if result["syncs_per_step"] is None else f"{result['syncs_per_step']:.2f}"
+    mask_text = "n/a" if masks is None else f"{masks:.4f}"
+    return (
+        f"{algorithm:12s} {precision:10s} {result['step_ms']:8.2f} {peak:>9s} {syncs:>6s} "
+        f"{accuracy:8.4f} {mask_text:>8s}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--algorithms", nargs="*", default=list(ALGORITHMS.names()))
+    parser.add_argument("--precisions", nargs="*", default=list(PRECISIONS))
+    parser.add_argument(
+        "--accelerator",
+        default="gpu",
+        choices=("gpu", "cpu"),
+        help="cpu: compare CPU runs with the CPU reference (checks this script, not a GPU)",
+    )
+    args = parser.parse_args(argv)
+    if args.accelerator == "gpu" and not torch.cuda.is_available():
+        print("no CUDA GPU on this machine (torch.cuda.is_available() is False): nothing to check")
+        return 0
+    precisions = _precisions(args.precisions, args.accelerator)
+    failures = []
+    print("algorithm    precision  step ms  peak MiB  syncs  max dAcc  mask diff")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for algorithm in args.algorithms:
+            reference = run(algorithm, accelerator="cpu", precision="32-true", folder=folder / "r")
+            for precision in precisions:
+                result = run(
+                    algorithm, accelerator=args.accelerator, precision=precision, folder=folder
+                )
+                accuracy, masks = compare(reference, result)
+                print(_line(algorithm, precision, result, accuracy, masks), flush=True)
+                if accuracy > ACCURACY_TOLERANCE[precision] or (
+                    masks is not None and masks > MASK_TOLERANCE[precision]
+                ):
+                    failures.append(f"{algorithm} {precision}")
+    if failures:
+        print(f"beyond tolerance: {', '.join(failures)}")
+        return 1
+    print("all within tolerance")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
