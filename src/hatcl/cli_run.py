@@ -296,13 +296,15 @@ def group_options(group: str, *, extra_dirs: Sequence[Path] = ()) -> list[str]:
 def _hydra_main(args: Sequence[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from hatcl.training.interrupt import RunInterrupted
 
     @hydra.main(version_base=None, config_path="conf", config_name="config")
     def _task(cfg: DictConfig) -> None:
         hydra_config = HydraConfig.get()
-        print(sweep_header(hydra_config), flush=True)
+        if hydra_config.mode == RunMode.MULTIRUN:
+            print(sweep_header(hydra_config), flush=True)
         try:
             run_from_config(cfg, run_dir=hydra_config.runtime.output_dir)
         except USER_ERRORS as error:
