@@ -1,5 +1,5 @@
-"""Every fenced ``bash`` and ``python`` block of README.md and docs/*.md runs (README: "Documentation
-tested").
+"""Every fenced ``bash`` and ``python`` block of README.md and docs/*.md runs (README:
+"Documentation tested").
 
 - ``hatcl run`` lines get :data:`TINY` appended (and ``output_dir=runs/doc_<n>`` when they set
   neither ``output_dir`` nor ``resume``); other ``hatcl`` lines run as written; both in-process,
