@@ -36,7 +36,7 @@ TINY = (
     "trainer.num_threads=1",
 )
 #: Markers ``<!-- not run in CI: ... -->`` expected over all pages (a new one is a decision).
-EXPECTED_MARKERS = 20
+EXPECTED_MARKERS = 21
 MARKER = re.compile(r"<!--\s*not run in CI:(.*?)-->", re.S)
 OUTPUT_OF = re.compile(r"<!--\s*output of:(.*?)-->", re.S)
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -105,15 +105,17 @@ def tiny_run(words: list[str], index: int) -> list[str]:
 def run_hatcl(words: list[str], index: int, block: Block) -> None:
     from hatcl.cli import main
 
-    args = tiny_run(words, index) if words[1:2] == ["run"] else words[1:]
+    args = ["run", *tiny_run(words, index)] if words[1:2] == ["run"] else words[1:]
     code = main(args)
     assert code == 0, f"{block.where}: `{' '.join(words)}` exited {code} (ran: hatcl {args})"
 
 
 def run_python_file(words: list[str], block: Block, workdir: Path) -> None:
     env = {**os.environ, "PYTHONPATH": _pythonpath(workdir)}
+    script = words[1] if len(words) > 1 else ""
+    cwd = ROOT if script.startswith(("examples/", "benchmarks/")) else workdir  # the repo's own
     done = subprocess.run(
-        [sys.executable, *words[1:]], cwd=workdir, env=env, capture_output=True, text=True
+        [sys.executable, *words[1:]], cwd=cwd, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, f"{block.where}: {' '.join(words)}\n{done.stderr[-3000:]}"
 
