@@ -103,7 +103,9 @@ class DtypeMixRecorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if getattr(func, "__name__", "") not in _CONVERSIONS:
+        name = getattr(func, "__name__", "")
+        # torch's fused optimizer kernels keep their step counters in float32 by design
+        if name not in _CONVERSIONS and not name.startswith("_fused_"):
             found: set = set()
             _floating_dtypes([*args, *kwargs.values()], found)
             if len(found) > 1 and len(self.mixes) < 5:

@@ -50,6 +50,7 @@ class AdaHATRule(AdjustmentRule):
     reports_rate_statistics = True
 
     def __init__(self, *, mode: AdaHATMode, alpha: float, epsilon: float) -> None:
+        self.needs_network_sparsity = mode.sparsity
         self.mode = mode
         self.alpha = alpha
         self.epsilon = epsilon

@@ -36,6 +36,7 @@ class FGAdaHATRule(AdjustmentRule):
     """
 
     reports_rate_statistics = True
+    needs_network_sparsity = True
 
     def __init__(
         self,

@@ -42,7 +42,7 @@ class HAT(HATFamily):
         if alpha is not None:
             check_number(alpha, parameter="alpha", low=0.0, high=1.0)
         super().__init__(
-            rule=HATRule(rate=HAT_ADJUSTMENT_MODES.get(mode), alpha=alpha),
+            rule=HATRule(mode=HAT_ADJUSTMENT_MODES.get(mode), alpha=alpha),
             s_max=s_max,
             clamp_threshold=clamp_threshold,
             mask_sparsity_reg_factor=mask_sparsity_reg_factor,

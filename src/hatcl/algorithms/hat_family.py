@@ -138,7 +138,7 @@ class HATFamily(Algorithm):
     @torch.no_grad()
     def adjust_gradients(self, context: StepContext) -> None:
         """Multiply each backbone weight and bias gradient by its adjustment rate."""
-        sparsity = self._network_sparsity(context)
+        sparsity = self._network_sparsity(context) if self.rule.needs_network_sparsity else {}
         rates: list[tuple[str, list[torch.Tensor]]] = []
         for layer in self._layers:
             weight_rate, bias_rate = self.rule.rates(
@@ -155,16 +155,20 @@ class HATFamily(Algorithm):
     @torch.no_grad()
     def compensate_gradients(self, context: StepContext) -> None:
         """Embedding gradient compensation (spec §1), with the step's annealed scale."""
-        for embedding in masker_of(context.model).embeddings.values():
-            if embedding.grad is not None:
-                embedding.grad.mul_(
-                    embedding_compensation_factor(
-                        embedding,
-                        scale=context.scale,
-                        s_max=self.s_max,
-                        clamp_threshold=self.clamp_threshold,
-                    )
-                )
+        embeddings = [
+            e for e in masker_of(context.model).embeddings.values() if e.grad is not None
+        ]
+        if not embeddings:
+            return
+        # one elementwise pass over every layer's embedding (a handful of small kernels less)
+        factors = embedding_compensation_factor(
+            torch.cat([e.reshape(-1) for e in embeddings]),
+            scale=context.scale,
+            s_max=self.s_max,
+            clamp_threshold=self.clamp_threshold,
+        )
+        for embedding, factor in zip(embeddings, factors.split([e.numel() for e in embeddings])):
+            embedding.grad.mul_(factor.view_as(embedding))
 
     @torch.no_grad()
     def after_optimizer_step(self, context: StepContext) -> None:

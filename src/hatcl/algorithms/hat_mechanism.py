@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -9,6 +10,12 @@ from torch import nn
 
 from hatcl.backbones.base import WeightedLayer
 from hatcl.functional.aggregation import aggregate_min, neuron_to_bias, neuron_to_weight
+from hatcl.functional.rates import (
+    hat_const_1_rate,
+    hat_const_alpha_rate,
+    hat_random_rate,
+    hat_rate,
+)
 
 
 @dataclass(frozen=True)
@@ -64,9 +71,12 @@ class AdjustmentRule:
     Attributes:
         reports_rate_statistics: log per-layer rate statistics (mean, min, fraction below
             0.5) besides the network capacity.
+        needs_network_sparsity: :meth:`rates` reads the step's per-layer network sparsity R_l
+            (else the mechanism does not compute it).
     """
 
     reports_rate_statistics: bool = False
+    needs_network_sparsity: bool = False
 
     def on_task_start(self, *, task_id: int, layers: tuple[LayerContext, ...], masker) -> None:
         """Precompute what stays fixed during the task (on the model's device and dtype)."""
@@ -78,23 +88,58 @@ class AdjustmentRule:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class HATMode:
+    """An ``adjustment_mode`` of HAT: its rate function and whether a step draws anew.
+
+    Attributes:
+        rate: ``rate(P, alpha=...)`` from :mod:`hatcl.functional.rates`.
+        fixed_per_task: the rate depends only on P (fixed during a task), so it is computed
+            once at the task start; otherwise (``hat_random``) every step draws anew.
+    """
+
+    rate: Callable[..., torch.Tensor]
+    fixed_per_task: bool = True
+
+
+HAT = HATMode(rate=hat_rate)
+HAT_RANDOM = HATMode(rate=hat_random_rate, fixed_per_task=False)
+HAT_CONST_ALPHA = HATMode(rate=hat_const_alpha_rate)
+HAT_CONST_1 = HATMode(rate=hat_const_1_rate)
+
+
 class HATRule(AdjustmentRule):
     """HAT's rates from the cumulative mask P: ``hat``, ``hat_random``, ``hat_const_*``.
 
     Args:
-        rate: a function ``rate(P, alpha=...)`` from :mod:`hatcl.functional.rates`.
+        mode: a :class:`HATMode` (an ``HAT_ADJUSTMENT_MODES`` entry).
         alpha: the constant of ``hat_const_alpha``.
     """
 
-    def __init__(self, *, rate, alpha: float | None) -> None:
-        self.rate = rate
+    def __init__(self, *, mode: HATMode, alpha: float | None) -> None:
+        self.mode = mode
         self.alpha = alpha
+        self._fixed: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def on_task_start(self, *, task_id: int, layers: tuple[LayerContext, ...], masker) -> None:
+        """Compute the task's rates once when they depend only on P."""
+        self._fixed = (
+            {layer.layer.name: self._compute(layer) for layer in layers}
+            if self.mode.fixed_per_task
+            else {}
+        )
 
     def rates(
-        self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor
+        self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        weight_rate = self.rate(layer.cumulative_weight, alpha=self.alpha)
+        fixed = self._fixed.get(layer.layer.name)
+        return fixed if fixed is not None else self._compute(layer)
+
+    def _compute(self, layer: LayerContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+        weight_rate = self.mode.rate(layer.cumulative_weight, alpha=self.alpha)
         bias_rate = (
-            None if layer.bias is None else self.rate(layer.cumulative_bias, alpha=self.alpha)
+            None
+            if layer.bias is None
+            else self.mode.rate(layer.cumulative_bias, alpha=self.alpha)
         )
         return weight_rate, bias_rate

@@ -20,17 +20,17 @@ ALGORITHMS.add("ewc", "hatcl.algorithms.ewc:EWC", summary="elastic weight consol
 ALGORITHMS.add("lwf", "hatcl.algorithms.lwf:LwF", summary="learning without forgetting")
 
 HAT_ADJUSTMENT_MODES = Registry("adjustment_mode")
-HAT_ADJUSTMENT_MODES.add("hat", "hatcl.functional.rates:hat_rate", summary="rate = 1 - P")
+HAT_ADJUSTMENT_MODES.add("hat", "hatcl.algorithms.hat_mechanism:HAT", summary="rate = 1 - P")
 HAT_ADJUSTMENT_MODES.add(
-    "hat_random", "hatcl.functional.rates:hat_random_rate", summary="rate = U(0,1) P + 1 - P"
+    "hat_random", "hatcl.algorithms.hat_mechanism:HAT_RANDOM", summary="rate = U(0,1) P + 1 - P"
 )
 HAT_ADJUSTMENT_MODES.add(
     "hat_const_alpha",
-    "hatcl.functional.rates:hat_const_alpha_rate",
+    "hatcl.algorithms.hat_mechanism:HAT_CONST_ALPHA",
     summary="rate = alpha P + 1 - P",
 )
 HAT_ADJUSTMENT_MODES.add(
-    "hat_const_1", "hatcl.functional.rates:hat_const_1_rate", summary="rate = 1 (no protection)"
+    "hat_const_1", "hatcl.algorithms.hat_mechanism:HAT_CONST_1", summary="rate = 1 (no protection)"
 )
 
 EWC_MODES = Registry("ewc_mode")

@@ -66,16 +66,26 @@ def _validate(masks: Sequence[Tensor], cumulative: Sequence[Tensor]) -> None:
             )
 
 
+def _free_sums(
+    masks: Sequence[Tensor], cumulative: Sequence[Tensor]
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Return per-layer ``A`` and ``O`` (0-dim each): all that ``original`` needs."""
+    available, occupied = [], []
+    for mask, cum in zip(masks, cumulative):
+        free = 1 - cum.detach().to(mask.dtype)
+        available.append(free.sum())
+        occupied.append((mask * free).sum())
+    return available, occupied
+
+
 def _layer_sums(
     masks: Sequence[Tensor], cumulative: Sequence[Tensor]
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
     """Return per-layer ``A``, ``O``, ``P``, ``Q`` (0-dim each)."""
-    available, occupied, used, reused = [], [], [], []
+    available, occupied = _free_sums(masks, cumulative)
+    used, reused = [], []
     for mask, cum in zip(masks, cumulative):
         cum = cum.detach().to(mask.dtype)
-        free = 1 - cum
-        available.append(free.sum())
-        occupied.append((mask * free).sum())
         used.append(cum.sum())
         reused.append((mask * cum).sum())
     return available, occupied, used, reused
@@ -95,7 +105,7 @@ def original_sparsity(masks: Sequence[Tensor], cumulative: Sequence[Tensor]) -> 
         ValueError: if the sequences are empty or do not match in length or shapes.
     """
     _validate(masks, cumulative)
-    available, occupied, _, _ = _layer_sums(masks, cumulative)
+    available, occupied = _free_sums(masks, cumulative)
     reg = _guarded_ratio(torch.stack(occupied).sum(), torch.stack(available).sum())
     per_layer = tuple(_guarded_ratio(o, a).detach() for o, a in zip(occupied, available))
     return SparsityResult(reg=reg, per_layer=per_layer)
