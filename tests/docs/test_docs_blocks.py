@@ -227,3 +227,9 @@ def test_shown_output_is_what_the_command_prints(shown, tmp_path):
         if not normal or normal == "..." or normal.startswith("results in"):
             continue
         assert normal in printed, f"{block.where}: shown line {line!r} not printed by {command}"
+
+
+def test_the_readme_links_every_page():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [p.name for p in PAGES[1:] if f"](docs/{p.name}" not in readme]
+    assert not missing, f"pages the README does not link: {missing}"
