@@ -14,8 +14,9 @@ commands:
                       output_dir=runs/x); -m/--multirun sweeps comma-separated values
   compare PATH... [--output table.md]
                       group finished runs (run folders or sweep folders) by configuration,
-                      seeds pooled; print and write a Markdown table (AA, BWT, forgetting,
-                      FWT: mean +- std, n) and a figure of AA after each task
+                      seeds pooled (runs sharing a seed are flagged: no std); print and
+                      write a Markdown table (AA, BWT, forgetting, FWT: mean +- std, n) and
+                      a figure of AA after each task
   list [GROUP...]     every registered option, or only those of GROUP (e.g. algorithm,
                       importance_type, scheduler, data: `hatcl list groups` names them all)
   help                this message
