@@ -22,6 +22,7 @@ from hatcl.data.registries import SCENARIOS, SOURCE_NUM_CLASSES, SOURCES
 from hatcl.data.rows import LazyRows, PlannedRows
 from hatcl.data.seeding import derive_seed
 from hatcl.data.source import Normalisation, SourceData
+from hatcl.validation import check_bool, check_fraction, check_int, check_number
 
 __all__ = [
     "ContinualData",
@@ -195,33 +196,22 @@ def validate_config(config: DataConfig, *, seed: int) -> None:
     """
     if not isinstance(config, DataConfig):
         raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
-    _check_int(seed, "seed", minimum=0)
+    check_int(seed, parameter="seed", low=0)
     SOURCES.validate(config.source, parameter="data.source")
     SCENARIOS.validate(config.scenario, parameter="data.scenario")
-    _check_int(config.num_tasks, "data.num_tasks", minimum=1)
-    if not isinstance(config.val_fraction, (int, float)) or isinstance(config.val_fraction, bool):
-        raise TypeError(f"data.val_fraction must be a number, got {config.val_fraction!r}")
-    if not 0.0 <= float(config.val_fraction) < 1.0:
-        raise ValueError(f"data.val_fraction={config.val_fraction!r} must be in [0, 1)")
+    check_int(config.num_tasks, parameter="data.num_tasks", low=1)
+    check_fraction(config.val_fraction, parameter="data.val_fraction")
     for key in ("train_subset", "test_subset"):
         if getattr(config, key) is not None:
-            _check_int(getattr(config, key), f"data.{key}", minimum=1)
+            check_int(getattr(config, key), parameter=f"data.{key}", low=1)
     for key in ("root", "cache_dir"):
         value = getattr(config, key)
         if value is not None and not isinstance(value, str):
             raise TypeError(f"data.{key} must be a path string or None, got {value!r}")
     for key in ("shuffle_classes", "permute_first_task", "download"):
-        if not isinstance(getattr(config, key), bool):
-            raise TypeError(f"data.{key} must be true or false, got {getattr(config, key)!r}")
+        check_bool(getattr(config, key), parameter=f"data.{key}")
     _validate_split_keys(config)
     _validate_rotated_keys(config)
-
-
-def _check_int(value: object, name: str, *, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}={value!r} must be >= {minimum}")
 
 
 def _validate_split_keys(config: DataConfig) -> None:
@@ -264,14 +254,8 @@ def _validate_rotated_keys(config: DataConfig) -> None:
                 f"{config.num_tasks}; give exactly one angle per task"
             )
         for angle in config.angles:
-            if not _is_finite_number(angle):
-                raise ValueError(f"data.angles contains {angle!r}; angles must be finite numbers")
-    if not _is_finite_number(config.max_angle):
-        raise ValueError(f"data.max_angle={config.max_angle!r} must be a finite number")
-
-
-def _is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            check_number(angle, parameter="data.angles entry")
+    check_number(config.max_angle, parameter="data.max_angle")
 
 
 # --------------------------------------------------------------------------------------------
