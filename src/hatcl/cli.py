@@ -14,10 +14,13 @@ commands:
                       output_dir=runs/x); -m/--multirun sweeps comma-separated values
   compare PATH... [--output table.md]
                       group finished runs (run folders or sweep folders) by configuration,
-                      seeds pooled; print and write a Markdown table (AA, BWT, forgetting,
-                      FWT: mean +- std, n) and a figure of AA after each task
-  list                every registered option (algorithms, backbones, datasets, ...)
+                      seeds pooled (runs sharing a seed are flagged: no std); print and
+                      write a Markdown table (AA, BWT, forgetting, FWT: mean +- std, n) and
+                      a figure of AA after each task
+  list [GROUP...]     every registered option, or only those of GROUP (e.g. algorithm,
+                      importance_type, scheduler, data: `hatcl list groups` names them all)
   help                this message
+  --version           the installed version
 
 Run `hatcl run --help` for the configuration groups and their options.
 Results go to output_dir (default: runs/<timestamp>/): metrics.json, accuracy_matrix.csv,
@@ -50,10 +53,21 @@ def _help(_: Sequence[str]) -> int:
     return 0
 
 
-def _list(_: Sequence[str]) -> int:
+def _list(args: Sequence[str]) -> int:
     from hatcl.cli_list import print_registries
 
-    print_registries()
+    try:
+        print_registries(list(args))
+    except ValueError as error:
+        print(f"hatcl list: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _version(_: Sequence[str]) -> int:
+    from hatcl import __version__
+
+    print(f"hatcl {__version__}")
     return 0
 
 
@@ -94,6 +108,8 @@ _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "compare": _compare,
     "list": _list,
     "help": _help,
+    "--version": _version,
+    "version": _version,
     "--help": _help,
     "-h": _help,
 }

@@ -17,6 +17,26 @@ from omegaconf import DictConfig, OmegaConf
 EXIT_CONFIG_ERROR = 2
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
 CONFIG_GROUPS = ("algorithm", "backbone", "data", "optimizer", "trainer")
+HELP_FLAGS = ("--help", "-h")
+RUN_HELP = """\
+usage: hatcl run [group=preset ...] [key=value ...] [-m] [--config-dir DIR]
+
+Run a continual-learning experiment composed from presets and overrides, e.g.
+  hatcl run algorithm=hat data=split_digits trainer.max_epochs=3 seed=2 output_dir=runs/x
+
+configuration groups (group=preset; every key of a group: group.key=value):
+{groups}
+top-level keys: seed, head (til | dil), output_dir (default runs/<time>), resume (a run folder
+  to continue), reference_run (an `independent` run folder, or auto: FWT)
+options:
+  -m, --multirun       sweep comma-separated values (a=1,2 b=x,y: every combination)
+  --config-dir DIR     add DIR's presets (DIR/<group>/<name>.yaml) to every group
+  --cfg job            print the composed configuration and exit (Hydra)
+  --hydra-help         Hydra's own flags
+Every registered option (algorithms, importance types, schedulers, ...): hatcl list [GROUP].
+Results: output_dir/metrics.json, accuracy_matrix.csv, config.yaml, tasks.json,
+training_curves.csv, timing.json, run.log, checkpoints/, logs/, figures/.
+"""
 
 
 def run_command(args: Sequence[str], *, callbacks: Sequence = ()) -> int:
@@ -26,6 +46,9 @@ def run_command(args: Sequence[str], *, callbacks: Sequence = ()) -> int:
     A run stopped by SIGINT/SIGTERM prints where it stopped and how to resume it, and returns
     ``128 + signal`` (130, 143).
     """
+    if any(arg in HELP_FLAGS for arg in args):
+        print(run_help(), end="")
+        return 0
     try:
         check_group_choices(args)
     except ValueError as error:
@@ -48,6 +71,24 @@ def run_command(args: Sequence[str], *, callbacks: Sequence = ()) -> int:
     except RunInterrupted as stop:
         return report_interruption(stop, args)
     return 0
+
+
+def run_help() -> str:
+    """``hatcl run --help``: the groups with their presets, the top-level keys, the flags."""
+    groups = [*CONFIG_GROUPS, "benchmark", "experiment"]
+    width = max(len(group) for group in groups)
+    import textwrap
+
+    lines = [
+        textwrap.fill(
+            ", ".join(group_options(group)),
+            width=96,
+            initial_indent=f"  {group:<{width}}  ",
+            subsequent_indent=" " * (width + 4),
+        )
+        for group in groups
+    ]
+    return RUN_HELP.format(groups="\n".join(lines))
 
 
 def report_interruption(stop, args: Sequence[str]) -> int:
@@ -96,7 +137,8 @@ def run_from_config(
             resume=plan.resume,
             callbacks=callbacks,
         )
-    except (*USER_ERRORS, KeyboardInterrupt):  # refused late, or Ctrl-C before the task loop
+    except (*USER_ERRORS, KeyboardInterrupt) as error:  # refused late, or Ctrl-C before tasks
+        error.hatcl_during_run = True  # tells data errors from configuration ones (error_kind)
         if not plan.resume and plan.config.trainer.checkpoints:
             _remove_unstarted(plan.run_dir, fresh=fresh)
         raise
@@ -173,17 +215,45 @@ def _valid_keys(group: str, args: Sequence[str]) -> list[str] | None:
         return None
     if not isinstance(node, dict):
         return None
+    if group in OPTION_MAPPINGS:
+        return sorted(set(node) | set(_keywords(cfg, group)))
     known = group_keys(group, node) if group in ("", *CONFIG_GROUPS) else None
     return sorted(set(known or []) | set(node)) if group else sorted(known or node)
 
 
+#: Option mappings passed as keywords to a torch class, and the key naming that class.
+OPTION_MAPPINGS = {
+    "optimizer.options": ("optimizer.name", "OPTIMIZERS"),
+    "optimizer.scheduler_options": ("optimizer.scheduler", "LR_SCHEDULERS"),
+}
+
+
+def _keywords(cfg: DictConfig, group: str) -> list[str]:
+    """The keyword options of the optimizer or scheduler ``cfg`` names (hatcl's own aside)."""
+    import inspect
+
+    from hatcl.training import registries
+
+    key, registry_name = OPTION_MAPPINGS[group]
+    name = OmegaConf.select(cfg, key)
+    registry = getattr(registries, registry_name)
+    if name not in registry:
+        return []
+    parameters = inspect.signature(registry.get(name)).parameters
+    return [p for p in parameters if p not in ("self", "params", "optimizer", "lr", "weight_decay")]
+
+
 def check_group_choices(args: Sequence[str]) -> None:
-    """Reject ``group=option`` overrides naming an option that has no config file."""
+    """Reject ``group=option`` overrides naming an option that has no config file.
+
+    The presets of a ``--config-dir DIR`` (``DIR/<group>/<option>.yaml``) count as options.
+    """
+    extra = config_dirs(args)
     for arg in args:
         key, sep, value = arg.lstrip("+~").partition("=")
         if not sep or key not in CONFIG_GROUPS:
             continue
-        choices = group_options(key)
+        choices = group_options(key, extra_dirs=extra)
         for option in value.split(","):
             if option not in choices:
                 from hatcl.validation import closest_hint
@@ -191,27 +261,52 @@ def check_group_choices(args: Sequence[str]) -> None:
                 raise ValueError(
                     f"unknown {key} {option!r}{closest_hint(option, choices)}; valid choices for "
                     f"{key}= are: {', '.join(choices)}"
+                    + ("" if extra else " (or a preset of your own with --config-dir DIR)")
                 )
 
 
-def group_options(group: str) -> list[str]:
-    """The options of a configuration group (its YAML files)."""
+def config_dirs(args: Sequence[str]) -> list[Path]:
+    """The folders given with ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR``."""
+    found = []
+    for index, arg in enumerate(args):
+        flag, sep, value = arg.partition("=")
+        if flag in ("--config-dir", "-cd"):
+            if sep:
+                found.append(Path(value))
+            elif index + 1 < len(args):
+                found.append(Path(args[index + 1]))
+    return found
+
+
+def group_options(group: str, *, extra_dirs: Sequence[Path] = ()) -> list[str]:
+    """The options of a configuration group: its YAML files, and those of ``extra_dirs``."""
     from importlib.resources import files
 
-    folder = files("hatcl.conf").joinpath(group)
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    folders = [files("hatcl.conf").joinpath(group), *(Path(d) / group for d in extra_dirs)]
+    names = {
+        p.name[: -len(".yaml")]
+        for folder in folders
+        if folder.is_dir()
+        for p in folder.iterdir()
+        if p.name.endswith(".yaml")
+    }
+    return sorted(names)
 
 
 def _hydra_main(args: Sequence[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from hatcl.training.interrupt import RunInterrupted
 
     @hydra.main(version_base=None, config_path="conf", config_name="config")
     def _task(cfg: DictConfig) -> None:
+        hydra_config = HydraConfig.get()
+        if hydra_config.mode == RunMode.MULTIRUN:
+            print(sweep_header(hydra_config), flush=True)
         try:
-            run_from_config(cfg, run_dir=HydraConfig.get().runtime.output_dir)
+            run_from_config(cfg, run_dir=hydra_config.runtime.output_dir)
         except USER_ERRORS as error:
             raise SystemExit(_fail(error)) from None
         except RunInterrupted as stop:
@@ -229,7 +324,36 @@ def _hydra_main(args: Sequence[str]) -> int:
     return 0
 
 
+def sweep_header(hydra_config) -> str:
+    """The line printed before each job of a sweep: its number, overrides and folder."""
+    from omegaconf import MISSING
+
+    job = hydra_config.job
+    number = job.get("num", MISSING) if hasattr(job, "get") else getattr(job, "num", None)
+    overrides = " ".join(hydra_config.overrides.task) or "(no overrides)"
+    label = "" if number in (None, MISSING) else f" {number}"
+    return f"== job{label}: {overrides} -> {hydra_config.runtime.output_dir}"
+
+
 def _fail(error: BaseException) -> int:
     message = " ".join(str(error).split())
-    print(f"hatcl: configuration error: {message}", file=sys.stderr)
+    print(f"hatcl: {error_kind(error)}: {message}", file=sys.stderr)
     return EXIT_CONFIG_ERROR
+
+
+def error_kind(error: BaseException) -> str:
+    """``data error`` for a failure raised while reading data files, else ``configuration error``.
+
+    A data file that is missing, truncated or damaged is found when the run loads it (inside the
+    data package's sources and cache), after the configuration was checked.
+    """
+    traceback = error.__traceback__
+    while traceback is not None:
+        filename = Path(traceback.tb_frame.f_code.co_filename).as_posix()
+        if getattr(error, "hatcl_during_run", False) and _DATA_CODE.search(filename):
+            return "data error"
+        traceback = traceback.tb_next
+    return "configuration error"
+
+
+_DATA_CODE = re.compile(r"/hatcl/data/(sources/|cache\.py|source\.py|rows\.py)")

@@ -90,6 +90,7 @@ def preflight(mapping: Mapping[str, Any], *, resolved: str, run_dir: str | None 
         ValueError, TypeError, FileNotFoundError: naming the key, the value and what is valid.
     """
     check_keys(mapping, valid=TOP_LEVEL_KEYS, section="")
+    register_import_paths(mapping)
     check_group_keys(mapping)
     from hatcl.training.experiment import ExperimentConfig, build_algorithm
 
@@ -112,6 +113,37 @@ def preflight(mapping: Mapping[str, Any], *, resolved: str, run_dir: str | None 
 
 
 # -- keys -----------------------------------------------------------------------------------------
+
+
+def register_import_paths(mapping: Mapping[str, Any]) -> None:
+    """Register ``algorithm.importance_type=package.module:NAME`` (a user's measure) by its path.
+
+    The object must be a :class:`hatcl.importance.base.ImportanceMeasure`; it is registered
+    under the import path itself, so the configuration (and ``config.yaml``) names it as given.
+    """
+    node = mapping.get("algorithm")
+    value = node.get("importance_type") if isinstance(node, Mapping) else None
+    if not isinstance(value, str) or ":" not in value:
+        return
+    from hatcl.importance.base import ImportanceMeasure
+    from hatcl.importance.registry import IMPORTANCE_TYPES
+
+    if value not in IMPORTANCE_TYPES:
+        module_name, _, attribute = value.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ValueError(
+                f"algorithm.importance_type={value!r}: cannot import module {module_name!r} "
+                f"({error}); is its folder on PYTHONPATH (or the package installed)?"
+            ) from None
+        measure = getattr(module, attribute, None)
+        if not isinstance(measure, ImportanceMeasure):
+            raise ValueError(
+                f"algorithm.importance_type={value!r} is a {type(measure).__name__}, not an "
+                "ImportanceMeasure (hatcl.importance.base): see docs/extending.md"
+            )
+        IMPORTANCE_TYPES.add(value, value, summary="a measure given by import path")
 
 
 def check_group_keys(mapping: Mapping[str, Any]) -> None:
@@ -229,13 +261,15 @@ def check_optimizer(optimizer) -> None:
     """Build the optimizer and scheduler on a stand-in parameter: options and values checked."""
     import torch
 
-    from hatcl.training.optim import build_optimizer, build_scheduler
+    from hatcl.training.optim import build_optimizer, build_scheduler, given_options
     from hatcl.training.registries import LR_SCHEDULERS, OPTIMIZERS
 
-    _check_option_keys(OPTIMIZERS.get(optimizer.name), optimizer.options, "optimizer.options")
+    options = given_options(optimizer.options)  # a null option is declared, not set
+    _check_option_keys(OPTIMIZERS.get(optimizer.name), options, "optimizer.options")
     if optimizer.scheduler is not None:
         scheduler = LR_SCHEDULERS.get(optimizer.scheduler)
-        _check_option_keys(scheduler, optimizer.scheduler_options, "optimizer.scheduler_options")
+        scheduler_options = given_options(optimizer.scheduler_options)
+        _check_option_keys(scheduler, scheduler_options, "optimizer.scheduler_options")
     parameter = torch.nn.Parameter(torch.zeros(1))
     built = _trial(
         "optimizer.options",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hatcl.cli import main
-from hatcl.reporting.compare import find_runs, group_runs, load_run, markdown_table
+from hatcl.reporting.compare import compare, find_runs, group_runs, load_run, markdown_table
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -106,3 +106,13 @@ def test_help_list_and_compare_stay_torch_free(sweep, tmp_path):
     ).stdout
     assert "TORCH False False" in out
     assert "logger:" in out and "tensorboard" in out
+
+
+def test_runs_sharing_a_seed_are_flagged_and_get_no_std(tmp_path):
+    _run(tmp_path / "a", algorithm="hat", seed=1, matrix=[[0.9], [0.8, 0.8]])
+    _run(tmp_path / "b", algorithm="hat", seed=1, matrix=[[0.7], [0.4, 0.8]])
+    table, _, _ = compare([tmp_path], output=tmp_path / "table.md")
+    row = next(line for line in table.splitlines() if line.startswith("| hat"))
+    # AA: mean of (0.8 + 0.8) / 2 = 0.8 and (0.4 + 0.8) / 2 = 0.6 is 0.7; no std
+    assert row == "| hat (same seed: no std) | 2 | 0.7000 | -0.2000 | 0.2000 | n/a |"
+    assert "share seed 1" in table and str(tmp_path / "a") in table

@@ -44,12 +44,12 @@ def test_run_without_masks_gets_accuracy_figures_only(tmp_path):
     assert names == ["accuracy_matrix.png", "average_accuracy.png"]
 
 
-def test_steps_of_later_tasks_follow_the_earlier_tasks():
+def test_steps_are_the_run_wide_steps_recorded_and_tasks_end_at_their_last_step():
     curves = [
         {"task": "1", "step": "10", "capacity": "1.0"},
         {"task": "1", "step": "20", "capacity": ""},
-        {"task": "2", "step": "10", "capacity": "0.7"},
-        {"task": "2", "step": "25", "capacity": "0.6"},
+        {"task": "2", "step": "30", "capacity": "0.7"},
+        {"task": "2", "step": "45", "capacity": "0.6"},
     ]
     steps, values, boundaries = _run_steps(curves, "capacity")
     assert steps == [10, 30, 45]

@@ -215,7 +215,7 @@ def test_ctrl_c_during_start_up_exits_130_and_leaves_nothing(tmp_path, monkeypat
     def interrupted_while_loading(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("hatcl.training.runner.build_continual_data", interrupted_while_loading)
+    monkeypatch.setattr("hatcl.training.runner.build_run_data", interrupted_while_loading)
     capsys.readouterr()
     assert main(["run", *THREE_TASKS, f"output_dir={run}"]) == 130
     out, err = capsys.readouterr()

@@ -48,6 +48,11 @@ class RunGroup:
         """The defined values of metric ``key`` over the group's runs."""
         return [run.metrics[key] for run in self.runs if run.metrics.get(key) is not None]
 
+    def repeated_seeds(self) -> list[Any]:
+        """Seeds shared by two or more of the group's runs (repeats, not independent samples)."""
+        seeds = [run.config.get("seed") for run in self.runs]
+        return sorted({seed for seed in seeds if seeds.count(seed) > 1}, key=str)
+
     def aa_curves(self) -> list[list[float]]:
         """AA after each task, per run."""
         return [_aa_curve(run.metrics) for run in self.runs]
@@ -126,14 +131,32 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def markdown_table(groups: Sequence[RunGroup]) -> str:
-    """One row per group: n and mean +- std of AA, BWT, forgetting and FWT (n/a if unknown)."""
+    """One row per group: n and mean +- std of AA, BWT, forgetting and FWT (n/a if unknown).
+
+    A group whose runs share a seed is flagged: its std is not computed (repeats of one seed are
+    not independent samples) and a note under the table names the seed and the folders.
+    """
     header = ["configuration", "n", *(label for label, _ in METRICS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for group in groups:
-        cells = [group.label, str(len(group.runs))]
-        cells.extend(_cell(group.values(key)) for _, key in METRICS)
+        repeated = bool(group.repeated_seeds())
+        label = f"{group.label} (same seed: no std)" if repeated else group.label
+        cells = [label, str(len(group.runs))]
+        cells.extend(_cell(group.values(key), std=not repeated) for _, key in METRICS)
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    notes = [same_seed_note(group) for group in groups if group.repeated_seeds()]
+    return "\n".join(lines) + "\n" + "".join(f"\n{note}\n" for note in notes)
+
+
+def same_seed_note(group: RunGroup) -> str:
+    """Why a group's std is missing: which seed repeats, in which folders."""
+    seeds = group.repeated_seeds()
+    folders = [str(run.path) for run in group.runs if run.config.get("seed") in seeds]
+    return (
+        f"Note: {group.label}: {len(folders)} runs share seed {', '.join(map(str, seeds))} "
+        f"({', '.join(folders)}); runs of one seed repeat each other, so the mean is shown "
+        "without a std. Pool runs of different seeds (seed=1,2,3) for a std."
+    )
 
 
 def aa_figure(groups: Sequence[RunGroup]):
@@ -203,11 +226,11 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _cell(values: Sequence[float]) -> str:
-    mean, std = mean_std(values)
+def _cell(values: Sequence[float], *, std: bool = True) -> str:
+    mean, deviation = mean_std(values)
     if mean is None:
         return "n/a"
-    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+    return f"{mean:.4f}" if deviation is None or not std else f"{mean:.4f} ± {deviation:.4f}"
 
 
 def _aa_curve(metrics: Mapping[str, Any]) -> list[float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,10 +13,9 @@ from rich.table import Table
 def task_line(console: Console, *, task_id: int, num_tasks: int, row: Sequence[float]) -> None:
     """One line after each task: its accuracy on every seen task and their mean."""
     accuracies = " ".join(f"{a:.3f}" for a in row)
-    console.print(
-        f"[bold]task {task_id}/{num_tasks}[/bold] test accuracy on tasks 1..{task_id}: "
-        f"{accuracies}  (AA {sum(row) / len(row):.4f})"
-    )
+    line = f"test accuracy on tasks 1..{task_id}: {accuracies}  (AA {sum(row) / len(row):.4f})"
+    console.print(f"[bold]task {task_id}/{num_tasks}[/bold] {line}")
+    logging.getLogger("hatcl").info("task %d/%d %s", task_id, num_tasks, line)
 
 
 def summary_table(

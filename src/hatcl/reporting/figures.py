@@ -156,21 +156,17 @@ def _marker(points: int) -> str | None:
 def _run_steps(
     curves: Sequence[Mapping[str, Any]], column: str
 ) -> tuple[list[int], list[float], list[int]]:
-    """Run-wide steps (each task's steps follow the previous task's last step) of ``column``."""
-    last_step: dict[int, int] = {}
-    for record in curves:
-        task = int(record["task"])
-        last_step[task] = max(last_step.get(task, 0), int(record["step"]))
-    offsets, total = {}, 0
-    for task in sorted(last_step):
-        offsets[task] = total
-        total += last_step[task]
+    """Steps (run-wide, as recorded) and values of ``column``; the last step of each task but
+    the last (the task boundaries)."""
+    ends: dict[int, int] = {}
     steps, values = [], []
     for record in curves:
+        task, step = int(record["task"]), int(record["step"])
+        ends[task] = max(ends.get(task, step), step)
         if record.get(column) not in (None, ""):
-            steps.append(offsets[int(record["task"])] + int(record["step"]))
+            steps.append(step)
             values.append(float(record[column]))
-    return steps, values, [offsets[task] for task in sorted(offsets)][1:]
+    return steps, values, [ends[task] for task in sorted(ends)][:-1]
 
 
 def _read_curves(path: Path) -> list[dict[str, str]]:

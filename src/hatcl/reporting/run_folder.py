@@ -82,9 +82,27 @@ def prepare_run_dir(path: str | os.PathLike[str]) -> Path:
     return run_dir
 
 
+def user_file_mode() -> int:
+    """The mode a new file gets from ``open()``: 0o666 less the process's umask."""
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def make_user_file(prefix: str, *, folder: Path, suffix: str = "") -> tuple[int, str]:
+    """``tempfile.mkstemp`` (private, 0600) then the mode of an ordinary new file (umask)."""
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    os.fchmod(descriptor, user_file_mode())
+    return descriptor, temporary
+
+
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` atomically (temporary file in the same folder, then rename)."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Write ``text`` atomically (temporary file in the same folder, then rename).
+
+    The file gets the mode any new file of the user gets (0o666 less the umask), like
+    ``run.log`` and the loggers' files, not ``mkstemp``'s private 0600.
+    """
+    descriptor, temporary = make_user_file(f".{path.name}.", folder=path.parent)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -20,7 +20,6 @@ import io
 import os
 import random
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from hatcl.config import flatten_mapping
+from hatcl.reporting.run_folder import make_user_file
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_TAG = "hatcl-checkpoint"
@@ -98,8 +98,8 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     envelope = _envelope(payload)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    descriptor, temporary = make_user_file(
+        f".{target.name}.", folder=target.parent, suffix=".tmp"
     )
     try:
         with os.fdopen(descriptor, "wb") as handle:

@@ -35,9 +35,10 @@ def build_loggers(names: Sequence[str], *, run_dir: Path) -> list[Logger]:
 class RunLogger(L.Callback):
     """Send the module's step and validation records to the run's loggers.
 
-    Each task is trained by a new Trainer whose step count restarts at 0; this callback keeps a
-    run-wide step (``offset`` + the task's step) so that curves of consecutive tasks follow each
-    other instead of overlapping.
+    Each task is trained by a new Trainer whose step count restarts at 0; this callback keeps the
+    run-wide step reached and hands it to the module at the start of each task, so that the
+    module's records (``training_curves.csv``) and the loggers count steps on one axis, per run:
+    the curves of consecutive tasks follow each other instead of overlapping.
 
     Args:
         loggers: the run's loggers (the same objects for every task).
@@ -50,6 +51,9 @@ class RunLogger(L.Callback):
         self.loggers = list(loggers)
         self.step = step
         self.sent = sent
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.run_step_offset = self.step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         self._flush(pl_module.curves)
@@ -85,7 +89,7 @@ class RunLogger(L.Callback):
                 if key not in _POSITION_KEYS and value is not None
             }
             values["task"] = float(record["task"])
-            self._log(values, step=self.step + int(record["step"]))
+            self._log(values, step=int(record["step"]))
         self.sent = len(records)
 
     def _log(self, metrics: dict[str, float], *, step: int) -> None:

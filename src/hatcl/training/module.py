@@ -15,6 +15,10 @@ from hatcl.training.distributed import all_reduce_sum, broadcast_buffers, is_dis
 from hatcl.training.optim import build_optimizer, build_scheduler
 from hatcl.training.step import run_training_step
 
+#: The step scalars shown in the progress bar; the rest (per-layer ``rate_*`` statistics, ...)
+#: go only to the loggers and ``training_curves.csv``.
+PROGRESS_BAR_KEYS = ("train_loss", "train_accuracy", "capacity")
+
 
 class _Accuracy:
     """Correct and total counts kept as tensors (no host sync per batch)."""
@@ -83,6 +87,7 @@ class ContinualModule(L.LightningModule):
         self._val_accuracy = _Accuracy()
         self._offset = (0, 0, 0)  # epoch and step a resumed fit starts at; batches it skips
         self._pending: dict | None = None  # an in-task checkpoint to load once fit has begun
+        self.run_step_offset = 0  # steps of the run before this task (the records' step axis)
 
     # -- the task's life cycle -------------------------------------------------------------
 
@@ -111,6 +116,10 @@ class ContinualModule(L.LightningModule):
         """
         self._offset = (epoch, batch, step)
         self._pending = payload
+
+    def run_step(self) -> int:
+        """Steps of the whole run done so far: the one step axis of the curves and loggers."""
+        return self.run_step_offset + self.task_steps_done
 
     def task_position(self, batch_idx: int) -> tuple[int, int, int]:
         """(epoch, batch within the epoch, steps done) of the task, counting a resumed part."""
@@ -212,10 +221,9 @@ class ContinualModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         accuracy = self._val_accuracy.value()
         self._val_accuracy = _Accuracy()
-        epoch, _, step = self.task_position(0)
-        self.curves.append(
-            {"task": self.task_id, "epoch": epoch, "step": step, "val_accuracy": accuracy}
-        )
+        epoch, _, _ = self.task_position(0)
+        record = {"task": self.task_id, "epoch": epoch, "step": self.run_step()}
+        self.curves.append({**record, "val_accuracy": accuracy})
         self.log("val_acc", accuracy, prog_bar=True)
 
     def start_testing(self, *, task_ids: tuple[int, ...]) -> None:
@@ -274,20 +282,17 @@ class ContinualModule(L.LightningModule):
         window.add(loss, logits, targets)
         if window.steps < self.log_every_n_steps:
             return
-        epoch, _, step = self.task_position(0)
+        epoch, _, _ = self.task_position(0)
         record = {
             "task": self.task_id,
             "epoch": epoch,
-            "step": step,
+            "step": self.run_step(),
             "train_loss": window.mean_loss(),
             "train_accuracy": window.accuracy.value(),
             **self.algorithm.step_metrics(),
         }
         self.curves.append(record)
-        self.log_dict(
-            {k: v for k, v in record.items() if k not in ("task", "epoch", "step")},
-            prog_bar=True,
-        )
+        self.log_dict({k: record[k] for k in PROGRESS_BAR_KEYS if k in record}, prog_bar=True)
         self._window = _Window()
 
 

@@ -12,6 +12,7 @@ from hatcl.reporting.run_folder import write_accuracy_matrix, write_curves, writ
 from hatcl.training.experiment import ExperimentConfig
 from hatcl.training.loggers import RunLogger, build_loggers
 
+_LOGGER = logging.getLogger("hatcl")
 _QUIET_WARNINGS = (
     ".*does not have many workers.*",
     ".*`IterableDataset` has `__len__`.*",
@@ -38,6 +39,13 @@ def write_outputs(
     write_accuracy_matrix(folder / "accuracy_matrix.csv", metrics["accuracy_matrix"])
     write_json(folder / "tasks.json", {"tasks": summaries})
     write_curves(folder / "training_curves.csv", curves)
+    shown = {key: metrics.get(key) for key in ("average_accuracy", "bwt", "forgetting", "fwt")}
+    if "final_capacity" in metrics:
+        shown["final_capacity"] = metrics["final_capacity"]
+    _LOGGER.info(
+        "finished: %s",
+        ", ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in shown.items()),
+    )
 
 
 def write_figures(config: ExperimentConfig, folder: Path) -> None:
@@ -69,6 +77,16 @@ def run_logger(
     """One set of Lightning loggers for the whole run (none on processes other than rank 0)."""
     loggers = build_loggers(config.trainer.loggers, run_dir=folder) if rank == 0 else []
     logger = RunLogger(loggers, step=log_step, sent=curves_sent)
+    _LOGGER.info(
+        "run %s: %s on %s/%s, %d tasks, seed %d; resolved configuration:\n%s",
+        folder,
+        config.algorithm.name,
+        config.data.source,
+        config.data.scenario,
+        config.data.num_tasks,
+        config.seed,
+        text.rstrip(),
+    )
     if loggers:
         import yaml
 
@@ -78,7 +96,11 @@ def run_logger(
 
 @contextmanager
 def run_logging(folder: Path, *, enabled: bool = True):
-    """Send hatcl's and Lightning's log records to ``run.log``; keep the console quiet."""
+    """Send hatcl's and Lightning's log records, and Python warnings, to ``run.log``.
+
+    ``run.log`` gets the configuration, one line per task, the final metrics, every warning
+    (also still shown on the console) and the traceback of an exception that ends the run.
+    """
     handler: logging.Handler = (
         logging.FileHandler(folder / "run.log", encoding="utf-8")
         if enabled
@@ -89,14 +111,39 @@ def run_logging(folder: Path, *, enabled: bool = True):
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)
+    _LOGGER.setLevel(logging.INFO)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         for message in _QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=message)
+        warnings.showwarning = _tee_warning(warnings.showwarning)
         try:
             yield
+        except BaseException as error:
+            _log_end(error)
+            raise
         finally:
             for logger, level in zip(loggers, levels):
                 logger.removeHandler(handler)
                 logger.setLevel(level)
             handler.close()
+
+
+def _tee_warning(show):
+    """``warnings.showwarning`` that also records the warning in the run's log."""
+
+    def show_and_log(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        _LOGGER.warning("%s", warnings.formatwarning(message, category, filename, lineno).strip())
+        show(message, category, filename, lineno, file, line)
+
+    return show_and_log
+
+
+def _log_end(error: BaseException) -> None:
+    """An interruption in one line; anything else with its traceback."""
+    from hatcl.training.interrupt import RunInterrupted
+
+    if isinstance(error, (RunInterrupted, KeyboardInterrupt)):
+        _LOGGER.warning("stopped: %s", error or type(error).__name__)
+    else:
+        _LOGGER.error("the run failed: %s: %s", type(error).__name__, error, exc_info=error)
