@@ -1,7 +1,7 @@
 """A facade running any algorithm's hooks inside a training loop of one's own.
 
-The hooks run in the one order of :mod:`hatcl.training.step` (spec §3); the loop around them,
-the loss and the optimizer are the user's::
+The hooks run in the one order of :mod:`hatcl.training.step` (docs/spec.md §3); the loop around
+them, the loss and the optimizer are the user's::
 
     learner = Learner(backbone=hatcl.wrap(net, x), algorithm=FGAdaHAT(...))
     for task_id, (loader, num_classes) in enumerate(tasks, start=1):

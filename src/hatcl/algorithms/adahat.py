@@ -1,4 +1,4 @@
-"""AdaHAT: adaptive hard attention to the task (Wang et al., ECML-PKDD 2024), spec §4.
+"""AdaHAT: adaptive hard attention to the task (Wang et al., ECML-PKDD 2024), docs/spec.md §4.
 
 AdaHAT is the HAT mechanism with another adjustment rule: instead of blocking every gradient of a
 used parameter, the rate ``r_l / (I + r_l)`` shrinks it by how many earlier tasks used it

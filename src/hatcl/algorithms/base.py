@@ -1,6 +1,6 @@
 """The algorithm interface: named hooks called by the one training loop in a fixed order.
 
-Step order (spec §3): zero grads; forward; loss = cross-entropy + ``loss_terms``; backward;
+Step order (docs/spec.md §3): zero grads; forward; loss = cross-entropy + ``loss_terms``; backward;
 ``adjust_gradients``; ``compensate_gradients``; optimizer step; ``after_optimizer_step``.
 Around the steps: ``on_task_start`` (inside the task's ``fit``, once the model is on its device
 and in its dtype, right before the task's optimizer is built) and ``on_task_end`` (at the end of

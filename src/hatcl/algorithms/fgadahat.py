@@ -1,4 +1,6 @@
-"""FG-AdaHAT: AdaHAT guided by fine-grained neuron-wise importance (Wang et al., 2025), spec §5.
+"""FG-AdaHAT: AdaHAT guided by fine-grained neuron-wise importance (Wang et al., 2025).
+
+The method of docs/spec.md §5.
 
 The HAT mechanism with the rule ``rate = alpha / (c * I + alpha)``, i.e. ``k / (I + k)`` with
 ``k = alpha / c``: ``I`` is the summative importance of earlier tasks (kept by an
@@ -100,13 +102,13 @@ class FGAdaHATRule(AdjustmentRule):
 class FGAdaHAT(HATFamily):
     """Fine-grained AdaHAT: adjustment rates from accumulated neuron-wise importance.
 
-    The defaults are the reference experiment's values (spec §5), the same as
+    The defaults are the reference experiment's values (docs/spec.md §5), the same as
     ``hatcl run algorithm=fgadahat``.
 
     Args:
         adjustment_intensity: alpha > 0.
-        importance_type: an ``IMPORTANCE_TYPES`` entry (spec §6).
-        importance_summing_strategy: a ``SUMMING_STRATEGIES`` entry (spec §7).
+        importance_type: an ``IMPORTANCE_TYPES`` entry (docs/spec.md §6).
+        importance_summing_strategy: a ``SUMMING_STRATEGIES`` entry (docs/spec.md §7).
         importance_scheduler_type: ``linear_sparsity_reg``, ``sparsity_reg`` or
             ``summative_mask_sparsity_reg``.
         neuron_to_weight_importance_aggregation_mode: ``min``, ``max`` or ``mean``.

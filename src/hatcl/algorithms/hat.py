@@ -1,4 +1,4 @@
-"""HAT: hard attention to the task (Serra et al., ICML 2018), spec §1-§3."""
+"""HAT: hard attention to the task (Serra et al., ICML 2018), docs/spec.md §1-§3."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HAT-family mechanism (spec §1-§5): masks per task and rate-adjusted gradients.
+"""The HAT-family mechanism (docs/spec.md §1-§5): masks per task and rate-adjusted gradients.
 
 HAT, AdaHAT and FG-AdaHAT are this one algorithm with different injected parts: an
 :class:`~hatcl.algorithms.hat_mechanism.AdjustmentRule` (how much of each used parameter's
@@ -154,7 +154,7 @@ class HATFamily(Algorithm):
 
     @torch.no_grad()
     def compensate_gradients(self, context: StepContext) -> None:
-        """Embedding gradient compensation (spec §1), with the step's annealed scale."""
+        """Embedding gradient compensation (docs/spec.md §1), with the step's annealed scale."""
         embeddings = [
             e for e in masker_of(context.model).embeddings.values() if e.grad is not None
         ]
@@ -180,7 +180,7 @@ class HATFamily(Algorithm):
             self.tracker.observe(context)
 
     def _network_sparsity(self, context: StepContext) -> dict[str, torch.Tensor]:
-        """Per mask key the layer's network sparsity R_l of the step's masks (spec §2)."""
+        """Per mask key the layer's network sparsity R_l of the step's masks (docs/spec.md §2)."""
         masks = context.output.backbone.masks
         cumulative = masker_of(context.model).store.cumulative()
         keys = list(cumulative)

@@ -39,7 +39,9 @@ class ImportancePlugin(Protocol):
 
 @dataclass(frozen=True)
 class ImportanceContext:
-    """What a measure may read at one training step, after the optimizer step (spec §3, step 9).
+    """What a measure may read at one training step, after the optimizer step.
+
+    docs/spec.md §3, step 9.
 
     Attributes:
         model: the model with its post-step weights; ``.grad`` holds the gradients as applied

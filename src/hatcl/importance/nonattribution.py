@@ -1,4 +1,4 @@
-"""The 13 importance types that need no attribution method (spec §6): weight, gradient,
+"""The 13 importance types that need no attribution method (docs/spec.md §6): weight, gradient,
 activation and CBP measures.
 
 Each is a product (or quotient) of a few per-unit factors built from the shared reductions of

@@ -54,7 +54,7 @@ class CorrectCount(torchmetrics.Metric):
 
 
 class ContinualModule(L.LightningModule):
-    """Trains one task at a time with the algorithm's hooks in the order of spec §3.
+    """Trains one task at a time with the algorithm's hooks in the order of docs/spec.md §3.
 
     Args:
         model: backbone and heads.

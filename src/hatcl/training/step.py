@@ -1,4 +1,4 @@
-"""One training step in the order of spec §3: the only place that order is written.
+"""One training step in the order of docs/spec.md §3: the only place that order is written.
 
 The Lightning loop (:class:`hatcl.training.module.ContinualModule`), the benchmarks and the tests
 that train by hand all call :func:`run_training_step`; the facade for any loop
@@ -78,8 +78,8 @@ def run_training_step(
     return StepResult(loss=loss, context=context)
 
 
-# The phases below are the steps of spec §3 in pieces, for loops that own the optimizer and the
-# loss themselves (:class:`hatcl.learner.Learner`); :func:`run_training_step` chains them.
+# The phases below are the steps of docs/spec.md §3 in pieces, for loops that own the optimizer
+# and the loss themselves (:class:`hatcl.learner.Learner`); :func:`run_training_step` chains them.
 
 
 def training_forward(

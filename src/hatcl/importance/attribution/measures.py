@@ -1,4 +1,4 @@
-"""The ten attribution importance measures (spec §6): u_l = bam(attribution of h_l).
+"""The ten attribution importance measures (docs/spec.md §6): u_l = bam(attribution of h_l).
 
 Each measure attributes every weighted layer's output h_l (after mask and nonlinearity) to the
 target logit of each sample (target = its label) through the current task's head, under the
