@@ -13,11 +13,10 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from hatcl.algorithms.base import Algorithm, StepContext
+from hatcl.algorithms.base import Algorithm, StepContext, TaskView
 from hatcl.algorithms.hat_mechanism import AdjustmentRule, LayerContext, build_layer_contexts
 from hatcl.algorithms.rate_statistics import network_capacity, rate_statistics
 from hatcl.backbones.model import ContinualModel
-from hatcl.data.base import TaskData
 from hatcl.functional.annealing import annealed_scale
 from hatcl.functional.compensation import embedding_compensation_factor
 from hatcl.importance.tracker import ImportanceTracker
@@ -107,7 +106,7 @@ class HATFamily(Algorithm):
         """The importance accumulator and its step count (nothing without a tracker)."""
         return [] if self.tracker is None else self.tracker.distributed_sums()
 
-    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
+    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskView) -> None:
         """Store the task's binary masks; let the tracker store the task's importance."""
         masker = masker_of(model)
         masker.store_current(task_id=task_id)

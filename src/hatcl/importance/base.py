@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from hatcl.backbones.model import ContinualModel, ModelOutput
-
-if TYPE_CHECKING:
-    from hatcl.algorithms.base import StepContext
+from hatcl.backbones.step_context import StepContext
 
 
 class ImportancePlugin(Protocol):

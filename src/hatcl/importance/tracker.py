@@ -15,19 +15,16 @@ cross-process reduction, which runs before :meth:`on_task_end`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from hatcl.backbones.model import ContinualModel
+from hatcl.backbones.step_context import StepContext
 from hatcl.functional.reductions import min_max_normalise
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure, ImportancePlugin
 from hatcl.importance.store import ImportanceStore
 from hatcl.importance.summing import SummingStrategy
-
-if TYPE_CHECKING:
-    from hatcl.algorithms.base import StepContext
 
 
 class ImportanceTracker(nn.Module):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatcl.config import flatten_mapping
+from hatcl.mappings import flatten_mapping
 
 # Keys that do not change what a run computes: runs differing only here are pooled.
 POOLED_KEYS = (
