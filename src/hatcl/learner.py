@@ -45,7 +45,7 @@ class Learner(nn.Module):
 
     def __init__(self, *, backbone: Backbone, algorithm: Algorithm, head: str = "til") -> None:
         super().__init__()
-        heads = HEADS.get(HEADS.validate(head, parameter="head"))(input_dim=backbone.output_dim)
+        heads = HEADS.resolve(head, parameter="head")(input_dim=backbone.output_dim)
         self.model = ContinualModel(backbone=backbone, heads=heads)
         self.algorithm = algorithm
         algorithm.configure_model(model=self.model)

@@ -61,6 +61,13 @@ class Registry:
             self._objects[name] = getattr(importlib.import_module(module_name), attribute)
         return self._objects[name]
 
+    def resolve(self, name: object, *, parameter: str | None = None) -> Any:
+        """The object registered under ``name``; the ``ValueError`` names ``parameter``.
+
+        One call instead of ``get(validate(name, parameter=...))``.
+        """
+        return self.get(self.validate(name, parameter=parameter))
+
     def validate(self, name: object, *, parameter: str | None = None) -> str:
         """Return ``name`` if registered; raise ``ValueError`` naming the valid choices."""
         if not isinstance(name, str) or name not in self._entries:

@@ -165,9 +165,7 @@ class FGAdaHAT(HATFamily):
             adjustment_intensity, parameter="adjustment_intensity", low=0.0, low_inclusive=False
         )
         tracker = ImportanceTracker(
-            measure=IMPORTANCE_TYPES.get(
-                IMPORTANCE_TYPES.validate(importance_type, parameter="importance_type")
-            ),
+            measure=IMPORTANCE_TYPES.resolve(importance_type, parameter="importance_type"),
             **_summing(
                 importance_summing_strategy,
                 {
@@ -195,17 +193,8 @@ class FGAdaHAT(HATFamily):
         rule = FGAdaHATRule(
             tracker=tracker,
             alpha=alpha,
-            aggregate=AGGREGATIONS.get(
-                AGGREGATIONS.validate(
-                    neuron_to_weight_importance_aggregation_mode,
-                    parameter="neuron_to_weight_importance_aggregation_mode",
-                )
-            ),
-            scheduler=IMPORTANCE_SCHEDULERS.get(
-                IMPORTANCE_SCHEDULERS.validate(
-                    importance_scheduler_type, parameter="importance_scheduler_type"
-                )
-            ),
+            aggregate=AGGREGATIONS.resolve(neuron_to_weight_importance_aggregation_mode, parameter="neuron_to_weight_importance_aggregation_mode",),
+            scheduler=IMPORTANCE_SCHEDULERS.resolve(importance_scheduler_type, parameter="importance_scheduler_type"),
             base_linear=_positive(base_linear, "base_linear"),
             base_mask_sparsity_reg=_positive(base_mask_sparsity_reg, "base_mask_sparsity_reg"),
             filter_by_cumulative_mask=check_bool(

@@ -87,15 +87,11 @@ class ImportanceMeasure:
     Attributes:
         compute: ``compute(context) -> {mask_key: tensor of shape (units,)}``, detached,
             finite and non-negative; must leave gradients, modes and RNG state untouched.
-        needs_gradients: reads parameter gradients.
-        needs_activations: reads the step's activations.
         plugin: optional factory of the measure's :class:`ImportancePlugin`, called once per
             algorithm with the keyword options named in ``plugin_options``.
         plugin_options: names of FG-AdaHAT parameters passed to ``plugin`` (same names).
     """
 
     compute: Callable[[ImportanceContext], Mapping[str, torch.Tensor]]
-    needs_gradients: bool = False
-    needs_activations: bool = False
     plugin: Callable[..., ImportancePlugin] | None = None
     plugin_options: tuple[str, ...] = ()

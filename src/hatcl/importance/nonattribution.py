@@ -180,11 +180,8 @@ class FactorProduct:
 
 
 def _measure(*numerator, denominator: tuple = ()) -> ImportanceMeasure:
-    factors = (*numerator, *denominator)
     return ImportanceMeasure(
-        compute=FactorProduct(numerator=tuple(numerator), denominator=denominator),
-        needs_gradients=any(getattr(f, "source", "") == "grad" for f in factors),
-        needs_activations=any(isinstance(f, ActivationAbs) for f in factors),
+        compute=FactorProduct(numerator=tuple(numerator), denominator=denominator)
     )
 
 

@@ -21,7 +21,7 @@ def build_loggers(names: Sequence[str], *, run_dir: Path) -> list[Logger]:
     """
     loggers = []
     for name in names:
-        logger_class = LOGGERS.get(LOGGERS.validate(name, parameter="trainer.loggers"))
+        logger_class = LOGGERS.resolve(name, parameter="trainer.loggers")
         try:
             loggers.append(logger_class(save_dir=str(run_dir / "logs"), name=name))
         except ModuleNotFoundError as error:

@@ -79,15 +79,6 @@ def read_maybe_gzip(path: Path) -> bytes:
         ) from error
 
 
-def md5_of(path: Path) -> str:
-    """Hex MD5 digest of a file."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(*, urls: Sequence[str], dest: Path, md5: str | None) -> Path:
     """Download the first reachable of ``urls`` to ``dest`` atomically, verifying ``md5``.
 
