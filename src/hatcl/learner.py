@@ -33,6 +33,21 @@ from hatcl.heads.registries import HEADS
 from hatcl.masking.stage import Stage
 from hatcl.training import step
 
+#: The order of the calls, written out in every phase error.
+ORDER = (
+    "start_task -> [forward -> penalty (optional) -> before_optimizer_step -> "
+    "after_optimizer_step] per batch -> end_task -> predict"
+)
+#: Which phase may follow which: phase -> the phases after which it may be called.
+_AFTER = {
+    "start_task": ("idle",),
+    "forward": ("start_task", "after_optimizer_step"),
+    "penalty": ("forward", "penalty"),
+    "before_optimizer_step": ("forward", "penalty"),
+    "after_optimizer_step": ("before_optimizer_step",),
+    "end_task": ("start_task", "after_optimizer_step"),
+}
+
 
 class Learner(nn.Module):
     """A backbone, its task heads and an algorithm, driven one hook at a time.
@@ -53,6 +68,8 @@ class Learner(nn.Module):
         self.num_batches = 1
         self._steps = 0
         self._context: StepContext | None = None
+        self._phase = "idle"
+        self._ended: set[int] = set()
 
     def start_task(self, task_id: int, *, num_classes: int, num_batches: int) -> None:
         """Set up ``task_id``: its head and per-task parts, then the algorithm's task start.
@@ -66,6 +83,7 @@ class Learner(nn.Module):
             raise TypeError(f"task ids are positive ints, got {task_id!r}")
         if not isinstance(num_batches, int) or num_batches < 1:
             raise ValueError(f"num_batches must be a positive int, got {num_batches!r}")
+        self._enter("start_task")
         self.task_id, self.num_batches, self._steps = task_id, num_batches, 0
         self.model.setup_task(task_id=task_id, num_classes=num_classes)
         self.algorithm.on_task_start(task_id=task_id, model=self.model)
@@ -78,6 +96,7 @@ class Learner(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Training forward of one batch (labels ``y`` are needed by some importance types)."""
         task_id = self._current_task()
+        self._enter("forward")
         batch_index = self._steps % self.num_batches
         self._steps += 1
         self._context = step.training_forward(
@@ -93,14 +112,17 @@ class Learner(nn.Module):
 
     def penalty(self) -> torch.Tensor | float:
         """The algorithm's loss terms for the last forward (add them to your loss)."""
+        self._enter("penalty")
         return step.add_loss_terms(self.algorithm, self._step_context("penalty"), 0.0)
 
     def before_optimizer_step(self) -> None:
         """Call after ``loss.backward()``: adjusts and compensates the gradients."""
+        self._enter("before_optimizer_step")
         step.before_optimizer_step(self.algorithm, self._step_context("before_optimizer_step"))
 
     def after_optimizer_step(self) -> None:
         """Call after ``optimizer.step()``: clamps, importance observation."""
+        self._enter("after_optimizer_step")
         step.after_optimizer_step(self.algorithm, self._step_context("after_optimizer_step"))
         self._context = None
 
@@ -112,23 +134,51 @@ class Learner(nn.Module):
                 end of a task (EWC's Fisher information); not needed by the HAT family.
         """
         task_id = self._current_task()
+        self._enter("end_task")
         x, y = train if train is not None else (torch.empty(0), torch.empty(0, dtype=torch.long))
         split = TensorSplit(x=x, y=y)
         data = TaskData(
             task_id=task_id, train=split, val=split, test=split, num_classes=0, class_labels=()
         )
         self.algorithm.on_task_end(task_id=task_id, model=self.model, task_data=data)
+        self._ended.add(task_id)
+        self._phase, self.task_id = "idle", None
 
     def predict(self, x: torch.Tensor, *, task_id: int) -> torch.Tensor:
         """Test logits of ``task_id`` (its stored masks and head); call after its ``end_task``."""
+        if task_id not in self._ended:
+            ended = ", ".join(map(str, sorted(self._ended))) or "none yet"
+            raise RuntimeError(
+                f"learner.predict(task_id={task_id!r}) before learner.end_task() of task "
+                f"{task_id!r}: a task's masks and importances are stored by end_task (tasks "
+                f"ended: {ended}); the order is {ORDER}"
+            )
         return self.model(x, task_id=task_id, stage=Stage.TEST).logits
 
     def _current_task(self) -> int:
         if self.task_id is None:
-            raise RuntimeError("call learner.start_task(task_id, ...) before training")
+            raise RuntimeError(
+                f"call learner.start_task(task_id, ...) before training; the order is {ORDER}"
+            )
         return self.task_id
+
+    def _enter(self, phase: str) -> None:
+        """Move to ``phase``; a skipped or repeated phase raises, naming the order."""
+        if self._phase not in _AFTER[phase]:
+            raise RuntimeError(
+                f"learner.{phase}() called after {_describe(self._phase)}; expected after "
+                f"{' or '.join(map(_describe, _AFTER[phase]))}. The order is {ORDER} (a skipped "
+                "before_optimizer_step would train without protection)"
+            )
+        self._phase = phase
 
     def _step_context(self, hook: str) -> StepContext:
         if self._context is None:
             raise RuntimeError(f"learner.{hook}() needs a learner.forward(x, y) in this step first")
         return self._context
+
+
+def _describe(phase: str) -> str:
+    if phase == "idle":
+        return "no open task (at the start, or after learner.end_task())"
+    return "learner.forward(x, y)" if phase == "forward" else f"learner.{phase}()"

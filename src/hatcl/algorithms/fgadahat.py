@@ -22,6 +22,7 @@ from hatcl.algorithms.hat_options import HATOptions, options_signature, split_op
 from hatcl.algorithms.registries import IMPORTANCE_SCHEDULERS, SUMMING_STRATEGIES
 from hatcl.functional.aggregation import neuron_to_bias
 from hatcl.functional.rates import adjustment_rate_from_inverse, fg_adahat_step_factor
+from hatcl.importance.checked import checked_measure
 from hatcl.importance.registry import IMPORTANCE_TYPES
 from hatcl.importance.stochastic_gates import StochasticGatesPlugin
 from hatcl.importance.tracker import ImportanceTracker
@@ -176,7 +177,10 @@ class FGAdaHAT(HATFamily):
             adjustment_intensity, parameter="adjustment_intensity", low=0.0, low_inclusive=False
         )
         tracker = ImportanceTracker(
-            measure=IMPORTANCE_TYPES.resolve(importance_type, parameter="importance_type"),
+            measure=checked_measure(
+                IMPORTANCE_TYPES.resolve(importance_type, parameter="importance_type"),
+                name=importance_type,
+            ),
             **_summing(importance_summing_strategy, tracking),
             base_importance=check_number(base_importance, parameter="base_importance", low=0.0),
             filter_unmasked_importance=check_bool(
