@@ -28,6 +28,11 @@ from hatcl.data.base import ContinualData, DataConfig, TaskData, TensorSplit
 from hatcl.data.seeding import derive_seed
 
 CUSTOM = "custom"
+#: The ``data`` keys a user's task sequence reads; the built-in sources' keys (num_tasks,
+#: train_subset, ...) do not apply to it and are refused, so config.yaml records only what ran.
+ACCEPTED_KEYS = ("source", "scenario", "target", "options", "val_fraction")
+#: Samples of a Dataset read twice to detect per-read randomness (random transforms).
+REREAD_SAMPLES = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,8 +46,20 @@ class CustomDataConfig(DataConfig):
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> CustomDataConfig:
-        """As :meth:`DataConfig.from_mapping`; ``options`` stays a plain dict."""
+        """As :meth:`DataConfig.from_mapping`; ``options`` stays a plain dict.
+
+        Raises:
+            ValueError: a key of the built-in sources (e.g. ``num_tasks``), which a task sequence
+                of one's own does not read, naming the keys it accepts.
+        """
         items = {str(k): v for k, v in mapping.items()}
+        ignored = sorted(set(items) - set(ACCEPTED_KEYS))
+        if ignored:
+            raise ValueError(
+                f"data=custom does not use data.{', data.'.join(ignored)} (keys of the built-in "
+                f"sources); it accepts {', '.join(ACCEPTED_KEYS)}: pass your function's own "
+                "arguments as data.options.<name> (e.g. +data.options.num_tasks=2)"
+            )
         options = items.pop("options", None) or {}
         if hasattr(options, "_metadata"):
             from omegaconf import OmegaConf
@@ -110,11 +127,7 @@ def _task(entry: object, *, task_id: int, config: CustomDataConfig) -> TaskData:
 
 def _split(value: object, *, task_id: int, key: str) -> TensorSplit:
     if isinstance(value, torch.utils.data.Dataset) and hasattr(value, "__len__"):
-        pairs = [value[i] for i in range(len(value))]
-        value = (
-            torch.stack([torch.as_tensor(x) for x, _ in pairs]),
-            torch.as_tensor([int(y) for _, y in pairs]),
-        )
+        value = _read_dataset(value, task_id=task_id, key=key)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(
             f"task {task_id} '{key}' must be (inputs, labels) or a Dataset of (input, label) "
@@ -132,6 +145,27 @@ def _split(value: object, *, task_id: int, key: str) -> TensorSplit:
             f"label per input ({len(x)}), got {y.dtype} of shape {tuple(y.shape)}"
         )
     return TensorSplit(x=x.float().contiguous(), y=y.long())
+
+
+def _read_dataset(dataset: Any, *, task_id: int, key: str) -> tuple[Tensor, Tensor]:
+    """Every ``(input, label)`` pair, read once; a dataset whose reads differ is refused.
+
+    hatcl reads a Dataset once and trains on those tensors every epoch, so a random transform in
+    ``__getitem__`` would be drawn once and reused: refused rather than silently frozen.
+    """
+    pairs = [dataset[i] for i in range(len(dataset))]
+    inputs = torch.stack([torch.as_tensor(x) for x, _ in pairs])
+    for index in range(min(REREAD_SAMPLES, len(pairs))):
+        again = torch.as_tensor(dataset[index][0])
+        if again.shape != inputs[index].shape or not torch.equal(again, inputs[index]):
+            raise ValueError(
+                f"task {task_id} '{key}': the Dataset returned a different input when sample "
+                f"{index} was read again (a random transform in __getitem__?). hatcl reads a "
+                "Dataset once and would reuse that one draw every epoch; return fixed inputs and "
+                "use data.augment for per-epoch random crops and flips (applied to every "
+                "training batch, docs/spec.md §13)"
+            )
+    return inputs, torch.as_tensor([int(y) for _, y in pairs])
 
 
 def _hold_out(train: TensorSplit, fraction: float, task_id: int) -> tuple[TensorSplit, TensorSplit]:
