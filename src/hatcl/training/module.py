@@ -20,23 +20,12 @@ from hatcl.training.step import run_training_step
 PROGRESS_BAR_KEYS = ("train_loss", "train_accuracy", "capacity")
 
 
-class _Accuracy:
-    """Correct and total counts kept as tensors (no host sync per batch)."""
-
-    def __init__(self) -> None:
-        self.correct = torch.zeros((), dtype=torch.long)
-        self.total = torch.zeros((), dtype=torch.long)
-
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        self.correct = self.correct.to(logits.device) + (logits.argmax(1) == targets).sum()
-        self.total = self.total.to(logits.device) + targets.numel()
-
-    def value(self) -> float:
-        return float(self.correct) / max(int(self.total), 1)
-
-
 class CorrectCount(torchmetrics.Metric):
-    """Correct predictions and samples of one task's test set, summed across processes."""
+    """Correct predictions and samples (test counts, validation and training accuracy).
+
+    Both counts are tensors on the logits' device (no host sync per batch), reduced by sum
+    across processes.
+    """
 
     full_state_update = False
 
@@ -46,11 +35,17 @@ class CorrectCount(torchmetrics.Metric):
         self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        if self.correct.device != logits.device:  # a counter outside the module follows the data
+            self.to(logits.device)
         self.correct += (logits.argmax(1) == targets).sum()
         self.total += targets.numel()
 
     def compute(self) -> torch.Tensor:
         return torch.stack([self.correct, self.total])
+
+    def value(self) -> float:
+        """correct / total as a Python float (0 when empty): read once per epoch, not per step."""
+        return float(self.correct) / max(int(self.total), 1)
 
 
 class ContinualModule(L.LightningModule):
@@ -84,7 +79,7 @@ class ContinualModule(L.LightningModule):
         self._test_task_ids: tuple[int, ...] = ()
         self._test_counts: dict[int, CorrectCount] = {}
         self._window = _Window()  # a plain object: no nn.Module attribute overhead per step
-        self._val_accuracy = _Accuracy()
+        self._val_accuracy = CorrectCount()
         self._offset = (0, 0, 0)  # epoch and step a resumed fit starts at; batches it skips
         self._pending: dict | None = None  # an in-task checkpoint to load once fit has begun
         self.run_step_offset = 0  # steps of the run before this task (the records' step axis)
@@ -220,7 +215,7 @@ class ContinualModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         accuracy = self._val_accuracy.value()
-        self._val_accuracy = _Accuracy()
+        self._val_accuracy = CorrectCount()
         epoch, _, _ = self.task_position(0)
         record = {"task": self.task_id, "epoch": epoch, "step": self.run_step()}
         self.curves.append({**record, "val_accuracy": accuracy})
@@ -301,7 +296,7 @@ class _Window:
 
     def __init__(self) -> None:
         self.loss = torch.zeros(())
-        self.accuracy = _Accuracy()
+        self.accuracy = CorrectCount()
         self.steps = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
