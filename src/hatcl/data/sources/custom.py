@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from hatcl.data.base import ContinualData, DataConfig, TaskData, TensorSplit
+from hatcl.data.errors import DataTypeError, DataValueError
 from hatcl.data.seeding import derive_seed
 
 CUSTOM = "custom"
@@ -80,24 +81,24 @@ def build_custom_data(config: CustomDataConfig, *, seed: int) -> ContinualData:
     produce = resolve_target(config.target, parameter="data.target")
     entries = produce(**config.options)
     if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, Sequence):
-        raise TypeError(
+        raise DataTypeError(
             f"data.target={config.target!r} returned a {type(entries).__name__}; it must return "
             "a list with one mapping per task (keys train, test, optional val and num_classes)"
         )
     if not entries:
-        raise ValueError(f"data.target={config.target!r} returned no tasks")
+        raise DataValueError(f"data.target={config.target!r} returned no tasks")
     tasks = tuple(
         _task(entry, task_id=index + 1, config=config) for index, entry in enumerate(entries)
     )
     shapes = {tuple(task.train.x.shape[1:]) for task in tasks}
     if len(shapes) != 1:
-        raise ValueError(f"every task's inputs must have the same shape, got {sorted(shapes)}")
+        raise DataValueError(f"every task's inputs must have the same shape, got {sorted(shapes)}")
     return ContinualData(source=CUSTOM, scenario=CUSTOM, input_shape=shapes.pop(), tasks=tasks)
 
 
 def _task(entry: object, *, task_id: int, config: CustomDataConfig) -> TaskData:
     if not isinstance(entry, Mapping) or not {"train", "test"} <= set(entry):
-        raise TypeError(
+        raise DataTypeError(
             f"task {task_id} of data.target={config.target!r} must be a mapping with keys "
             f"'train' and 'test' (optional 'val', 'num_classes'), got {type(entry).__name__}"
             + (f" with keys {sorted(entry)}" if isinstance(entry, Mapping) else "")
@@ -111,7 +112,7 @@ def _task(entry: object, *, task_id: int, config: CustomDataConfig) -> TaskData:
     labels = torch.cat([train.y, val.y, test.y])
     num_classes = int(entry.get("num_classes", int(labels.max()) + 1))
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
+        raise DataValueError(
             f"task {task_id}: labels must lie in [0, {num_classes}), got "
             f"[{int(labels.min())}, {int(labels.max())}]"
         )
@@ -129,18 +130,18 @@ def _split(value: object, *, task_id: int, key: str) -> TensorSplit:
     if isinstance(value, torch.utils.data.Dataset) and hasattr(value, "__len__"):
         value = _read_dataset(value, task_id=task_id, key=key)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(
+        raise DataTypeError(
             f"task {task_id} '{key}' must be (inputs, labels) or a Dataset of (input, label) "
             f"pairs, got {type(value).__name__}"
         )
     x, y = (torch.as_tensor(v) for v in value)
     if not torch.is_floating_point(x) or x.dim() < 2:
-        raise TypeError(
+        raise DataTypeError(
             f"task {task_id} '{key}' inputs must be a float tensor (samples, ...), got "
             f"{x.dtype} of shape {tuple(x.shape)}"
         )
     if y.dim() != 1 or len(y) != len(x) or torch.is_floating_point(y) or len(y) == 0:
-        raise ValueError(
+        raise DataValueError(
             f"task {task_id} '{key}' labels must be a non-empty 1-D integer tensor with one "
             f"label per input ({len(x)}), got {y.dtype} of shape {tuple(y.shape)}"
         )
@@ -158,7 +159,7 @@ def _read_dataset(dataset: Any, *, task_id: int, key: str) -> tuple[Tensor, Tens
     for index in range(min(REREAD_SAMPLES, len(pairs))):
         again = torch.as_tensor(dataset[index][0])
         if again.shape != inputs[index].shape or not torch.equal(again, inputs[index]):
-            raise ValueError(
+            raise DataValueError(
                 f"task {task_id} '{key}': the Dataset returned a different input when sample "
                 f"{index} was read again (a random transform in __getitem__?). hatcl reads a "
                 "Dataset once and would reuse that one draw every epoch; return fixed inputs and "
