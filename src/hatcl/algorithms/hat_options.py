@@ -1,7 +1,7 @@
 """Options of the HAT family, each defined once, and the plumbing of flat keyword options.
 
 :class:`HATOptions` holds the options every HAT-family algorithm shares (docs/spec.md §1, §2) with
-their defaults, the values of the presets in ``conf/algorithm/hat_family.yaml``. ``HAT``,
+their defaults, the values of ``conf/algorithm/shared/hat_family.yaml``. ``HAT``,
 ``AdaHAT`` and ``FGAdaHAT`` name their own options as keyword-only parameters and take the shared
 ones (and, for FG-AdaHAT, the importance tracker's and the measure plugins') as ``**options``;
 :func:`options_signature` spells those out in the class's signature, so that
