@@ -22,6 +22,7 @@ POOLED_KEYS = (
     "trainer.enable_progress_bar",
     "trainer.loggers",
     "trainer.figures",
+    "trainer.report",
     "trainer.checkpoints",
     "trainer.num_threads",
 )

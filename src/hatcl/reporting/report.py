@@ -65,6 +65,19 @@ def write_report(folder: str | Path, *, out: str | Path | None = None, force: bo
     return target
 
 
+def write_sweep_report(
+    paths: Sequence[str | Path], *, out: str | Path, title: str, force: bool = False
+) -> Path:
+    """Write the sweep report of the runs found under ``paths`` to ``out``; return it."""
+    from hatcl.reporting.run_folder import write_text
+    from hatcl.reporting.sweep_report import sweep_report_html
+
+    target = report_target(Path(out).parent, out=out, force=force)
+    text = sweep_report_html(paths, title=title).replace("<head>", f"<head>{GENERATOR}", 1)
+    write_text(target, text)
+    return target
+
+
 def report_command(args: Sequence[str]) -> int:
     """``hatcl report RUN_OR_SWEEP [--out FILE] [--force]``; returns the exit code."""
     import argparse

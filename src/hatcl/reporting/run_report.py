@@ -257,6 +257,7 @@ def training_figures(files: RunFiles) -> list[str]:
                 y_label=column,
                 integer_x=False,
                 points=len(steps) <= 200,
+                size=(420.0, 180.0),
             )
     if panels:
         found.append(

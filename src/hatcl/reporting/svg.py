@@ -165,12 +165,14 @@ def line_chart(
     y_range: tuple[float, float] | None = None,
     integer_x: bool = True,
     points: bool = True,
+    size: tuple[float, float] = (560.0, 260.0),
 ) -> str:
     """Lines (with optional bands) and, when ``points``, a hoverable dot per value."""
     xs = [x for s in series for x in s.xs] or [0.0, 1.0]
     ys = [y for s in series for y in (*s.ys, *(s.low or ()), *(s.high or ()))] or [0.0, 1.0]
-    axes = Axes(x_range=(min(xs), max(xs)), y_range=y_range or (min(ys), max(ys)))
-    ticks = sorted({int(x) for x in xs}) if integer_x else list(_ticks(min(xs), max(xs)))
+    bounds = y_range or (min(ys), max(ys))
+    axes = Axes(x_range=(min(xs), max(xs)), y_range=bounds, width=size[0], height=size[1])
+    ticks = sorted({int(x) for x in xs}) if integer_x else _ticks(*axes.x_range)
     step = max(1, math.ceil(len(ticks) / 20))
     body = [
         axes.frame(x_label=x_label, y_label=y_label, x_ticks=[(t, f"{t:g}") for t in ticks[::step]])
@@ -222,7 +224,9 @@ def bar_chart(
     groups = list(dict.fromkeys(b.group for b in bars))
     names = list(dict.fromkeys(b.series for b in bars))
     tops = [b.value + (b.error or 0.0) for b in bars] or [1.0]
-    axes = Axes(x_range=(0.0, float(len(groups))), y_range=y_range or (0.0, max(max(tops), 1e-9)))
+    bottoms = [b.value - (b.error or 0.0) for b in bars] or [0.0]
+    bounds = y_range or (min(0.0, *bottoms), max(*tops, 1e-9))
+    axes = Axes(x_range=(0.0, float(len(groups))), y_range=bounds)
     ticks = [(g + 0.5, name) for g, name in enumerate(groups)]
     body = [axes.frame(x_label="", y_label=y_label, x_ticks=ticks)]
     width = 0.8 / max(1, len(names))
@@ -313,7 +317,8 @@ def _widen(bounds: tuple[float, float]) -> tuple[float, float]:
 
 
 def _ticks(low: float, high: float) -> list[float]:
-    """About five round tick values within ``[low, high]``."""
+    """About five round tick values within ``[low, high]`` (widened when empty)."""
+    low, high = _widen((low, high))
     span = high - low
     raw = span / 5
     magnitude = 10 ** math.floor(math.log10(raw))
