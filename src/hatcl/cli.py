@@ -29,8 +29,9 @@ commands:
 Run `hatcl run --help` for the configuration groups and their options.
 Results go to output_dir (default: runs/<timestamp>/): metrics.json, accuracy_matrix.csv,
 config.yaml, tasks.json, training_curves.csv, timing.json, run.log, checkpoints/, logs/,
-figures/, report.html. resume=<run folder> continues an interrupted run where it stopped (SIGINT/SIGTERM
-write a checkpoint of the step reached, exit 130/143 and print the command that resumes).
+figures/, report.html. resume=<run folder> continues an interrupted run where it stopped
+(SIGINT/SIGTERM write a checkpoint of the step reached, exit 130/143 and print the command that
+resumes).
 """
 
 EXIT_USAGE = 2
