@@ -119,8 +119,11 @@ class Axes:
         y_range: tuple[float, float],
         width: float = 560.0,
         height: float = 260.0,
+        log: bool = False,
     ) -> None:
-        self.x_range, self.y_range = _widen(x_range), _widen(y_range)
+        self.log = log  # y on a log10 scale (y_range then holds positive values)
+        low, high = (math.log10(v) for v in y_range) if log else y_range
+        self.x_range, self.y_range = _widen(x_range), _widen((low, high))
         self.left, self.top, self.width, self.height = 56.0, 12.0, width, height
 
     def x(self, value: float) -> float:
@@ -131,6 +134,8 @@ class Axes:
     def y(self, value: float) -> float:
         """Pixel row of ``value``."""
         low, high = self.y_range
+        if self.log:
+            value = math.log10(max(value, 10.0**low))
         return self.top + (1.0 - (value - low) / (high - low)) * self.height
 
     def frame(self, *, x_label: str, y_label: str, x_ticks: Sequence[tuple[float, str]]) -> str:
@@ -138,9 +143,12 @@ class Axes:
         bottom, right = self.top + self.height, self.left + self.width
         parts = [f'<path d="M{self.left},{self.top}V{bottom}H{right}" stroke="#333" fill="none"/>']
         for value in _ticks(*self.y_range):
-            y = self.y(value)
+            if self.log and value != int(value):
+                continue
+            shown = 10.0**value if self.log else value
+            y = self.y(shown)
             parts.append(f'<path d="M{self.left},{y:.1f}H{right}" stroke="#ddd"/>')
-            parts.append(_text(self.left - 4, y + 4, f"{value:g}", anchor="end"))
+            parts.append(_text(self.left - 4, y + 4, f"{shown:g}", anchor="end"))
         for value, text in x_ticks:
             parts.append(_text(self.x(value), bottom + 14, text))
         parts.append(_text(self.left + self.width / 2, bottom + 30, x_label))
@@ -267,11 +275,17 @@ class Box:
 
 
 def box_chart(boxes: Sequence[Box], *, label: str, y_label: str) -> str:
-    """Boxes grouped by ``group`` along x, coloured by ``series``; hover: the five numbers."""
+    """Boxes grouped by ``group`` along x, coloured by ``series``; hover: the five numbers.
+
+    Positive values spanning more than two decades are drawn on a log scale.
+    """
     groups = list(dict.fromkeys(b.group for b in boxes))
     names = list(dict.fromkeys(b.series for b in boxes))
     values = [v for b in boxes for v in (b.low, b.high)] or [0.0, 1.0]
-    axes = Axes(x_range=(0.0, float(len(groups))), y_range=(min(0.0, *values), max(1.0, *values)))
+    log = min(values) > 0 and max(values) / min(values) > 100
+    bounds = (min(values), max(values)) if log else (min(0.0, *values), max(1.0, *values))
+    axes = Axes(x_range=(0.0, float(len(groups))), y_range=bounds, log=log)
+    y_label += " (log scale)" if log else ""
     ticks = [(g + 0.5, name) for g, name in enumerate(groups)]
     body = [axes.frame(x_label="", y_label=y_label, x_ticks=ticks)]
     width = 0.8 / max(1, len(names))
