@@ -92,3 +92,23 @@ def test_report_command_errors_exit_2(tmp_path, capsys, make):
     assert main(["report", str(target)]) == 2
     assert "hatcl report:" in capsys.readouterr().err
     assert not (tmp_path / "x" / "report.html").exists()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_multirun_callback_writes_the_sweep_report_unless_disabled(sweep, tmp_path, enabled):
+    from omegaconf import OmegaConf
+
+    from hatcl.reporting.sweep_callback import SweepReport
+
+    outside = make_summary_run(tmp_path / "elsewhere", algorithm="lwf", seed=1, matrix=[[0.5]])
+    callback = SweepReport()
+    callback.folders = [sweep / "0", outside]  # as noted by on_job_end
+    config = OmegaConf.create(
+        {"trainer": {"report": enabled}, "hydra": {"sweep": {"dir": str(sweep)}}}
+    )
+    callback.on_multirun_end(config)
+    written = sweep / "report.html"
+    assert written.exists() == enabled
+    if enabled:  # the sweep folder's runs and the job folder outside it
+        page = written.read_text()
+        assert "5 runs in 3 configurations" in page and str(outside) in page

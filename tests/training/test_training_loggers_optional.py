@@ -58,6 +58,7 @@ def test_wandb_and_mlflow_get_the_csv_loggers_metric_names(tmp_path, monkeypatch
     (record,) = client.search_runs([experiment.experiment_id])
     assert set(record.data.metrics) == csv_names
     assert record.info.run_name == "run"
+    assert not (run / "report.html").exists()  # trainer.report=false
 
 
 @pytest.mark.parametrize("name", ["wandb", "mlflow"])
