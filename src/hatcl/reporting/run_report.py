@@ -123,7 +123,7 @@ def accuracy_figures(metrics: Mapping[str, Any]) -> list[str]:
 
 
 def curve_figures(files: RunFiles) -> list[str]:
-    """AA per task, forgetting per task, capacity and mask usage per task."""
+    """AA per task, forgetting per task, then :func:`usage_figures`."""
     metrics, found = files.metrics, []
     aa = aa_per_task(metrics)
     found.append(
@@ -152,6 +152,12 @@ def curve_figures(files: RunFiles) -> list[str]:
                 bar_chart(bars, label="forgetting", y_label="accuracy drop"),
             )
         )
+    return found + usage_figures(files)
+
+
+def usage_figures(files: RunFiles) -> list[str]:
+    """Mask usage per layer per task and capacity after each task (tasks.json)."""
+    found = []
     usage = mask_usage_rows(files.tasks)
     if usage:
         bars = [
