@@ -74,6 +74,12 @@ def test_the_report_of_a_two_by_two_sweep_renders_and_names_every_configuration(
     _check(rendering, SWEEP_FIGURES, tmp_path / "sweep.png")
     for configuration in ("fgadahat", "hat"):
         assert f"\n{configuration}\t2\t1, 2\t" in rendering.text  # table row: name, n, seeds
+    aa = sorted(float(row[3]) for row in rendering.sortable_rows)
+    header = "document.querySelectorAll('table.sortable th')[3].click()"  # the AA column
+    once = render(sweep / "report.html", actions=[header]).sortable_rows
+    assert [float(row[3]) for row in once] == aa[::-1]  # descending
+    twice = render(sweep / "report.html", actions=[header, header]).sortable_rows
+    assert [float(row[3]) for row in twice] == aa
 
 
 def test_the_checker_sees_requests_and_console_errors(browser, tmp_path):

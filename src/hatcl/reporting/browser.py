@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,10 @@ PROBE = """JSON.stringify({
     return {key: f.dataset.figure, svgs: f.querySelectorAll('svg').length,
             tables: f.querySelectorAll('table').length};
   }),
-  text: document.body.innerText
+  text: document.body.innerText,
+  sortable: Array.from(document.querySelectorAll('table.sortable tbody tr')).map(function (r) {
+    return Array.from(r.cells).map(function (c) { return c.dataset.sort; });
+  })
 })"""
 
 
@@ -42,6 +46,7 @@ class Rendering:
 
     figures: tuple[dict[str, Any], ...]
     text: str
+    sortable_rows: tuple[tuple[str, ...], ...]
     requests: tuple[str, ...]
     errors: tuple[str, ...]
     screenshot: bytes
@@ -52,8 +57,13 @@ def find_browser() -> str | None:
     return next((found for name in BROWSERS if (found := shutil.which(name))), None)
 
 
-def render(path: str | Path, *, width: int = 1280, timeout: float = 60.0) -> Rendering:
+def render(
+    path: str | Path, *, width: int = 1280, timeout: float = 60.0, actions: Sequence[str] = ()
+) -> Rendering:
     """Open ``path`` in headless Chromium; return what it rendered (a full-page screenshot).
+
+    ``actions`` are JavaScript expressions run in the page, in order, once it has loaded (e.g. a
+    click on a table header) and before its state is read.
 
     Raises:
         FileNotFoundError: no Chromium executable or no such file.
@@ -67,10 +77,10 @@ def render(path: str | Path, *, width: int = 1280, timeout: float = 60.0) -> Ren
         raise FileNotFoundError(f"no Chromium found (looked for {', '.join(BROWSERS)})")
     with tempfile.TemporaryDirectory(prefix="hatcl-chromium-") as profile:
         with _Pipe(browser, profile, timeout=timeout) as cdp:
-            return _render(cdp, page.as_uri(), width=width)
+            return _render(cdp, page.as_uri(), width=width, actions=actions)
 
 
-def _render(cdp: _Pipe, url: str, *, width: int) -> Rendering:
+def _render(cdp: _Pipe, url: str, *, width: int, actions: Sequence[str]) -> Rendering:
     target = cdp.call("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True})
     cdp.session = session["sessionId"]
@@ -80,6 +90,8 @@ def _render(cdp: _Pipe, url: str, *, width: int) -> Rendering:
     cdp.call("Emulation.setDeviceMetricsOverride", metrics)
     cdp.call("Page.navigate", {"url": url})
     cdp.wait_for("Page.loadEventFired")
+    for action in actions:
+        cdp.call("Runtime.evaluate", {"expression": action})
     probe = cdp.call("Runtime.evaluate", {"expression": PROBE, "returnByValue": True})
     found = json.loads(probe["result"]["value"])
     size = cdp.call("Page.getLayoutMetrics")["cssContentSize"]
@@ -91,6 +103,7 @@ def _render(cdp: _Pipe, url: str, *, width: int) -> Rendering:
     return Rendering(
         figures=tuple(found["figures"]),
         text=found["text"],
+        sortable_rows=tuple(tuple(row) for row in found["sortable"]),
         requests=tuple(r for r in cdp.requests if r != url),
         errors=tuple(cdp.errors),
         screenshot=base64.b64decode(shot["data"]),
