@@ -12,8 +12,9 @@ commands:
   run [overrides]     run a continual-learning experiment (Hydra overrides, e.g.
                       algorithm=hat data=split_digits trainer.max_epochs=3 seed=2
                       output_dir=runs/x); -m/--multirun sweeps comma-separated values
-  compare PATH... [--output table.md] [--format md|csv|latex] [--figure-format png|svg|pdf]
-          [--force]   group finished runs (run folders or sweep folders) by configuration,
+  compare PATH... [--output table.md] [--format md|csv|latex]
+          [--figure-format png|svg|pdf] [--force]
+                      group finished runs (run folders or sweep folders) by configuration,
                       seeds pooled (runs sharing a seed are flagged: no std); print and
                       write a table (AA, BWT, forgetting, FWT, capacity: mean +- std, n;
                       format from --output's extension) and a figure of AA after each task;
