@@ -83,7 +83,7 @@ PRECISIONS = (
     64,
     16,
 )
-_BOOLEAN_KEYS = ("enable_progress_bar", "deterministic", "figures", "checkpoints")
+_BOOLEAN_KEYS = ("enable_progress_bar", "deterministic", "figures", "checkpoints", "report")
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,7 @@ class TrainerConfig:
     num_threads: int | None = None
     loggers: tuple[str, ...] = ("csv",)
     figures: bool = True
+    report: bool = True
     checkpoints: bool = True
     checkpoint_every_n_steps: int | None = None
 

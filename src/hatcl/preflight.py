@@ -38,7 +38,11 @@ TOP_LEVEL_KEYS = (
     "resume",
 )
 #: Packages a logger needs beyond the core dependencies (any one of them).
-LOGGER_PACKAGES: dict[str, tuple[str, ...]] = {"tensorboard": ("tensorboard", "tensorboardX")}
+LOGGER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    "wandb": ("wandb",),
+    "mlflow": ("mlflow",),
+}
 #: Environment variables through which launchers give a process its rank (as Lightning reads them).
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 #: Constructor arguments hatcl itself sets, not the configuration.

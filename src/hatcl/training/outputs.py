@@ -56,6 +56,14 @@ def write_figures(config: ExperimentConfig, folder: Path) -> None:
         write_run_figures(folder)
 
 
+def write_report(config: ExperimentConfig, folder: Path) -> None:
+    """The run's HTML report ``report.html``, if ``trainer.report``."""
+    if config.trainer.report:
+        from hatcl.reporting.report import write_report as write_html_report
+
+        write_html_report(folder)
+
+
 def timing(*, seconds: float, task_seconds: list[float], completed: int) -> dict:
     """``timing.json``: wall time of this process and of each task it trained."""
     return {

@@ -57,6 +57,7 @@ from hatcl.training.outputs import (
     timing,
     write_figures,
     write_outputs,
+    write_report,
 )
 from hatcl.training.reference import (
     AUTO,
@@ -200,6 +201,7 @@ def _train_run(
                 ),
             )
             write_figures(config, folder)
+            write_report(config, folder)
         for callback in session.callbacks:
             callback.on_run_end(module=module, metrics=metrics, rank=rank)
     title = f"{config.algorithm.name} on {data.source}/{data.scenario} (seed {config.seed})"
