@@ -10,6 +10,7 @@ from hatcl.algorithms.base import Algorithm
 from hatcl.backbones.model import ContinualModel
 from hatcl.config import OptimizerConfig
 from hatcl.data.base import TaskData
+from hatcl.inference.evaluator import TaskAgnosticEvaluator
 from hatcl.masking.stage import Stage
 from hatcl.training.distributed import all_reduce_sum, broadcast_buffers, is_distributed
 from hatcl.training.optim import build_optimizer, build_scheduler
@@ -36,21 +37,33 @@ class _Accuracy:
 
 
 class CorrectCount(torchmetrics.Metric):
-    """Correct predictions and samples of one task's test set, summed across processes."""
+    """Correct predictions and samples of one task's test set, summed across processes.
+
+    Without a task id at test time (``head=cil``/``dil``) it also counts the task-aware hits and
+    the right task predictions (:meth:`add`); ``correct`` is then task-agnostic.
+    """
 
     full_state_update = False
 
     def __init__(self) -> None:
         super().__init__(sync_on_compute=False)
-        self.add_state("correct", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        for name in ("correct", "total", "aware", "task"):
+            self.add_state(name, default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
         self.correct += (logits.argmax(1) == targets).sum()
         self.total += targets.numel()
 
+    def add(self, counts: torch.Tensor, samples: int) -> None:
+        """Add ``[TAg correct, TAw correct, task-id correct]`` of ``samples`` samples."""
+        self.correct += counts[0]
+        self.aware += counts[1]
+        self.task += counts[2]
+        self.total += samples
+
     def compute(self) -> torch.Tensor:
-        return torch.stack([self.correct, self.total])
+        """``[correct, samples, task-aware correct, task-id correct]``."""
+        return torch.stack([self.correct, self.total, self.aware, self.task])
 
 
 class ContinualModule(L.LightningModule):
@@ -61,6 +74,8 @@ class ContinualModule(L.LightningModule):
         algorithm: the continual-learning algorithm (its hooks are called here only).
         optimizer: optimizer and scheduler settings (a fresh optimizer per ``fit``).
         log_every_n_steps: how often step scalars are collected (logging is batched).
+        evaluator: how a test input is predicted without its task id (``head=cil``/``dil``);
+            ``None``: tested with the task id (``head=til``).
     """
 
     def __init__(
@@ -70,8 +85,11 @@ class ContinualModule(L.LightningModule):
         algorithm: Algorithm,
         optimizer: OptimizerConfig,
         log_every_n_steps: int = 10,
+        evaluator: TaskAgnosticEvaluator | None = None,
     ) -> None:
         super().__init__()
+        self.evaluator = evaluator
+        self.test_report: dict[str, object] = {}  # the last test's TAw/task-id rows (cil, dil)
         self.automatic_optimization = False
         self.model = model
         self.algorithm = algorithm
@@ -203,7 +221,8 @@ class ContinualModule(L.LightningModule):
             # a grad scaler (16-mixed) skips steps with inf/nan gradients: hooks are told
             check_finite=getattr(self.trainer.precision_plugin, "scaler", None) is not None,
         )
-        self._collect_step(result.loss.detach(), result.context.output.logits.detach(), batch[1])
+        context = result.context
+        self._collect_step(result.loss.detach(), context.output.logits.detach(), context.targets)
 
     def on_train_epoch_end(self) -> None:
         scheduler = self.lr_schedulers()
@@ -216,6 +235,7 @@ class ContinualModule(L.LightningModule):
         inputs, targets = batch
         scale = self.algorithm.evaluation_scale()
         output = self.model(inputs, task_id=self.task_id, stage=Stage.VALIDATION, scale=scale)
+        targets = self.model.heads.training_targets(targets, task_id=self.task_id)
         self._val_accuracy.update(output.logits, targets)
 
     def on_validation_epoch_end(self) -> None:
@@ -232,21 +252,32 @@ class ContinualModule(L.LightningModule):
         self._test_counts = {task_id: CorrectCount() for task_id in task_ids}
 
     def test_counts(self) -> torch.Tensor:
-        """``[[correct, samples], ...]`` per tested task, summed over processes (int64, CPU)."""
+        """``[[correct, samples, TAw correct, task-id correct], ...]`` per tested task.
+
+        Summed over processes (int64, CPU); the last two are counted without a task id at test
+        time only (``evaluator`` set).
+        """
         counts = [self._test_counts[t] for t in self._test_task_ids]
         for metric in counts:
             metric.sync(should_sync=is_distributed())
         rows = [metric.compute() for metric in counts]
-        return torch.stack(rows).cpu() if rows else torch.zeros((0, 2), dtype=torch.long)
+        return torch.stack(rows).cpu() if rows else torch.zeros((0, 4), dtype=torch.long)
 
     def test_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         inputs, targets = batch
         task_id = self._test_task_ids[dataloader_idx]
-        output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
         metric = self._test_counts[task_id]
-        metric.to(output.logits.device)
+        metric.to(inputs.device)
+        if self.evaluator is not None:
+            seen = self._test_task_ids[-1]
+            counts = self.evaluator.batch_counts(
+                self.model, inputs, targets, task_id=task_id, seen=seen
+            )
+            metric.add(counts, targets.numel())
+            return
+        output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
         metric.update(output.logits, targets)
 
     # -- checkpoints ----------------------------------------------------------------------
