@@ -26,6 +26,12 @@ POOLED_KEYS = (
     "trainer.num_threads",
 )
 METRICS = (("AA", "average_accuracy"), ("BWT", "bwt"), ("forgetting", "forgetting"), ("FWT", "fwt"))
+#: Columns added when a run was tested without the task id (``head=cil``/``dil``): its AA above
+#: is then task-agnostic. Runs of different heads are never pooled (``head`` is no pooled key).
+TASK_AGNOSTIC_METRICS = (
+    ("AA TAw", "average_accuracy_task_aware"),
+    ("task-id acc", "average_task_id_accuracy"),
+)
 
 
 @dataclass(frozen=True)
@@ -133,16 +139,21 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 def markdown_table(groups: Sequence[RunGroup]) -> str:
     """One row per group: n and mean +- std of AA, BWT, forgetting and FWT (n/a if unknown).
 
+    With runs tested without the task id, the task-aware AA and the task-id accuracy follow.
+
     A group whose runs share a seed is flagged: its std is not computed (repeats of one seed are
     not independent samples) and a note under the table names the seed and the folders.
     """
-    header = ["configuration", "n", *(label for label, _ in METRICS)]
+    metrics = list(METRICS)
+    if any(group.values("average_accuracy_task_aware") for group in groups):
+        metrics.extend(TASK_AGNOSTIC_METRICS)
+    header = ["configuration", "n", *(label for label, _ in metrics)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for group in groups:
         repeated = bool(group.repeated_seeds())
         label = f"{group.label} (same seed: no std)" if repeated else group.label
         cells = [label, str(len(group.runs))]
-        cells.extend(_cell(group.values(key), std=not repeated) for _, key in METRICS)
+        cells.extend(_cell(group.values(key), std=not repeated) for _, key in metrics)
         lines.append("| " + " | ".join(cells) + " |")
     notes = [same_seed_note(group) for group in groups if group.repeated_seeds()]
     return "\n".join(lines) + "\n" + "".join(f"\n{note}\n" for note in notes)

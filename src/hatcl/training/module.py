@@ -12,6 +12,7 @@ from hatcl.config import OptimizerConfig
 from hatcl.data.base import TaskData
 from hatcl.inference.evaluator import TaskAgnosticEvaluator
 from hatcl.masking.stage import Stage
+from hatcl.metrics.counts import TaskAgnosticCount
 from hatcl.training.distributed import all_reduce_sum, broadcast_buffers, is_distributed
 from hatcl.training.optim import build_optimizer, build_scheduler
 from hatcl.training.step import run_training_step
@@ -37,33 +38,21 @@ class _Accuracy:
 
 
 class CorrectCount(torchmetrics.Metric):
-    """Correct predictions and samples of one task's test set, summed across processes.
-
-    Without a task id at test time (``head=cil``/``dil``) it also counts the task-aware hits and
-    the right task predictions (:meth:`add`); ``correct`` is then task-agnostic.
-    """
+    """Correct predictions and samples of one task's test set, summed across processes."""
 
     full_state_update = False
 
     def __init__(self) -> None:
         super().__init__(sync_on_compute=False)
-        for name in ("correct", "total", "aware", "task"):
-            self.add_state(name, default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("correct", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
         self.correct += (logits.argmax(1) == targets).sum()
         self.total += targets.numel()
 
-    def add(self, counts: torch.Tensor, samples: int) -> None:
-        """Add ``[TAg correct, TAw correct, task-id correct]`` of ``samples`` samples."""
-        self.correct += counts[0]
-        self.aware += counts[1]
-        self.task += counts[2]
-        self.total += samples
-
     def compute(self) -> torch.Tensor:
-        """``[correct, samples, task-aware correct, task-id correct]``."""
-        return torch.stack([self.correct, self.total, self.aware, self.task])
+        return torch.stack([self.correct, self.total])
 
 
 class ContinualModule(L.LightningModule):
@@ -100,7 +89,7 @@ class ContinualModule(L.LightningModule):
         self._task_started = False
         self._consolidate: TaskData | None = None
         self._test_task_ids: tuple[int, ...] = ()
-        self._test_counts: dict[int, CorrectCount] = {}
+        self._test_counts: dict[int, CorrectCount | TaskAgnosticCount] = {}
         self._window = _Window()  # a plain object: no nn.Module attribute overhead per step
         self._val_accuracy = _Accuracy()
         self._offset = (0, 0, 0)  # epoch and step a resumed fit starts at; batches it skips
@@ -249,7 +238,8 @@ class ContinualModule(L.LightningModule):
     def start_testing(self, *, task_ids: tuple[int, ...]) -> None:
         """Reset the test counts; the next ``test`` call's loaders are these tasks in order."""
         self._test_task_ids = tuple(task_ids)
-        self._test_counts = {task_id: CorrectCount() for task_id in task_ids}
+        count = CorrectCount if self.evaluator is None else TaskAgnosticCount
+        self._test_counts = {task_id: count() for task_id in task_ids}
 
     def test_counts(self) -> torch.Tensor:
         """``[[correct, samples, TAw correct, task-id correct], ...]`` per tested task.
@@ -261,7 +251,7 @@ class ContinualModule(L.LightningModule):
         for metric in counts:
             metric.sync(should_sync=is_distributed())
         rows = [metric.compute() for metric in counts]
-        return torch.stack(rows).cpu() if rows else torch.zeros((0, 4), dtype=torch.long)
+        return torch.stack(rows).cpu() if rows else torch.zeros((0, 2), dtype=torch.long)
 
     def test_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
@@ -275,7 +265,7 @@ class ContinualModule(L.LightningModule):
             counts = self.evaluator.batch_counts(
                 self.model, inputs, targets, task_id=task_id, seen=seen
             )
-            metric.add(counts, targets.numel())
+            metric.update(counts, targets.numel())
             return
         output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
         metric.update(output.logits, targets)

@@ -48,6 +48,8 @@ def task_agnostic_metrics(summaries: list[dict]) -> dict:
     }
     if "task_id_accuracy" in summaries[0]:
         metrics["task_id_accuracy"] = [list(s["task_id_accuracy"]) for s in summaries]
+        last = metrics["task_id_accuracy"][-1]
+        metrics["average_task_id_accuracy"] = sum(last) / len(last)
     return metrics
 
 
