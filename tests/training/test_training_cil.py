@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hatcl.cli_run import run_command
+from hatcl.inference.reevaluate import reevaluate
 from hatcl.training.run_callbacks import RunCallback
 
 QUICK = [
@@ -68,6 +69,14 @@ def test_the_task_aware_matrix_of_hat_under_cil_is_the_til_matrix(runs, tmp_path
     assert "accuracy_matrix_task_aware" not in til  # a til run is unchanged
 
 
+def test_a_calibration_without_validation_samples_is_refused_before_any_work(tmp_path, capsys):
+    folder = tmp_path / "refused"
+    overrides = ["head=cil", "cil.calibration=affine", "data.val_fraction=0"]
+    assert run_command([*QUICK, *overrides, f"output_dir={folder}"]) == 2
+    assert "data.val_fraction=0" in capsys.readouterr().err
+    assert not folder.exists()
+
+
 def test_cil_with_a_scenario_whose_tasks_share_classes_is_refused_before_any_work(
     tmp_path, capsys
 ):
@@ -119,3 +128,8 @@ def test_resume_mid_task_under_cil_is_byte_identical(tmp_path):
         assert (run / name).read_bytes() == (reference / name).read_bytes(), name
     tasks = json.loads((run / "tasks.json").read_text())["tasks"]
     assert len(tasks[-1]["calibration"]["weight"]) == 3
+    # re-evaluated from the task checkpoints, the run's own score and calibration give its numbers
+    metrics = json.loads((run / "metrics.json").read_text())
+    again = reevaluate(run, combinations=[("energy", "affine")])[("energy", "affine")]
+    for key in ("accuracy_matrix", "accuracy_matrix_task_aware", "task_id_accuracy"):
+        assert again[key] == metrics[key], key

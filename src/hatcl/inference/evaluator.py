@@ -96,8 +96,23 @@ class TaskAgnosticEvaluator:
         self.weight = self.bias = None
         if not model.heads.per_task_network or self.calibration == "none":
             return {}
-        scores, truth = self._calibration_scores(model, tasks, batch_size=batch_size)
-        fitted = CALIBRATIONS.get(self.calibration)(scores, truth)
+        logits, truth = calibration_logits(
+            model,
+            tasks,
+            per_class=self.calibration_per_class,
+            seed=self.seed,
+            batch_size=batch_size,
+        )
+        return self.fit(logits, truth)
+
+    def fit(self, logits: list[Tensor], truth: Tensor) -> dict[str, object]:
+        """Fit the calibration on the calibration set's logits under each seen task.
+
+        Args:
+            logits: per seen task, the calibration samples' logits ``(N, k_task)``.
+            truth: ``(N,)`` 0-based true task of each sample.
+        """
+        fitted = CALIBRATIONS.get(self.calibration)(self.scores(logits), truth)
         if fitted is None:
             return {}
         self.weight, self.bias = fitted
@@ -109,53 +124,32 @@ class TaskAgnosticEvaluator:
             }
         }
 
-    def _calibration_scores(
-        self, model: ContinualModel, tasks: Sequence[TaskData], *, batch_size: int
-    ) -> tuple[Tensor, Tensor]:
-        like = next(model.parameters())
-        seen = len(tasks)
-        scores, truth = [], []
-        for position, task in enumerate(tasks):
-            labels = _labels(task.val.y)
-            index = calibration_indices(
-                labels, per_class=self.calibration_per_class, seed=self.seed, task_id=task.task_id
-            )
-            for start in range(0, len(index), batch_size):
-                chunk = index[start : start + batch_size]
-                inputs = task.val.x[chunk].to(device=like.device, dtype=like.dtype)
-                logits = task_logits(model, inputs, seen=seen)
-                scores.append(torch.stack([self.score(block) for block in logits], dim=1))
-                truth.append(torch.full((len(chunk),), position, device=like.device))
-        if not scores:
-            raise ValueError(
-                "cil.calibration=affine needs validation samples: set data.val_fraction > 0"
-            )
-        return torch.cat(scores), torch.cat(truth)
+    def scores(self, logits: list[Tensor]) -> Tensor:
+        """``(N, T)`` calibrated scores of the seen tasks' logits."""
+        scores = torch.stack([self.score(block) for block in logits], dim=1)
+        if self.weight is not None:
+            scores = affine(scores, self.weight.to(scores), self.bias.to(scores))
+        return scores
 
     # -- prediction -------------------------------------------------------------------------
 
     def predict(self, model: ContinualModel, inputs: Tensor, *, seen: int) -> TaskPrediction:
         """Predict the task (per-task networks) and the class of every input, no task id."""
-        return self._predict(model, inputs, seen=seen)[0]
-
-    def _predict(
-        self, model: ContinualModel, inputs: Tensor, *, seen: int
-    ) -> tuple[TaskPrediction, list[Tensor] | None]:
         heads = model.heads
         if not heads.per_task_network:
             logits = model(inputs, task_id=seen, stage=Stage.TEST).logits
-            return TaskPrediction(task=None, logits=logits, labels=logits.argmax(1)), None
-        logits = task_logits(model, inputs, seen=seen)
-        scores = torch.stack([self.score(block) for block in logits], dim=1)
-        if self.weight is not None:
-            scores = affine(scores, self.weight.to(scores), self.bias.to(scores))
-        task = predict_task(scores)
+            return TaskPrediction(task=None, logits=logits, labels=logits.argmax(1))
+        return self.predict_from_logits(heads, task_logits(model, inputs, seen=seen))
+
+    def predict_from_logits(self, heads, logits: list[Tensor]) -> TaskPrediction:
+        """A per-task network's prediction from its logits under each seen task."""
+        task = predict_task(self.scores(logits))
         classes = torch.stack([block.argmax(1) for block in logits], dim=1)
         labels = classes.gather(1, task[:, None]).squeeze(1)
         if isinstance(heads, ClassIncrementalHeads):
-            labels = labels + _offsets(heads, seen, like=labels)[task]
+            labels = labels + _offsets(heads, len(logits), like=labels)[task]
         chosen = _chosen_logits(logits, task)
-        return TaskPrediction(task=task + 1, logits=chosen, labels=labels), logits
+        return TaskPrediction(task=task + 1, logits=chosen, labels=labels)
 
     def batch_counts(
         self, model: ContinualModel, inputs: Tensor, targets: Tensor, *, task_id: int, seen: int
@@ -166,7 +160,10 @@ class TaskAgnosticEvaluator:
         as right (it is never predicted).
         """
         heads = model.heads
-        prediction, per_task = self._predict(model, inputs, seen=seen)
+        if heads.per_task_network:
+            logits = task_logits(model, inputs, seen=seen)
+            return self.counts_from_logits(heads, logits, targets, task_id=task_id)
+        prediction = self.predict(model, inputs, seen=seen)
         if isinstance(heads, ClassIncrementalHeads):
             start = heads.offset(task_id)
             truth = targets + start
@@ -175,15 +172,52 @@ class TaskAgnosticEvaluator:
         else:
             truth = targets
             own = torch.ones_like(targets, dtype=torch.bool)
-        if prediction.task is not None:
-            own = prediction.task == task_id
         agnostic = prediction.labels == truth
-        if per_task is not None:
-            aware = per_task[task_id - 1]
-        else:
-            aware = _task_aware_logits(model, inputs, task_id=task_id, prediction=prediction)
-        aware_right = aware.argmax(1) == targets
-        return torch.stack([agnostic.sum(), aware_right.sum(), own.sum()])
+        aware = _task_aware_logits(model, inputs, task_id=task_id, prediction=prediction)
+        return torch.stack([agnostic.sum(), (aware.argmax(1) == targets).sum(), own.sum()])
+
+    def counts_from_logits(
+        self, heads, logits: list[Tensor], targets: Tensor, *, task_id: int
+    ) -> Tensor:
+        """A per-task network's counts of a batch of task ``task_id`` from its task logits."""
+        prediction = self.predict_from_logits(heads, logits)
+        truth = targets
+        if isinstance(heads, ClassIncrementalHeads):
+            truth = targets + heads.offset(task_id)
+        agnostic = prediction.labels == truth
+        aware = logits[task_id - 1].argmax(1) == targets
+        return torch.stack([agnostic.sum(), aware.sum(), (prediction.task == task_id).sum()])
+
+
+def calibration_logits(
+    model: ContinualModel,
+    tasks: Sequence[TaskData],
+    *,
+    per_class: int,
+    seed: int,
+    batch_size: int,
+) -> tuple[list[Tensor], Tensor]:
+    """Logits of the calibration set (kept validation samples) under each seen task.
+
+    Returns:
+        per seen task, ``(N, k_task)`` logits of all N calibration samples, and their 0-based
+        true tasks ``(N,)``.
+    """
+    like = next(model.parameters())
+    seen = len(tasks)
+    batches, truth = [], []
+    for position, task in enumerate(tasks):
+        labels = _labels(task.val.y)
+        index = calibration_indices(labels, per_class=per_class, seed=seed, task_id=task.task_id)
+        for start in range(0, len(index), batch_size):
+            chunk = index[start : start + batch_size]
+            inputs = task.val.x[chunk].to(device=like.device, dtype=like.dtype)
+            batches.append(task_logits(model, inputs, seen=seen))
+            truth.append(torch.full((len(chunk),), position, device=like.device))
+    if not batches:
+        raise ValueError("cil.calibration=affine needs validation samples: data.val_fraction > 0")
+    logits = [torch.cat([batch[t] for batch in batches]) for t in range(seen)]
+    return logits, torch.cat(truth)
 
 
 def task_logits(model: ContinualModel, inputs: Tensor, *, seen: int) -> list[Tensor]:

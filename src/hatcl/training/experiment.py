@@ -39,7 +39,8 @@ class ExperimentConfig:
         head = mapping.get("head", "til")
         HEADS.validate(head, parameter="head")
         data = _data_config(mapping.get("data") or {})
-        _check_head(head, data)
+        cil = dataclass_from_mapping(CilConfig, mapping.get("cil"), section="cil")
+        _check_head(head, data, cil)
         reference_run = mapping.get("reference_run")
         if reference_run is not None and not isinstance(reference_run, str):
             raise TypeError(
@@ -63,7 +64,7 @@ class ExperimentConfig:
             head=head,
             seed=seed,
             reference_run=reference_run,
-            cil=dataclass_from_mapping(CilConfig, mapping.get("cil"), section="cil"),
+            cil=cil,
         )
 
 
@@ -71,8 +72,13 @@ class ExperimentConfig:
 CLASS_INCREMENTAL_SCENARIO = "split"
 
 
-def _check_head(head: str, data: DataConfig) -> None:
-    """``head=cil`` needs tasks with disjoint classes (a split scenario)."""
+def _check_head(head: str, data: DataConfig, cil: CilConfig) -> None:
+    """``head=cil`` needs disjoint classes (a split); a calibration needs validation samples."""
+    if cil.calibration != "none" and head != "til" and not data.val_fraction:
+        raise ValueError(
+            f"cil.calibration={cil.calibration} is fitted on validation samples, but "
+            "data.val_fraction=0: set data.val_fraction > 0 or cil.calibration=none"
+        )
     if head == "cil" and data.scenario != CLASS_INCREMENTAL_SCENARIO:
         raise ValueError(
             f"head 'cil' (class-incremental) needs tasks with disjoint classes, i.e. "
