@@ -10,12 +10,16 @@ them, the loss and the optimizer are the user's::
         for x, y in loader:
             optimizer.zero_grad()
             logits = learner.forward(x, y)
-            loss = F.cross_entropy(logits, y) + learner.penalty()
+            loss = F.cross_entropy(logits, learner.targets(y)) + learner.penalty()
             loss.backward()
             learner.before_optimizer_step()
             optimizer.step()
             learner.after_optimizer_step()
         learner.end_task()
+    learner.predict(x)  # head="cil"/"dil": no task id, the task is predicted (cil.task_score)
+
+``learner.targets(y)`` are the labels the logits are scored against: ``y`` itself, except for a
+shared network under ``head="cil"`` (global labels over all seen classes).
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from hatcl.algorithms.base import Algorithm, StepContext
 from hatcl.backbones.base import Backbone
 from hatcl.backbones.model import ContinualModel
 from hatcl.data.base import TaskData, TensorSplit
+from hatcl.heads.heads import ClassIncrementalHeads
 from hatcl.heads.registries import HEADS
+from hatcl.inference.evaluator import TaskAgnosticEvaluator
+from hatcl.inference.registries import resolve_task_score
 from hatcl.masking.stage import Stage
 from hatcl.training import step
 
@@ -55,12 +62,25 @@ class Learner(nn.Module):
     Args:
         backbone: a :class:`Backbone` (``hatcl.wrap(...)`` or a built-in one).
         algorithm: any hatcl algorithm (HAT, AdaHAT, FGAdaHAT, EWC, ...).
-        head: ``til`` (one head per task) or ``dil`` (one shared head).
+        head: ``til`` (one head per task), ``dil`` (one shared head) or ``cil`` (global labels,
+            all seen classes; see docs/scenarios.md).
+        task_score: how :meth:`predict` without a task id scores each seen task (a
+            ``cil.task_score`` name or ``package.module:fn``).
     """
 
-    def __init__(self, *, backbone: Backbone, algorithm: Algorithm, head: str = "til") -> None:
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        algorithm: Algorithm,
+        head: str = "til",
+        task_score: str = "max_softmax",
+    ) -> None:
         super().__init__()
-        heads = HEADS.resolve(head, parameter="head")(input_dim=backbone.output_dim)
+        heads = HEADS.resolve(head, parameter="head")(
+            input_dim=backbone.output_dim, per_task_network=algorithm.per_task_network
+        )
+        self.evaluator = TaskAgnosticEvaluator(score=resolve_task_score(task_score))
         self.model = ContinualModel(backbone=backbone, heads=heads)
         self.algorithm = algorithm
         algorithm.configure_model(model=self.model)
@@ -110,6 +130,10 @@ class Learner(nn.Module):
         )
         return self._context.output.logits
 
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        """The labels the logits of :meth:`forward` are scored against (global under ``cil``)."""
+        return self.model.heads.training_targets(y, task_id=self._current_task())
+
     def penalty(self) -> torch.Tensor | float:
         """The algorithm's loss terms for the last forward (add them to your loss)."""
         self._enter("penalty")
@@ -144,8 +168,35 @@ class Learner(nn.Module):
         self._ended.add(task_id)
         self._phase, self.task_id = "idle", None
 
-    def predict(self, x: torch.Tensor, *, task_id: int) -> torch.Tensor:
-        """Test logits of ``task_id`` (its stored masks and head); call after its ``end_task``."""
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, *, task_id: int | None = None) -> torch.Tensor:
+        """Test logits; call after the last task's ``end_task``.
+
+        With ``task_id``: that task's logits (its stored masks and head). Without (``head="cil"``
+        or ``"dil"``): a per-task network predicts the task by the learner's ``task_score``, and
+        under ``cil`` the logits are over all seen classes, ``-inf`` outside the predicted task's
+        block, so their argmax is the global label.
+        """
+        if task_id is not None:
+            self._check_ended(task_id)
+            return self.model(x, task_id=task_id, stage=Stage.TEST).logits
+        if self.model.heads.task_id_at_test:
+            raise ValueError("predict(x) without task_id needs head='cil' or 'dil', not 'til'")
+        seen = self._current_task()
+        prediction = self.evaluator.predict(self.model, x, seen=seen)
+        heads = self.model.heads
+        if prediction.task is None or not isinstance(heads, ClassIncrementalHeads):
+            return prediction.logits
+        total = heads.offset(seen) + heads.head(seen).out_features
+        logits = prediction.logits.new_full((len(x), total), float("-inf"))
+        for task in range(1, seen + 1):  # scatter each sample's block to its global columns
+            start, width = heads.offset(task), heads.head(task).out_features
+            chosen = (prediction.task == task)[:, None]
+            block = prediction.logits[:, :width]
+            logits[:, start : start + width] = torch.where(chosen, block, float("-inf"))
+        return logits
+
+    def _check_ended(self, task_id: int) -> None:
         if task_id not in self._ended:
             ended = ", ".join(map(str, sorted(self._ended))) or "none yet"
             raise RuntimeError(
@@ -153,7 +204,6 @@ class Learner(nn.Module):
                 f"{task_id!r}: a task's masks and importances are stored by end_task (tasks "
                 f"ended: {ended}); the order is {ORDER}"
             )
-        return self.model(x, task_id=task_id, stage=Stage.TEST).logits
 
     def _current_task(self) -> int:
         if self.task_id is None:

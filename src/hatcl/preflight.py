@@ -33,6 +33,7 @@ TOP_LEVEL_KEYS = (
     "trainer",
     "seed",
     "head",
+    "cil",
     "reference_run",
     "output_dir",
     "resume",

@@ -69,6 +69,10 @@ class Algorithm(nn.Module):
     """
 
     uses_masks: ClassVar[bool] = False
+    #: One network (a mask or a backbone) per task: each task trains on its own output block
+    #: and, without a task id at test time (``head=cil``/``dil``), the task is predicted first
+    #: (spec/class-incremental.md). Shared-network algorithms train on all seen classes.
+    per_task_network: ClassVar[bool] = False
 
     def configure_model(self, *, model: ContinualModel) -> None:
         """Adapt the freshly built model once, before any task (e.g. wrap its backbone)."""

@@ -97,6 +97,7 @@ class EWC(Algorithm):
     def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskView) -> None:
         """Estimate the task's Fisher and merge it (with its optimum) into the penalty."""
         inputs, targets = _fisher_subset(task_data, samples=self.fisher_samples)
+        targets = model.heads.training_targets(targets, task_id=task_id)  # global under cil
         fishers = diagonal_fisher(
             model,
             inputs=inputs,

@@ -40,6 +40,7 @@ class HATFamily(Algorithm):
     """
 
     uses_masks = True
+    per_task_network = True
 
     def __init__(
         self,

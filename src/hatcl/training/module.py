@@ -10,7 +10,9 @@ from hatcl.algorithms.base import Algorithm
 from hatcl.backbones.model import ContinualModel
 from hatcl.config import OptimizerConfig
 from hatcl.data.base import TaskData
+from hatcl.inference.evaluator import TaskAgnosticEvaluator
 from hatcl.masking.stage import Stage
+from hatcl.metrics.counts import TaskAgnosticCount
 from hatcl.training.distributed import all_reduce_sum, broadcast_buffers, is_distributed
 from hatcl.training.optim import build_optimizer, build_scheduler
 from hatcl.training.step import run_training_step
@@ -56,6 +58,8 @@ class ContinualModule(L.LightningModule):
         algorithm: the continual-learning algorithm (its hooks are called here only).
         optimizer: optimizer and scheduler settings (a fresh optimizer per ``fit``).
         log_every_n_steps: how often step scalars are collected (logging is batched).
+        evaluator: how a test input is predicted without its task id (``head=cil``/``dil``);
+            ``None``: tested with the task id (``head=til``).
     """
 
     def __init__(
@@ -65,8 +69,11 @@ class ContinualModule(L.LightningModule):
         algorithm: Algorithm,
         optimizer: OptimizerConfig,
         log_every_n_steps: int = 10,
+        evaluator: TaskAgnosticEvaluator | None = None,
     ) -> None:
         super().__init__()
+        self.evaluator = evaluator
+        self.test_report: dict[str, object] = {}  # the last test's TAw/task-id rows (cil, dil)
         self.automatic_optimization = False
         self.model = model
         self.algorithm = algorithm
@@ -77,7 +84,7 @@ class ContinualModule(L.LightningModule):
         self._task_started = False
         self._consolidate: TaskData | None = None
         self._test_task_ids: tuple[int, ...] = ()
-        self._test_counts: dict[int, CorrectCount] = {}
+        self._test_counts: dict[int, CorrectCount | TaskAgnosticCount] = {}
         self._window = _Window()  # a plain object: no nn.Module attribute overhead per step
         self._val_accuracy = CorrectCount()
         self._offset = (0, 0, 0)  # epoch and step a resumed fit starts at; batches it skips
@@ -198,7 +205,8 @@ class ContinualModule(L.LightningModule):
             # a grad scaler (16-mixed) skips steps with inf/nan gradients: hooks are told
             check_finite=getattr(self.trainer.precision_plugin, "scaler", None) is not None,
         )
-        self._collect_step(result.loss.detach(), result.context.output.logits.detach(), batch[1])
+        context = result.context
+        self._collect_step(result.loss.detach(), context.output.logits.detach(), context.targets)
 
     def on_train_epoch_end(self) -> None:
         scheduler = self.lr_schedulers()
@@ -211,6 +219,7 @@ class ContinualModule(L.LightningModule):
         inputs, targets = batch
         scale = self.algorithm.evaluation_scale()
         output = self.model(inputs, task_id=self.task_id, stage=Stage.VALIDATION, scale=scale)
+        targets = self.model.heads.training_targets(targets, task_id=self.task_id)
         self._val_accuracy.update(output.logits, targets)
 
     def on_validation_epoch_end(self) -> None:
@@ -224,10 +233,15 @@ class ContinualModule(L.LightningModule):
     def start_testing(self, *, task_ids: tuple[int, ...]) -> None:
         """Reset the test counts; the next ``test`` call's loaders are these tasks in order."""
         self._test_task_ids = tuple(task_ids)
-        self._test_counts = {task_id: CorrectCount() for task_id in task_ids}
+        count = CorrectCount if self.evaluator is None else TaskAgnosticCount
+        self._test_counts = {task_id: count() for task_id in task_ids}
 
     def test_counts(self) -> torch.Tensor:
-        """``[[correct, samples], ...]`` per tested task, summed over processes (int64, CPU)."""
+        """``[[correct, samples, TAw correct, task-id correct], ...]`` per tested task.
+
+        Summed over processes (int64, CPU); the last two are counted without a task id at test
+        time only (``evaluator`` set).
+        """
         counts = [self._test_counts[t] for t in self._test_task_ids]
         for metric in counts:
             metric.sync(should_sync=is_distributed())
@@ -239,9 +253,16 @@ class ContinualModule(L.LightningModule):
     ) -> None:
         inputs, targets = batch
         task_id = self._test_task_ids[dataloader_idx]
-        output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
         metric = self._test_counts[task_id]
-        metric.to(output.logits.device)
+        metric.to(inputs.device)
+        if self.evaluator is not None:
+            seen = self._test_task_ids[-1]
+            counts = self.evaluator.batch_counts(
+                self.model, inputs, targets, task_id=task_id, seen=seen
+            )
+            metric.update(counts, targets.numel())
+            return
+        output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
         metric.update(output.logits, targets)
 
     # -- checkpoints ----------------------------------------------------------------------
