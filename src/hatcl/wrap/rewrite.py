@@ -126,6 +126,7 @@ def residual_modules(graph_module: fx.GraphModule, groups: list[UnitGroup]) -> N
             name = add_module(graph_module, f"{node.name}_add", Add())
             with graph_module.graph.inserting_after(node):
                 module_call = graph_module.graph.call_module(name, args=tensors)
+            module_call.meta = dict(node.meta)
             node.replace_all_uses_with(module_call)
             graph_module.graph.erase_node(node)
             if group.end is node:
@@ -142,6 +143,7 @@ def insert_masks_and_taps(
         mask_name = add_module(graph_module, f"{group.key}_mask", ApplyMask())
         with graph.inserting_after(group.end):
             masked = graph.call_module(mask_name, (group.end,), {"mask": mask_input})
+        masked.meta = dict(group.end.meta)
         group.end.replace_all_uses_with(masked, delete_user_cb=lambda user, m=masked: user is not m)
         hidden = masked
         if len(masked.users) == 1 and is_activation(graph_module, next(iter(masked.users))):
@@ -151,6 +153,7 @@ def insert_masks_and_taps(
             emitted = graph.call_function(emit_activation, (emit, group.key, hidden))
         with graph.inserting_after(emitted):
             tap = graph.call_module(tap_name, (emitted,))
+        emitted.meta, tap.meta = dict(hidden.meta), dict(hidden.meta)  # shapes stay readable
         hidden.replace_all_uses_with(tap, delete_user_cb=lambda user, e=emitted: user is not e)
         applied.append(masked)
         taps.append(tap)

@@ -149,8 +149,8 @@ def propagate(
     for node in graph_module.graph.nodes:
         if node in fixed:
             layouts[node] = fixed[node]
-        elif node.op in ("placeholder", "get_attr"):
-            layouts[node] = ALWAYS_ON
+        elif node.op in ("placeholder", "get_attr") or "tensor_meta" not in node.meta:
+            layouts[node] = ALWAYS_ON  # no tensor (a size, a shape entry): carries no units
         elif node.op != "output":
             layouts[node] = _layout(graph_module, node, layouts)
     return layouts
