@@ -13,14 +13,16 @@ from hatcl.backbones.base import Backbone, BackboneOutput, WeightedLayer
 from hatcl.masking.masker import HATMasker
 from hatcl.masking.stage import Stage
 from hatcl.wrap.graph import (
+    PYTHON_NAMES,
     WEIGHTED_TYPES,
+    OptionNames,
     check_single_use,
     module_of,
     propagate_shapes,
     shape_of,
     trace,
 )
-from hatcl.wrap.protect import check_excludes, check_layers, check_protected, is_excluded
+from hatcl.wrap.protect import check_excludes, check_layers, is_excluded, loose_parameters
 from hatcl.wrap.rewrite import (
     PerTaskBatchNorm,
     UnitGroup,
@@ -30,6 +32,15 @@ from hatcl.wrap.rewrite import (
     unit_groups,
 )
 from hatcl.wrap.units import ALWAYS_ON, Unfollowable, Units, propagate
+from hatcl.wrap.unmasked import (
+    UNMASKED_CHOICES,
+    FrozenAfterFirst,
+    PerTaskCopy,
+    insert_remasks,
+    install_unmasked,
+    plan_unmasked,
+    remask_points,
+)
 
 BATCH_NORM_CHOICES = ("independent", "shared")
 NETWORK = "network"
@@ -75,9 +86,9 @@ class WrappedBackbone(Backbone):
         return self.network.get_submodule(self._tap_names[mask_key])
 
     def setup_task(self, task_id: int) -> None:
-        """Create per-task batch norms where configured."""
+        """Create per-task batch norms and copies, freeze what trains on the first task only."""
         for module in self.network.modules():
-            if isinstance(module, PerTaskBatchNorm):
+            if isinstance(module, PerTaskBatchNorm | PerTaskCopy | FrozenAfterFirst):
                 module.setup_task(task_id)
 
     def forward(
@@ -100,7 +111,9 @@ def wrap(
     *,
     exclude: Sequence[str] = (),
     batch_norm: str = "independent",
+    unmasked: str = "refuse",
     masked: bool = True,
+    option_names: OptionNames = PYTHON_NAMES,
 ) -> WrappedBackbone:
     """Return a HAT-masked backbone of ``model``, ready for every algorithm and importance type.
 
@@ -121,7 +134,13 @@ def wrap(
         batch_norm: ``independent`` (default: a fresh batch norm per task replaces each batch
             norm following a weighted layer, so earlier tasks stay unchanged) or ``shared``
             (the network's own batch norms, whose statistics and affine parameters drift).
+        unmasked: what to do with parameters HAT cannot mask (layer norms, a batch norm not
+            directly following a weighted layer, raw ``nn.Parameter``s): ``refuse`` (default:
+            an error naming them), ``per_task`` (each task gets its own copy, initialised from
+            the previous task's) or ``freeze`` (trained on the first task, frozen afterwards).
+            The units' mask is applied again after each of them.
         masked: ``False`` builds the same backbone without masks (for the baselines).
+        option_names: how error messages spell these options (the command line passes its keys).
 
     Raises:
         TypeError: the network cannot be traced by torch.fx (the message says what to change).
@@ -132,10 +151,14 @@ def wrap(
         raise ValueError(
             f"wrap batch_norm must be one of {', '.join(BATCH_NORM_CHOICES)}, got {batch_norm!r}"
         )
+    if unmasked not in UNMASKED_CHOICES:
+        raise ValueError(
+            f"wrap unmasked must be one of {', '.join(UNMASKED_CHOICES)}, got {unmasked!r}"
+        )
     if not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a tensor batch, got {type(example_input).__name__}")
     excluded = check_excludes(model, exclude)
-    network = trace(model)
+    network = trace(model, option_names)
     check_single_use(network)
     propagate_shapes(network, example_input)
     weighted = [
@@ -144,11 +167,15 @@ def wrap(
         if isinstance(module_of(network, node), WEIGHTED_TYPES)
         and not is_excluded(str(node.target), excluded)
     ]
-    check_layers(network, weighted)
+    check_layers(network, weighted, option_names)
     groups = unit_groups(network, weighted)
+    extra = []
     if masked:
-        check_protected(network, groups, excluded)
-    return _build(network, groups, excluded, batch_norm=batch_norm, masked=masked)
+        loose = loose_parameters(network, groups, excluded)
+        extra = plan_unmasked(network, loose, mode=unmasked, names=option_names)
+    return _build(
+        network, groups, excluded, batch_norm=batch_norm, masked=masked, unmasked=(unmasked, extra)
+    )
 
 
 def _build(
@@ -158,6 +185,7 @@ def _build(
     *,
     batch_norm: str,
     masked: bool,
+    unmasked: tuple[str, list[fx.Node]],
 ) -> WrappedBackbone:
     graph = network.graph
     inputs = [node for node in graph.nodes if node.op == "placeholder"]
@@ -184,9 +212,15 @@ def _build(
         mask_inputs.append(previous)
     if batch_norm == "independent":
         install_per_task_norms(network, groups, task_id)
+    installed = install_unmasked(network, unmasked[1], mode=unmasked[0], task_id=task_id)
     residual_modules(network, groups)
     applied, taps = insert_masks_and_taps(network, groups, masks=mask_inputs, emit=emit)
     layouts = _layouts(network, groups, applied, inputs[0], excluded)
+    if installed and masked:
+        by_key = {group.key: mask for group, mask in zip(groups, mask_inputs)}
+        points = remask_points(network, installed)
+        remasks = insert_remasks(network, points, layouts, by_key)
+        layouts = _layouts(network, groups, applied, inputs[0], excluded, remasks)
     layers = _weighted_layers(network, groups, layouts)
     _check_features(output.args[0], layouts)
     output.args = ((output.args[0], tuple(taps)),)
@@ -208,8 +242,8 @@ def _build(
     )
 
 
-def _layouts(network, groups, applied, input_node, excluded):
-    fixed: dict = {input_node: ALWAYS_ON}
+def _layouts(network, groups, applied, input_node, excluded, extra=None):
+    fixed: dict = {input_node: ALWAYS_ON, **(extra or {})}
     for node in network.graph.nodes:
         if node.op == "call_module" and is_excluded(str(node.target), excluded):
             fixed[node] = ALWAYS_ON

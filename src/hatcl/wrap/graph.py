@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import operator
 from collections import Counter
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +57,19 @@ ADD_FUNCTIONS = frozenset({operator.add, operator.iadd, torch.add})
 ADD_METHODS = frozenset({"add", "add_"})
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
+@dataclass(frozen=True)
+class OptionNames:
+    """How error messages spell wrap's options (Python keywords, or the command line's keys)."""
+
+    exclude: str = "exclude=[...]"
+    unmasked: str = "unmasked="
+
+
+PYTHON_NAMES = OptionNames()
+CLI_NAMES = OptionNames(exclude="backbone.exclude=[...]", unmasked="backbone.unmasked=")
+
+
+def trace(model: nn.Module, names: OptionNames = PYTHON_NAMES) -> fx.GraphModule:
     """Symbolically trace ``model`` (a deep copy: the user's network is never modified)."""
     try:
         return fx.symbolic_trace(copy.deepcopy(model))
@@ -65,7 +78,7 @@ def trace(model: nn.Module) -> fx.GraphModule:
             f"wrap could not trace {type(model).__name__} with torch.fx: {error}. "
             "wrap follows the forward symbolically, so it cannot take Python control flow that "
             "depends on tensor values (if/while on a tensor, .item(), data-dependent shapes). "
-            "Move such logic out of forward, or into a submodule passed in exclude=[...] "
+            f"Move such logic out of forward, or into a submodule passed in {names.exclude} "
             "(its parameters then train unprotected)."
         ) from error
 

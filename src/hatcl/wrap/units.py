@@ -32,6 +32,7 @@ from hatcl.wrap.graph import (
     shape_of,
 )
 from hatcl.wrap.rewrite import emit_activation
+from hatcl.wrap.unmasked import inner_module
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,15 @@ _KEEP_MODULES = (
     nn.Upsample,
     ActivationTap,
 )
+NORM_TYPES = (
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.RMSNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+)
+"""Normalisations keeping each unit in place (their parameters are per_task or frozen)."""
 _KEEP_FUNCTIONS = ACTIVATION_FUNCTIONS | {
     F.dropout,
     F.dropout1d,
@@ -177,7 +187,10 @@ def _layout(graph_module: fx.GraphModule, node: fx.Node, layouts: dict) -> Layou
 def _keeps_units(graph_module: fx.GraphModule, node: fx.Node) -> bool:
     module = module_of(graph_module, node)
     if module is not None:
-        return isinstance(module, _KEEP_MODULES)
+        inner = inner_module(module)  # a per-task or frozen norm: its output is masked again
+        return isinstance(module, _KEEP_MODULES) or (
+            inner is not module and isinstance(inner, NORM_TYPES + BATCH_NORM_TYPES)
+        )
     if node.op == "call_function":
         if node.target in _REDUCTIONS:
             return _keeps_dims_0_1(node)
