@@ -128,3 +128,41 @@ def test_the_own_model_example_runs_and_keeps_earlier_tasks():
     assert len(rows) == 5 and len(rows[-1]) == 5
     assert all(row[0] == rows[0][0] for row in rows)  # task 1 never forgotten
     assert float(rows[-1][-1]) > 0.6
+
+
+NORMED = ["backbone=custom", "backbone.target=plain_nets:make_normed_mlp", "algorithm=hat"]
+
+
+def test_unmaskable_parameters_are_refused_naming_the_command_line_keys(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.syspath_prepend(str(HERE))
+    assert run_command([*NORMED, f"output_dir={tmp_path / 'run'}", *TINY]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "['norm.bias', 'norm.weight', 'scale']" in err
+    assert "backbone.unmasked=per_task" in err and "backbone.exclude=[...]" in err
+    assert "exclude=[...] to" not in err.replace("backbone.exclude=[...]", "")
+
+
+def test_a_bad_unmasked_mode_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(HERE))
+    args = [*NORMED, "backbone.unmasked=copy", f"output_dir={tmp_path / 'run'}", *TINY]
+    assert run_command(args) == 2
+    assert "backbone.unmasked must be one of refuse, per_task, freeze" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_per_task_copies_keep_earlier_tasks_from_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    args = [
+        *NORMED,
+        "backbone.unmasked=per_task",
+        "data=split_digits",
+        "data.num_tasks=3",
+        "data.train_subset=60",
+        f"output_dir={tmp_path / 'run'}",
+        *TINY,
+    ]
+    assert run_command(args) == 0
+    matrix = json.loads((tmp_path / "run" / "metrics.json").read_text())["accuracy_matrix"]
+    assert matrix[2][0] == matrix[1][0] == matrix[0][0] and matrix[2][1] == matrix[1][1]

@@ -215,7 +215,7 @@ def _same_units(node: fx.Node, inputs: list[Layout]) -> Layout:
     return Unfollowable(
         f"{describe(node)} (node {node.name!r}) combines tensors of different units {keys}; "
         "a sum of two layers' outputs must come before their nonlinearity (right after their "
-        "batch norms) so that both share one mask"
+        "batch norms) so that both share one mask: write relu(x + f(x)), not x + relu(f(x))"
     )
 
 
