@@ -41,7 +41,7 @@ LOOSE = "['bn.bias', 'bn.weight', 'norm.bias', 'norm.weight', 'scale', 'shift']"
 def test_refuse_names_the_parameters_and_the_options():
     with pytest.raises(ValueError, match=re.escape(LOOSE)):
         hatcl.wrap(Unmaskable(), X)
-    with pytest.raises(ValueError, match=r'unmasked=per_task\).*unmasked=freeze\).*exclude=\['):
+    with pytest.raises(ValueError, match=r"unmasked=per_task\).*unmasked=freeze\).*exclude=\["):
         hatcl.wrap(Unmaskable(), X)
 
 
@@ -89,8 +89,11 @@ def test_task_1_logits_are_bit_identical_after_task_2(mode):
 def test_per_task_copies_start_from_the_previous_tasks_values():
     backbone = hatcl.wrap(Unmaskable(), X, unmasked="per_task")
     backbone.setup_task(1)
-    norm = next(m for m in backbone.modules() if isinstance(m, PerTaskCopy)
-                and isinstance(m.initial, nn.LayerNorm))
+    norm = next(
+        m
+        for m in backbone.modules()
+        if isinstance(m, PerTaskCopy) and isinstance(m.initial, nn.LayerNorm)
+    )
     with torch.no_grad():
         norm.copies["1"].weight.fill_(3.0)
     backbone.setup_task(2)
@@ -119,9 +122,7 @@ def test_the_mask_is_applied_again_after_the_layer_norm():
     backbone = hatcl.wrap(net, X, unmasked="per_task")
     backbone.setup_task(1)
     backbone.eval()
-    embeddings = {
-        key: torch.where(torch.arange(8) % 2 == 0, 2.0, -2.0) for key in backbone.keys
-    }
+    embeddings = {key: torch.where(torch.arange(8) % 2 == 0, 2.0, -2.0) for key in backbone.keys}
     for key, value in embeddings.items():
         backbone.masker.embeddings[key].data = value
     scale = 400.0
@@ -131,8 +132,11 @@ def test_the_mask_is_applied_again_after_the_layer_norm():
     h = h * m["fc1"]  # applied again after the norm
     torch.testing.assert_close(out.activations["fc1"], net.fc1(X) * m["fc1"])
     fresh = backbone.network.get_submodule(
-        next(n for n, mod in backbone.network.named_modules() if isinstance(mod, PerTaskCopy)
-             and isinstance(mod.initial, nn.BatchNorm1d))
+        next(
+            n
+            for n, mod in backbone.network.named_modules()
+            if isinstance(mod, PerTaskCopy) and isinstance(mod.initial, nn.BatchNorm1d)
+        )
     ).copies["1"]
     s = (net.fc2(h) + h) * m["fc2"]
     s = F.gelu(fresh(s)) * m["fc2"]

@@ -29,9 +29,10 @@ from hatcl.wrap.rewrite import (
     insert_masks_and_taps,
     install_per_task_norms,
     residual_modules,
+    token_wise,
     unit_groups,
 )
-from hatcl.wrap.units import ALWAYS_ON, Unfollowable, Units, propagate
+from hatcl.wrap.units import ALWAYS_ON, Segments, Unfollowable, Units, propagate
 from hatcl.wrap.unmasked import (
     UNMASKED_CHOICES,
     FrozenAfterFirst,
@@ -248,9 +249,10 @@ def _layouts(network, groups, applied, input_node, excluded, extra=None):
         if node.op == "call_module" and is_excluded(str(node.target), excluded):
             fixed[node] = ALWAYS_ON
     for group, mask in zip(groups, applied):
-        fixed[mask] = Units(group.key)
+        dims = (len(shape_of(mask)) - 1,) if token_wise(network, group) else (1,)
+        fixed[mask] = Units(group.key, dims=dims)
         for node in group.layers:
-            fixed[node] = Units(group.key)
+            fixed[node] = Units(group.key, dims=dims)
     return propagate(network, fixed=fixed)
 
 
@@ -259,11 +261,7 @@ def _weighted_layers(network, groups, layouts) -> list[WeightedLayer]:
     key_of = {node: group.key for group in groups for node in group.layers}
     order = [node for node in network.graph.nodes if node in key_of]
     for node in order:
-        layout = layouts[node.args[0]]
-        if isinstance(layout, Unfollowable):
-            raise ValueError(
-                f"layer {node.target!r} reads a tensor wrap cannot follow: {layout.reason}"
-            )
+        layout = _read_layout(network, node, layouts[node.args[0]])
         layers.append(
             WeightedLayer(
                 name=f"{NETWORK}.{node.target}",
@@ -274,6 +272,29 @@ def _weighted_layers(network, groups, layouts) -> list[WeightedLayer]:
         )
     _check_input_sizes(network, layers, groups)
     return layers
+
+
+def _read_layout(network, node, layout) -> Units:
+    """The units a weighted layer reads, along its input-feature dim; refused otherwise."""
+    if isinstance(layout, Unfollowable):
+        raise ValueError(
+            f"layer {node.target!r} reads a tensor wrap cannot follow: {layout.reason}"
+        )
+    if isinstance(layout, Segments):
+        raise ValueError(
+            f"layer {node.target!r} reads the units of several layers {list(layout.keys)} at "
+            "once (a concatenation along their unit dim); a layer fed by several masks is not "
+            "supported yet: give each branch its own layer and add their outputs"
+        )
+    rank = len(shape_of(node.args[0]) or ())
+    feature_dim = rank - 1 if isinstance(network.get_submodule(node.target), nn.Linear) else 1
+    if not isinstance(layout, Units) or (layout.key is not None and layout.dims != (feature_dim,)):
+        dims = getattr(layout, "dims", "?")
+        raise ValueError(
+            f"layer {node.target!r} reads units along dims {dims} of its input but its input "
+            f"features are dim {feature_dim}; permute the units back to that dim first"
+        )
+    return layout
 
 
 def _check_input_sizes(network, layers: list[WeightedLayer], groups) -> None:
@@ -295,6 +316,12 @@ def _check_features(result: fx.Node, layouts) -> None:
     layout = layouts[result]
     if isinstance(layout, Unfollowable):
         raise ValueError(f"the network's output cannot be mapped to units: {layout.reason}")
+    if not isinstance(layout, Units) or (layout.key is not None and layout.dims != (1,)):
+        raise ValueError(
+            f"the network's output carries units along dims {getattr(layout, 'dims', '?')}, "
+            "but the heads read (batch, features) with units first: reduce the token dims "
+            "(x[:, 0] for a class token, x.mean(1) for the average) before returning"
+        )
 
 
 def _is_chain(network: fx.GraphModule, input_node: fx.Node, taps: list[fx.Node]) -> bool:

@@ -170,6 +170,16 @@ def is_activation(graph_module: fx.GraphModule, node: fx.Node) -> bool:
     return node.op == "call_method" and node.target in ACTIVATION_METHODS
 
 
+DROPOUT_TYPES = (nn.Dropout, nn.Identity)
+
+
+def is_dropout(graph_module: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether ``node`` is a dropout (or an identity): the identity at test time."""
+    if isinstance(module_of(graph_module, node), DROPOUT_TYPES):
+        return True
+    return node.op == "call_function" and node.target is F.dropout
+
+
 def is_add(node: fx.Node) -> bool:
     """Whether ``node`` adds two tensors (a residual connection)."""
     if node.op == "call_function" and node.target in ADD_FUNCTIONS:

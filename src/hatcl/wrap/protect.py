@@ -46,13 +46,6 @@ def check_layers(
                 f"layer {node.target!r} is a grouped convolution (groups={module.groups}); "
                 "wrap masks convolutions whose every output channel reads every input channel"
             )
-        shape = node.args[0].meta.get("tensor_meta") if isinstance(node.args[0], fx.Node) else None
-        if isinstance(module, nn.Linear) and shape is not None and len(shape.shape) != 2:
-            raise ValueError(
-                f"linear layer {node.target!r} reads a {len(shape.shape)}-D tensor; wrap masks "
-                "units along dim 1, so a Linear must read (batch, features): flatten first "
-                f"(torch.flatten(x, 1)), or leave it out with {names.exclude}"
-            )
 
 
 def loose_parameters(
