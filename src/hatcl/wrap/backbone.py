@@ -12,6 +12,7 @@ from torch import fx, nn
 from hatcl.backbones.base import Backbone, BackboneOutput, WeightedLayer
 from hatcl.masking.masker import HATMasker
 from hatcl.masking.stage import Stage
+from hatcl.wrap.fused import split_fused
 from hatcl.wrap.graph import (
     PYTHON_NAMES,
     WEIGHTED_TYPES,
@@ -162,6 +163,7 @@ def wrap(
     network = trace(model, option_names)
     check_single_use(network)
     propagate_shapes(network, example_input)
+    split_fused(network, excluded)
     weighted = [
         node
         for node in network.graph.nodes
@@ -219,7 +221,7 @@ def _build(
     layouts = _layouts(network, groups, applied, inputs[0], excluded)
     if installed and masked:
         by_key = {group.key: mask for group, mask in zip(groups, mask_inputs)}
-        points = remask_points(network, installed)
+        points = remask_points(network, installed, layouts)
         remasks = insert_remasks(network, points, layouts, by_key)
         layouts = _layouts(network, groups, applied, inputs[0], excluded, remasks)
     layers = _weighted_layers(network, groups, layouts)

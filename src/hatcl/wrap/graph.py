@@ -71,8 +71,10 @@ CLI_NAMES = OptionNames(exclude="backbone.exclude=[...]", unmasked="backbone.unm
 
 def trace(model: nn.Module, names: OptionNames = PYTHON_NAMES) -> fx.GraphModule:
     """Symbolically trace ``model`` (a deep copy: the user's network is never modified)."""
+    from hatcl.wrap.attention import make_explicit
+
     try:
-        return fx.symbolic_trace(copy.deepcopy(model))
+        return fx.symbolic_trace(make_explicit(model))
     except Exception as error:  # fx raises TraceError, TypeError, RuntimeError, ...
         raise TypeError(
             f"wrap could not trace {type(model).__name__} with torch.fx: {error}. "

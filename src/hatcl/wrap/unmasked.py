@@ -20,8 +20,9 @@ import torch
 from torch import fx, nn
 
 from hatcl.backbones.base import ApplyMask
-from hatcl.wrap.graph import OptionNames, add_module
+from hatcl.wrap.graph import OptionNames, add_module, describe, shape_of
 from hatcl.wrap.protect import refuse_unprotected
+from hatcl.wrap.rewrite import ApplyMaskLast
 
 UNMASKED_CHOICES = ("refuse", "per_task", "freeze")
 
@@ -160,16 +161,28 @@ def plan_unmasked(
     return nodes
 
 
-def remask_points(network: fx.GraphModule, installed: list[fx.Node]) -> list[fx.Node]:
-    """Where the units' mask is applied again: after each wrapped module, and after each op
-    reading a wrapped raw parameter (an added positional embedding, a scale)."""
+def remask_points(network: fx.GraphModule, installed: list[fx.Node], layouts) -> list:
+    """Where the units' mask is applied again: after each wrapped module, and after the first
+    ops carrying masked units downstream of a wrapped raw parameter (an added positional
+    embedding, a concatenated class token, a scale)."""
     points: list[fx.Node] = []
     for node in installed:
         wrapper = network.get_submodule(node.target)
         inner = wrapper.initial if isinstance(wrapper, PerTaskCopy) else wrapper.module
-        users = list(node.users) if isinstance(inner, ParameterModule) else [node]
-        points.extend(p for p in users if p not in points and p.op != "output")
-    return points
+        if not isinstance(inner, ParameterModule):
+            points.append(node)
+            continue
+        frontier, seen = list(node.users), set()
+        while frontier:
+            user = frontier.pop()
+            if user in seen or user.op == "output":
+                continue
+            seen.add(user)
+            if getattr(layouts.get(user), "key", None) is not None:
+                points.append(user)
+            elif getattr(layouts.get(user), "key", 0) is None:
+                frontier.extend(user.users)  # still always on: follow it to where units join
+    return list(dict.fromkeys(points))
 
 
 def inner_module(module: nn.Module) -> nn.Module:
@@ -191,7 +204,15 @@ def insert_remasks(
         layout = layouts.get(point)
         if getattr(layout, "key", None) is None:
             continue  # always-on or unfollowable units: nothing to mask (refused later if read)
-        name = add_module(network, f"{point.name}_remask", ApplyMask())
+        rank = len(shape_of(point) or ())
+        if layout.dims not in ((1,), (rank - 1,)):
+            raise ValueError(
+                f"{describe(point)} (node {point.name!r}) carries units of {layout.key!r} along "
+                f"dims {layout.dims}; wrap applies their mask again after a parameter it cannot "
+                "mask only along dim 1 or the last dim"
+            )
+        module = ApplyMask() if layout.dims == (1,) else ApplyMaskLast()
+        name = add_module(network, f"{point.name}_remask", module)
         with network.graph.inserting_after(point):
             masked = network.graph.call_module(name, (point,), {"mask": masks[layout.key]})
         masked.meta = dict(point.meta)
