@@ -166,3 +166,39 @@ def test_per_task_copies_keep_earlier_tasks_from_the_command_line(tmp_path, monk
     assert run_command(args) == 0
     matrix = json.loads((tmp_path / "run" / "metrics.json").read_text())["accuracy_matrix"]
     assert matrix[2][0] == matrix[1][0] == matrix[0][0] and matrix[2][1] == matrix[1][1]
+
+
+VIT = [
+    "backbone=custom",
+    "backbone.target=transformer_nets:make_vit",
+    "backbone.unmasked=per_task",
+    "data=split_digits",
+    "data.num_tasks=3",
+    "data.train_subset=150",
+    "data.test_subset=60",
+    "optimizer.lr=0.01",
+    "trainer.batch_size=32",
+    "trainer.max_epochs=4",
+    "trainer.num_threads=1",
+]
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        ["algorithm=hat"],
+        ["algorithm=fgadahat", "algorithm.importance_type=gradient_x_activation_abs"],
+    ],
+    ids=["hat", "fgadahat"],
+)
+@pytest.mark.slow
+def test_a_vit_learns_split_digits_from_the_command_line(tmp_path, monkeypatch, algorithm):
+    monkeypatch.syspath_prepend(str(HERE))
+    args = [*VIT, *algorithm, f"output_dir={tmp_path / 'run'}", *TINY[1:]]
+    assert run_command(args) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    matrix = metrics["accuracy_matrix"]
+    assert len(matrix) == 3 and sum(matrix[-1]) / 3 > 0.6  # chance is 0.5
+    if algorithm == ["algorithm=hat"]:
+        assert matrix[2][0] == matrix[1][0] == matrix[0][0] and matrix[2][1] == matrix[1][1]
+        assert metrics["bwt"] == 0.0

@@ -18,6 +18,7 @@ from hatcl.wrap.graph import (
     WEIGHTED_TYPES,
     OptionNames,
     check_single_use,
+    is_chain,
     module_of,
     propagate_shapes,
     shape_of,
@@ -241,7 +242,7 @@ def _build(
         output_dim=features,
         unit_counts=units,
         masked=masked,
-        sequential=_is_chain(network, inputs[0], taps),
+        sequential=is_chain(network, inputs[0], taps),
     )
 
 
@@ -324,33 +325,3 @@ def _check_features(result: fx.Node, layouts) -> None:
             "but the heads read (batch, features) with units first: reduce the token dims "
             "(x[:, 0] for a class token, x.mean(1) for the average) before returning"
         )
-
-
-def _is_chain(network: fx.GraphModule, input_node: fx.Node, taps: list[fx.Node]) -> bool:
-    """Whether everything after each tap depends on the input only through that tap.
-
-    True for a plain chain: every node computed from the input has one such argument and at
-    most one user (attribution may then run only the layers after a tap).
-    """
-    dependent = {input_node}
-    for node in network.graph.nodes:
-        if node.op in ("placeholder", "get_attr", "output"):
-            continue
-        sources = [a for a in _node_args(node) if a in dependent]
-        if not sources:
-            continue
-        dependent.add(node)
-        if len(sources) > 1 or len([u for u in node.users if _carries_tensor(u)]) > 1:
-            return False
-    return bool(taps)
-
-
-def _carries_tensor(node: fx.Node) -> bool:
-    """Whether a user passes tensors on (not the output, not a ``.size()`` read)."""
-    return node.op != "output" and not (node.op == "call_method" and node.target == "size")
-
-
-def _node_args(node: fx.Node) -> list[fx.Node]:
-    found: list[fx.Node] = []
-    fx.node.map_arg((node.args, node.kwargs), found.append)
-    return found
