@@ -36,7 +36,7 @@ class ViT(nn.Module):
         self.embed = nn.Conv2d(1, dim, 2, stride=2)  # 16 patches of 2x2 pixels
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(0.02 * torch.randn(1, 17, dim))
-        self.blocks, self.norm = nn.Sequential(Block(dim), Block(dim)), nn.LayerNorm(dim)
+        self.blocks, self.norm = nn.Sequential(Block(dim)), nn.LayerNorm(dim)
 
     def forward(self, x):
         x = self.embed(x).flatten(2).transpose(1, 2)
@@ -52,7 +52,7 @@ learner = hatcl.Learner(backbone=backbone, algorithm=algorithm)
 for task in tasks:
     batches = list(zip(task.train.x.split(32), task.train.y.split(32)))
     learner.start_task(task.task_id, num_classes=task.num_classes, num_batches=len(batches))
-    optimizer = torch.optim.Adam(learner.trainable_parameters(), lr=2e-3)
+    optimizer = torch.optim.Adam(learner.trainable_parameters(), lr=5e-3)
     learner.train()
     for _epoch in range(5):
         for x, y in batches:

@@ -202,3 +202,20 @@ def test_a_vit_learns_split_digits_from_the_command_line(tmp_path, monkeypatch, 
     if algorithm == ["algorithm=hat"]:
         assert matrix[2][0] == matrix[1][0] == matrix[0][0] and matrix[2][1] == matrix[1][1]
         assert metrics["bwt"] == 0.0
+
+
+@pytest.mark.slow
+def test_the_own_transformer_example_runs_and_learns():
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "own_transformer.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=True,
+    )
+    rows = [[float(a) for a in line.split(": ")[1].split()] for line in result.stdout.splitlines()]
+    assert [len(row) for row in rows] == [1, 2, 3, 4, 5]
+    assert rows[0][0] > 0.75  # chance is 0.5
+    assert sum(rows[-1]) / 5 > 0.6
