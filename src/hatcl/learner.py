@@ -132,7 +132,8 @@ class Learner(nn.Module):
 
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         """The labels the logits of :meth:`forward` are scored against (global under ``cil``)."""
-        return self.model.heads.training_targets(y, task_id=self._current_task())
+        task_id = self.task_id if self.task_id is not None else self._last_ended()
+        return self.model.heads.training_targets(y, task_id=task_id)
 
     def penalty(self) -> torch.Tensor | float:
         """The algorithm's loss terms for the last forward (add them to your loss)."""
@@ -182,7 +183,7 @@ class Learner(nn.Module):
             return self.model(x, task_id=task_id, stage=Stage.TEST).logits
         if self.model.heads.task_id_at_test:
             raise ValueError("predict(x) without task_id needs head='cil' or 'dil', not 'til'")
-        seen = self._current_task()
+        seen = self._last_ended()
         prediction = self.evaluator.predict(self.model, x, seen=seen)
         heads = self.model.heads
         if prediction.task is None or not isinstance(heads, ClassIncrementalHeads):
@@ -204,6 +205,14 @@ class Learner(nn.Module):
                 f"{task_id!r}: a task's masks and importances are stored by end_task (tasks "
                 f"ended: {ended}); the order is {ORDER}"
             )
+
+    def _last_ended(self) -> int:
+        if not self._ended:
+            raise RuntimeError(
+                "learner.predict(x) before any learner.end_task(): a task's masks and "
+                f"importances are stored by end_task; the order is {ORDER}"
+            )
+        return max(self._ended)
 
     def _current_task(self) -> int:
         if self.task_id is None:

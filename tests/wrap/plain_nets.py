@@ -117,3 +117,23 @@ def make_resnet(*, input_shape, width=4):
 def not_a_module(**kwargs):
     """A factory returning the wrong type."""
     return "a string"
+
+
+class NormedMLP(nn.Module):
+    """Linear -> LayerNorm -> GELU -> Linear, with a learned output scale (raw parameter)."""
+
+    def __init__(self, input_dim: int, hidden: int = 16) -> None:
+        super().__init__()
+        self.fc1, self.norm = nn.Linear(input_dim, hidden), nn.LayerNorm(hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.scale = nn.Parameter(torch.ones(hidden))
+
+    def forward(self, x):
+        return F.relu(self.fc2(F.gelu(self.norm(self.fc1(x.flatten(1)))))) * self.scale
+
+
+def make_normed_mlp(*, input_shape, hidden=16):
+    """Factory for ``backbone=custom`` with parameters HAT cannot mask."""
+    import math
+
+    return NormedMLP(math.prod(input_shape), hidden)

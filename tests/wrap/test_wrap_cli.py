@@ -128,3 +128,94 @@ def test_the_own_model_example_runs_and_keeps_earlier_tasks():
     assert len(rows) == 5 and len(rows[-1]) == 5
     assert all(row[0] == rows[0][0] for row in rows)  # task 1 never forgotten
     assert float(rows[-1][-1]) > 0.6
+
+
+NORMED = ["backbone=custom", "backbone.target=plain_nets:make_normed_mlp", "algorithm=hat"]
+
+
+def test_unmaskable_parameters_are_refused_naming_the_command_line_keys(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.syspath_prepend(str(HERE))
+    assert run_command([*NORMED, f"output_dir={tmp_path / 'run'}", *TINY]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "['norm.bias', 'norm.weight', 'scale']" in err
+    assert "backbone.unmasked=per_task" in err and "backbone.exclude=[...]" in err
+    assert "exclude=[...] to" not in err.replace("backbone.exclude=[...]", "")
+
+
+def test_a_bad_unmasked_mode_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(HERE))
+    args = [*NORMED, "backbone.unmasked=copy", f"output_dir={tmp_path / 'run'}", *TINY]
+    assert run_command(args) == 2
+    assert "backbone.unmasked must be one of refuse, per_task, freeze" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_per_task_copies_keep_earlier_tasks_from_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    args = [
+        *NORMED,
+        "backbone.unmasked=per_task",
+        "data=split_digits",
+        "data.num_tasks=3",
+        "data.train_subset=60",
+        f"output_dir={tmp_path / 'run'}",
+        *TINY,
+    ]
+    assert run_command(args) == 0
+    matrix = json.loads((tmp_path / "run" / "metrics.json").read_text())["accuracy_matrix"]
+    assert matrix[2][0] == matrix[1][0] == matrix[0][0] and matrix[2][1] == matrix[1][1]
+
+
+VIT = [
+    "backbone=custom",
+    "backbone.target=transformer_nets:make_vit",
+    "backbone.unmasked=per_task",
+    "data=split_digits",
+    "data.num_tasks=3",
+    "data.train_subset=150",
+    "data.test_subset=60",
+    "optimizer.lr=0.01",
+    "trainer.batch_size=32",
+    "trainer.max_epochs=4",
+    "trainer.num_threads=1",
+]
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        ["algorithm=hat"],
+        ["algorithm=fgadahat", "algorithm.importance_type=gradient_x_activation_abs"],
+    ],
+    ids=["hat", "fgadahat"],
+)
+@pytest.mark.slow
+def test_a_vit_learns_split_digits_from_the_command_line(tmp_path, monkeypatch, algorithm):
+    monkeypatch.syspath_prepend(str(HERE))
+    args = [*VIT, *algorithm, f"output_dir={tmp_path / 'run'}", *TINY[1:]]
+    assert run_command(args) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    matrix = metrics["accuracy_matrix"]
+    assert len(matrix) == 3 and sum(matrix[-1]) / 3 > 0.6  # chance is 0.5
+    if algorithm == ["algorithm=hat"]:
+        assert matrix[2][0] == matrix[1][0] == matrix[0][0] and matrix[2][1] == matrix[1][1]
+        assert metrics["bwt"] == 0.0
+
+
+@pytest.mark.slow
+def test_the_own_transformer_example_runs_and_learns():
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "own_transformer.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=True,
+    )
+    rows = [[float(a) for a in line.split(": ")[1].split()] for line in result.stdout.splitlines()]
+    assert [len(row) for row in rows] == [1, 2, 3, 4, 5]
+    assert rows[0][0] > 0.75  # chance is 0.5
+    assert sum(rows[-1]) / 5 > 0.6

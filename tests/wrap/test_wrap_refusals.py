@@ -98,7 +98,9 @@ class Concat(nn.Module):
 
 
 def test_concatenating_two_masks_units_is_refused():
-    with pytest.raises(ValueError, match="concatenates the units of"):
+    with pytest.raises(
+        ValueError, match=r"layer .c. reads the units of several layers \[.a., .b.\]"
+    ):
         hatcl.wrap(Concat(), X)
 
 
@@ -125,8 +127,8 @@ class Sequence3d(nn.Module):
         return self.fc(x.unsqueeze(1).expand(-1, 3, -1))
 
 
-def test_a_linear_on_a_3d_tensor_is_refused():
-    with pytest.raises(ValueError, match="reads a 3-D tensor"):
+def test_returning_token_dims_is_refused_saying_how_to_reduce_them():
+    with pytest.raises(ValueError, match=r"units along dims \(2,\).*x\[:, 0\].*x.mean\(1\)"):
         hatcl.wrap(Sequence3d(), X)
 
 
@@ -166,3 +168,67 @@ def test_the_users_network_is_not_modified():
     assert [name for name, _ in net.named_modules()] == before
     assert backbone.network.fc.weight is not net.fc.weight
     torch.testing.assert_close(backbone.network.fc.weight, net.fc.weight)
+
+
+class MixingReshape(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv1d(1, 4, 3), nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x.unsqueeze(1)))  # (batch, 4, 4)
+        return self.fc(h.reshape(h.shape[0], 2, 8))
+
+
+class UnitSlice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 4), nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x))[:, :2])
+
+
+class WrongDim(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv1d(1, 4, 3), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x.unsqueeze(1)))).mean(1)
+
+
+class Grouped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv1d(2, 4, 1), nn.Conv1d(4, 4, 1, groups=2)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x.reshape(x.shape[0], 2, 3)))).flatten(1)
+
+
+REFUSED = [
+    (
+        MixingReshape,
+        r"layer 'fc' .*method .reshape\(\) \(node 'reshape'\) reshapes \(4, 4, 4\) "
+        r"to \(4, 2, 8\), mixing units",
+    ),
+    (UnitSlice, r"layer 'b' .*function getitem\(\) \(node 'getitem'\): wrap cannot tell"),
+    (WrongDim, r"layer 'fc' reads units along dims \(1,\) .* features are dim 2; permute"),
+    (Grouped, r"layer 'b' is a grouped convolution \(groups=2\)"),
+]
+
+
+@pytest.mark.parametrize(("net", "message"), REFUSED, ids=[n.__name__ for n, _ in REFUSED])
+def test_refusals_name_the_node_where_tracking_stops(net, message):
+    with pytest.raises(ValueError, match=message):
+        hatcl.wrap(net(), X)
+
+
+def test_refusals_from_the_command_line_name_its_keys():
+    from hatcl.wrap.graph import CLI_NAMES
+
+    with pytest.raises(ValueError, match=r"backbone\.unmasked=per_task.*backbone\.exclude=\["):
+        hatcl.wrap(WithLayerNorm(), X, option_names=CLI_NAMES)
+    with pytest.raises(TypeError, match=r"passed in backbone\.exclude=\[\.\.\.\]"):
+        hatcl.wrap(DataDependent(), X, option_names=CLI_NAMES)

@@ -12,24 +12,38 @@ from torch import fx, nn
 from hatcl.backbones.base import Backbone, BackboneOutput, WeightedLayer
 from hatcl.masking.masker import HATMasker
 from hatcl.masking.stage import Stage
+from hatcl.wrap.fused import split_fused
 from hatcl.wrap.graph import (
+    PYTHON_NAMES,
     WEIGHTED_TYPES,
+    OptionNames,
     check_single_use,
+    is_chain,
     module_of,
     propagate_shapes,
     shape_of,
     trace,
 )
-from hatcl.wrap.protect import check_excludes, check_layers, check_protected, is_excluded
+from hatcl.wrap.protect import check_excludes, check_layers, is_excluded, loose_parameters
 from hatcl.wrap.rewrite import (
     PerTaskBatchNorm,
     UnitGroup,
     insert_masks_and_taps,
     install_per_task_norms,
     residual_modules,
+    token_wise,
     unit_groups,
 )
-from hatcl.wrap.units import ALWAYS_ON, Unfollowable, Units, propagate
+from hatcl.wrap.units import ALWAYS_ON, Segments, Unfollowable, Units, propagate
+from hatcl.wrap.unmasked import (
+    UNMASKED_CHOICES,
+    FrozenAfterFirst,
+    PerTaskCopy,
+    insert_remasks,
+    install_unmasked,
+    plan_unmasked,
+    remask_points,
+)
 
 BATCH_NORM_CHOICES = ("independent", "shared")
 NETWORK = "network"
@@ -75,9 +89,9 @@ class WrappedBackbone(Backbone):
         return self.network.get_submodule(self._tap_names[mask_key])
 
     def setup_task(self, task_id: int) -> None:
-        """Create per-task batch norms where configured."""
+        """Create per-task batch norms and copies, freeze what trains on the first task only."""
         for module in self.network.modules():
-            if isinstance(module, PerTaskBatchNorm):
+            if isinstance(module, PerTaskBatchNorm | PerTaskCopy | FrozenAfterFirst):
                 module.setup_task(task_id)
 
     def forward(
@@ -100,7 +114,9 @@ def wrap(
     *,
     exclude: Sequence[str] = (),
     batch_norm: str = "independent",
+    unmasked: str = "refuse",
     masked: bool = True,
+    option_names: OptionNames = PYTHON_NAMES,
 ) -> WrappedBackbone:
     """Return a HAT-masked backbone of ``model``, ready for every algorithm and importance type.
 
@@ -121,7 +137,13 @@ def wrap(
         batch_norm: ``independent`` (default: a fresh batch norm per task replaces each batch
             norm following a weighted layer, so earlier tasks stay unchanged) or ``shared``
             (the network's own batch norms, whose statistics and affine parameters drift).
+        unmasked: what to do with parameters HAT cannot mask (layer norms, a batch norm not
+            directly following a weighted layer, raw ``nn.Parameter``s): ``refuse`` (default:
+            an error naming them), ``per_task`` (each task gets its own copy, initialised from
+            the previous task's) or ``freeze`` (trained on the first task, frozen afterwards).
+            The units' mask is applied again after each of them.
         masked: ``False`` builds the same backbone without masks (for the baselines).
+        option_names: how error messages spell these options (the command line passes its keys).
 
     Raises:
         TypeError: the network cannot be traced by torch.fx (the message says what to change).
@@ -132,23 +154,32 @@ def wrap(
         raise ValueError(
             f"wrap batch_norm must be one of {', '.join(BATCH_NORM_CHOICES)}, got {batch_norm!r}"
         )
+    if unmasked not in UNMASKED_CHOICES:
+        raise ValueError(
+            f"wrap unmasked must be one of {', '.join(UNMASKED_CHOICES)}, got {unmasked!r}"
+        )
     if not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a tensor batch, got {type(example_input).__name__}")
     excluded = check_excludes(model, exclude)
-    network = trace(model)
+    network = trace(model, option_names)
     check_single_use(network)
     propagate_shapes(network, example_input)
+    split_fused(network, excluded)
     weighted = [
         node
         for node in network.graph.nodes
         if isinstance(module_of(network, node), WEIGHTED_TYPES)
         and not is_excluded(str(node.target), excluded)
     ]
-    check_layers(network, weighted)
+    check_layers(network, weighted, option_names)
     groups = unit_groups(network, weighted)
+    extra = []
     if masked:
-        check_protected(network, groups, excluded)
-    return _build(network, groups, excluded, batch_norm=batch_norm, masked=masked)
+        loose = loose_parameters(network, groups, excluded)
+        extra = plan_unmasked(network, loose, mode=unmasked, names=option_names)
+    return _build(
+        network, groups, excluded, batch_norm=batch_norm, masked=masked, unmasked=(unmasked, extra)
+    )
 
 
 def _build(
@@ -158,6 +189,7 @@ def _build(
     *,
     batch_norm: str,
     masked: bool,
+    unmasked: tuple[str, list[fx.Node]],
 ) -> WrappedBackbone:
     graph = network.graph
     inputs = [node for node in graph.nodes if node.op == "placeholder"]
@@ -184,9 +216,15 @@ def _build(
         mask_inputs.append(previous)
     if batch_norm == "independent":
         install_per_task_norms(network, groups, task_id)
+    installed = install_unmasked(network, unmasked[1], mode=unmasked[0], task_id=task_id)
     residual_modules(network, groups)
     applied, taps = insert_masks_and_taps(network, groups, masks=mask_inputs, emit=emit)
     layouts = _layouts(network, groups, applied, inputs[0], excluded)
+    if installed and masked:
+        by_key = {group.key: mask for group, mask in zip(groups, mask_inputs)}
+        points = remask_points(network, installed, layouts)
+        remasks = insert_remasks(network, points, layouts, by_key)
+        layouts = _layouts(network, groups, applied, inputs[0], excluded, remasks)
     layers = _weighted_layers(network, groups, layouts)
     _check_features(output.args[0], layouts)
     output.args = ((output.args[0], tuple(taps)),)
@@ -204,19 +242,20 @@ def _build(
         output_dim=features,
         unit_counts=units,
         masked=masked,
-        sequential=_is_chain(network, inputs[0], taps),
+        sequential=is_chain(network, inputs[0], taps),
     )
 
 
-def _layouts(network, groups, applied, input_node, excluded):
-    fixed: dict = {input_node: ALWAYS_ON}
+def _layouts(network, groups, applied, input_node, excluded, extra=None):
+    fixed: dict = {input_node: ALWAYS_ON, **(extra or {})}
     for node in network.graph.nodes:
         if node.op == "call_module" and is_excluded(str(node.target), excluded):
             fixed[node] = ALWAYS_ON
     for group, mask in zip(groups, applied):
-        fixed[mask] = Units(group.key)
+        dims = (len(shape_of(mask)) - 1,) if token_wise(network, group) else (1,)
+        fixed[mask] = Units(group.key, dims=dims)
         for node in group.layers:
-            fixed[node] = Units(group.key)
+            fixed[node] = Units(group.key, dims=dims)
     return propagate(network, fixed=fixed)
 
 
@@ -225,11 +264,7 @@ def _weighted_layers(network, groups, layouts) -> list[WeightedLayer]:
     key_of = {node: group.key for group in groups for node in group.layers}
     order = [node for node in network.graph.nodes if node in key_of]
     for node in order:
-        layout = layouts[node.args[0]]
-        if isinstance(layout, Unfollowable):
-            raise ValueError(
-                f"layer {node.target!r} reads a tensor wrap cannot follow: {layout.reason}"
-            )
+        layout = _read_layout(network, node, layouts[node.args[0]])
         layers.append(
             WeightedLayer(
                 name=f"{NETWORK}.{node.target}",
@@ -240,6 +275,29 @@ def _weighted_layers(network, groups, layouts) -> list[WeightedLayer]:
         )
     _check_input_sizes(network, layers, groups)
     return layers
+
+
+def _read_layout(network, node, layout) -> Units:
+    """The units a weighted layer reads, along its input-feature dim; refused otherwise."""
+    if isinstance(layout, Unfollowable):
+        raise ValueError(
+            f"layer {node.target!r} reads a tensor wrap cannot follow: {layout.reason}"
+        )
+    if isinstance(layout, Segments):
+        raise ValueError(
+            f"layer {node.target!r} reads the units of several layers {list(layout.keys)} at "
+            "once (a concatenation along their unit dim); a layer fed by several masks is not "
+            "supported yet: give each branch its own layer and add their outputs"
+        )
+    rank = len(shape_of(node.args[0]) or ())
+    feature_dim = rank - 1 if isinstance(network.get_submodule(node.target), nn.Linear) else 1
+    if not isinstance(layout, Units) or (layout.key is not None and layout.dims != (feature_dim,)):
+        dims = getattr(layout, "dims", "?")
+        raise ValueError(
+            f"layer {node.target!r} reads units along dims {dims} of its input but its input "
+            f"features are dim {feature_dim}; permute the units back to that dim first"
+        )
+    return layout
 
 
 def _check_input_sizes(network, layers: list[WeightedLayer], groups) -> None:
@@ -261,33 +319,9 @@ def _check_features(result: fx.Node, layouts) -> None:
     layout = layouts[result]
     if isinstance(layout, Unfollowable):
         raise ValueError(f"the network's output cannot be mapped to units: {layout.reason}")
-
-
-def _is_chain(network: fx.GraphModule, input_node: fx.Node, taps: list[fx.Node]) -> bool:
-    """Whether everything after each tap depends on the input only through that tap.
-
-    True for a plain chain: every node computed from the input has one such argument and at
-    most one user (attribution may then run only the layers after a tap).
-    """
-    dependent = {input_node}
-    for node in network.graph.nodes:
-        if node.op in ("placeholder", "get_attr", "output"):
-            continue
-        sources = [a for a in _node_args(node) if a in dependent]
-        if not sources:
-            continue
-        dependent.add(node)
-        if len(sources) > 1 or len([u for u in node.users if _carries_tensor(u)]) > 1:
-            return False
-    return bool(taps)
-
-
-def _carries_tensor(node: fx.Node) -> bool:
-    """Whether a user passes tensors on (not the output, not a ``.size()`` read)."""
-    return node.op != "output" and not (node.op == "call_method" and node.target == "size")
-
-
-def _node_args(node: fx.Node) -> list[fx.Node]:
-    found: list[fx.Node] = []
-    fx.node.map_arg((node.args, node.kwargs), found.append)
-    return found
+    if not isinstance(layout, Units) or (layout.key is not None and layout.dims != (1,)):
+        raise ValueError(
+            f"the network's output carries units along dims {getattr(layout, 'dims', '?')}, "
+            "but the heads read (batch, features) with units first: reduce the token dims "
+            "(x[:, 0] for a class token, x.mean(1) for the average) before returning"
+        )

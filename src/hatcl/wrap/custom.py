@@ -41,6 +41,7 @@ def custom_backbone(
     masked: bool = True,
     exclude: Sequence[str] = (),
     batch_norm: str = "independent",
+    unmasked: str = "refuse",
     **options: Any,
 ):
     """Build the network ``target(**options)`` and :func:`hatcl.wrap` it.
@@ -53,12 +54,14 @@ def custom_backbone(
         masked: set by hatcl (``False`` for the baselines).
         exclude: submodules left unmasked and unprotected on purpose (see ``hatcl.wrap``).
         batch_norm: ``independent`` or ``shared`` (see ``hatcl.wrap``).
+        unmasked: ``refuse``, ``per_task`` or ``freeze`` (see ``hatcl.wrap``).
         options: keyword arguments of the factory.
     """
     import torch
     from torch import nn
 
     from hatcl.wrap.backbone import wrap
+    from hatcl.wrap.graph import CLI_NAMES
 
     factory = resolve_target(target, parameter="backbone.target")
     kwargs = dict(options)
@@ -71,7 +74,15 @@ def custom_backbone(
             "torch.nn.Module"
         )
     example = torch.zeros(2, *input_shape)
-    return wrap(network, example, exclude=list(exclude), batch_norm=batch_norm, masked=masked)
+    return wrap(
+        network,
+        example,
+        exclude=list(exclude),
+        batch_norm=batch_norm,
+        unmasked=unmasked,
+        masked=masked,
+        option_names=CLI_NAMES,
+    )
 
 
 def check_custom_backbone(options: dict[str, Any]) -> None:
@@ -82,6 +93,14 @@ def check_custom_backbone(options: dict[str, Any]) -> None:
             "a torch.nn.Module)"
         )
     resolve_target(options["target"], parameter="backbone.target")
+    for key, valid in (
+        ("batch_norm", ("independent", "shared")),
+        ("unmasked", ("refuse", "per_task", "freeze")),
+    ):
+        if key in options and options[key] not in valid:
+            raise ValueError(
+                f"backbone.{key} must be one of {', '.join(valid)}, got {options[key]!r}"
+            )
 
 
 def _accepts(factory: Callable[..., Any], name: str) -> bool:

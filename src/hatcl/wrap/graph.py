@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import operator
 from collections import Counter
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -56,16 +57,30 @@ ADD_FUNCTIONS = frozenset({operator.add, operator.iadd, torch.add})
 ADD_METHODS = frozenset({"add", "add_"})
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
+@dataclass(frozen=True)
+class OptionNames:
+    """How error messages spell wrap's options (Python keywords, or the command line's keys)."""
+
+    exclude: str = "exclude=[...]"
+    unmasked: str = "unmasked="
+
+
+PYTHON_NAMES = OptionNames()
+CLI_NAMES = OptionNames(exclude="backbone.exclude=[...]", unmasked="backbone.unmasked=")
+
+
+def trace(model: nn.Module, names: OptionNames = PYTHON_NAMES) -> fx.GraphModule:
     """Symbolically trace ``model`` (a deep copy: the user's network is never modified)."""
+    from hatcl.wrap.attention import make_explicit
+
     try:
-        return fx.symbolic_trace(copy.deepcopy(model))
+        return fx.symbolic_trace(make_explicit(model))
     except Exception as error:  # fx raises TraceError, TypeError, RuntimeError, ...
         raise TypeError(
             f"wrap could not trace {type(model).__name__} with torch.fx: {error}. "
             "wrap follows the forward symbolically, so it cannot take Python control flow that "
             "depends on tensor values (if/while on a tensor, .item(), data-dependent shapes). "
-            "Move such logic out of forward, or into a submodule passed in exclude=[...] "
+            f"Move such logic out of forward, or into a submodule passed in {names.exclude} "
             "(its parameters then train unprotected)."
         ) from error
 
@@ -157,6 +172,16 @@ def is_activation(graph_module: fx.GraphModule, node: fx.Node) -> bool:
     return node.op == "call_method" and node.target in ACTIVATION_METHODS
 
 
+DROPOUT_TYPES = (nn.Dropout, nn.Identity)
+
+
+def is_dropout(graph_module: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether ``node`` is a dropout (or an identity): the identity at test time."""
+    if isinstance(module_of(graph_module, node), DROPOUT_TYPES):
+        return True
+    return node.op == "call_function" and node.target is F.dropout
+
+
 def is_add(node: fx.Node) -> bool:
     """Whether ``node`` adds two tensors (a residual connection)."""
     if node.op == "call_function" and node.target in ADD_FUNCTIONS:
@@ -177,3 +202,33 @@ def describe(node: fx.Node) -> str:
     if node.op == "call_function":
         return f"function {getattr(node.target, '__name__', str(node.target))}()"
     return f"{node.op} {node.target!r}"
+
+
+def is_chain(network: fx.GraphModule, input_node: fx.Node, taps: list[fx.Node]) -> bool:
+    """Whether everything after each tap depends on the input only through that tap.
+
+    True for a plain chain: every node computed from the input has one such argument and at
+    most one user (attribution may then run only the layers after a tap).
+    """
+    dependent = {input_node}
+    for node in network.graph.nodes:
+        if node.op in ("placeholder", "get_attr", "output"):
+            continue
+        sources = [a for a in _node_args(node) if a in dependent]
+        if not sources:
+            continue
+        dependent.add(node)
+        if len(sources) > 1 or len([u for u in node.users if _carries_tensor(u)]) > 1:
+            return False
+    return bool(taps)
+
+
+def _carries_tensor(node: fx.Node) -> bool:
+    """Whether a user passes tensors on (not the output, not a ``.size()`` read)."""
+    return node.op != "output" and not (node.op == "call_method" and node.target == "size")
+
+
+def _node_args(node: fx.Node) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), found.append)
+    return found

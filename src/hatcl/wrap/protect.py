@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import fx, nn
 
+from hatcl.wrap.graph import PYTHON_NAMES, OptionNames
 from hatcl.wrap.rewrite import UnitGroup
 
 
@@ -30,7 +31,9 @@ def is_excluded(name: str, excluded: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in excluded)
 
 
-def check_layers(network: fx.GraphModule, weighted: list[fx.Node]) -> None:
+def check_layers(
+    network: fx.GraphModule, weighted: list[fx.Node], names: OptionNames = PYTHON_NAMES
+) -> None:
     """Refuse weighted layers whose units wrap cannot mask as docs/spec.md says."""
     if not weighted:
         raise ValueError(
@@ -43,20 +46,14 @@ def check_layers(network: fx.GraphModule, weighted: list[fx.Node]) -> None:
                 f"layer {node.target!r} is a grouped convolution (groups={module.groups}); "
                 "wrap masks convolutions whose every output channel reads every input channel"
             )
-        shape = node.args[0].meta.get("tensor_meta") if isinstance(node.args[0], fx.Node) else None
-        if isinstance(module, nn.Linear) and shape is not None and len(shape.shape) != 2:
-            raise ValueError(
-                f"linear layer {node.target!r} reads a {len(shape.shape)}-D tensor; wrap masks "
-                "units along dim 1, so a Linear must read (batch, features) (flatten first)"
-            )
 
 
-def check_protected(
+def loose_parameters(
     network: fx.GraphModule,
     groups: list[UnitGroup],
     excluded: tuple[str, ...],
-) -> None:
-    """Refuse a parameter that is neither masked, in a masked layer's batch norm, nor excluded."""
+) -> list[str]:
+    """Trainable parameters neither masked, in a masked layer's batch norm, nor excluded."""
     covered: set[int] = set()
     for group in groups:
         for node in group.layers:
@@ -66,16 +63,21 @@ def check_protected(
     for name, module in network.named_modules():
         if name and is_excluded(name, excluded):
             covered.update(id(p) for p in module.parameters())
-    loose = sorted(
+    return sorted(
         name
         for name, p in network.named_parameters()
         if id(p) not in covered and p.requires_grad and not is_excluded(name, excluded)
     )
-    if loose:
-        raise ValueError(
-            f"these parameters would train unprotected by HAT masks: {loose}. wrap masks "
-            "Linear and Conv1d/2d/3d layers (with a batch norm directly following one); any "
-            "other parameter (embeddings, layer norms, a batch norm elsewhere, weights used "
-            "through torch.nn.functional) would change for every task. Pass their modules in "
-            "exclude=[...] to train them unprotected on purpose, or freeze them first"
-        )
+
+
+def refuse_unprotected(loose: Sequence[str], names: OptionNames) -> None:
+    """Refuse parameters that would train unprotected, saying the options that accept them."""
+    raise ValueError(
+        f"these parameters would train unprotected by HAT masks: {list(loose)}. wrap masks "
+        "Linear and Conv1d/2d/3d layers (with a batch norm directly following one); any "
+        "other parameter (layer norms, a batch norm elsewhere, raw nn.Parameters, weights used "
+        "through torch.nn.functional) would change for every task. Give each task its own copy "
+        f"({names.unmasked}per_task) or train them on the first task only "
+        f"({names.unmasked}freeze); or pass their modules in {names.exclude} to train them "
+        "unprotected on purpose, or freeze them first"
+    )

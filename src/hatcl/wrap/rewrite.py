@@ -17,7 +17,15 @@ import torch
 from torch import fx, nn
 
 from hatcl.backbones.base import ActivationTap, Add, ApplyMask
-from hatcl.wrap.graph import BATCH_NORM_TYPES, add_module, is_activation, is_add, module_of
+from hatcl.wrap.graph import (
+    BATCH_NORM_TYPES,
+    add_module,
+    is_activation,
+    is_add,
+    is_dropout,
+    module_of,
+    shape_of,
+)
 
 
 @dataclass
@@ -65,6 +73,23 @@ class PerTaskBatchNorm(nn.Module):
         return self.norms[key](x)
 
 
+class ApplyMaskLast(nn.Module):
+    """Multiply by the unit mask along the last dim (a Linear on ``(batch, ..., features)``)."""
+
+    def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return x if mask is None else x * mask
+
+
+def units_first(x: torch.Tensor) -> torch.Tensor:
+    """Move the last dim (units of a token-wise Linear) to dim 1, where h_l keeps its units."""
+    return x.movedim(-1, 1)
+
+
+def units_last(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`units_first`."""
+    return x.movedim(1, -1)
+
+
 def emit_activation(emit, key: str, hidden: torch.Tensor) -> torch.Tensor:
     """h_l as the network uses it: through the backbone's activation transform, if any."""
     return hidden if emit is None else emit(key, hidden)
@@ -95,10 +120,14 @@ def pre_activation_end(
         if isinstance(module_of(graph_module, user), BATCH_NORM_TYPES):
             norms.append(user)
             node = user
-    while len(node.users) == 1 and is_add(next(iter(node.users))):
-        node = next(iter(node.users))
+    while True:
+        passed = node
+        while len(passed.users) == 1 and is_dropout(graph_module, next(iter(passed.users))):
+            passed = next(iter(passed.users))  # identity at test: x + dropout(proj(h))
+        if len(passed.users) != 1 or not is_add(next(iter(passed.users))):
+            return node, norms, adds
+        node = next(iter(passed.users))
         adds.append(node)
-    return node, norms, adds
 
 
 def _key(node: fx.Node) -> str:
@@ -126,6 +155,7 @@ def residual_modules(graph_module: fx.GraphModule, groups: list[UnitGroup]) -> N
             name = add_module(graph_module, f"{node.name}_add", Add())
             with graph_module.graph.inserting_after(node):
                 module_call = graph_module.graph.call_module(name, args=tensors)
+            module_call.meta = dict(node.meta)
             node.replace_all_uses_with(module_call)
             graph_module.graph.erase_node(node)
             if group.end is node:
@@ -139,19 +169,54 @@ def insert_masks_and_taps(
     graph = graph_module.graph
     applied, taps = [], []
     for group, mask_input in zip(groups, masks):
-        mask_name = add_module(graph_module, f"{group.key}_mask", ApplyMask())
+        tokens = token_wise(graph_module, group)
+        mask_module = ApplyMaskLast() if tokens else ApplyMask()
+        mask_name = add_module(graph_module, f"{group.key}_mask", mask_module)
         with graph.inserting_after(group.end):
             masked = graph.call_module(mask_name, (group.end,), {"mask": mask_input})
+        masked.meta = dict(group.end.meta)
         group.end.replace_all_uses_with(masked, delete_user_cb=lambda user, m=masked: user is not m)
         hidden = masked
         if len(masked.users) == 1 and is_activation(graph_module, next(iter(masked.users))):
             hidden = next(iter(masked.users))
-        tap_name = add_module(graph_module, f"{group.key}_tap", ActivationTap())
-        with graph.inserting_after(hidden):
-            emitted = graph.call_function(emit_activation, (emit, group.key, hidden))
-        with graph.inserting_after(emitted):
-            tap = graph.call_module(tap_name, (emitted,))
-        hidden.replace_all_uses_with(tap, delete_user_cb=lambda user, e=emitted: user is not e)
+        taps.append(_tap(graph_module, group.key, hidden, emit, tokens=tokens))
         applied.append(masked)
-        taps.append(tap)
     return applied, taps
+
+
+def token_wise(graph_module: fx.GraphModule, group: UnitGroup) -> bool:
+    """Whether the group's units lie along the last dim of a tensor with more than 2 dims."""
+    shape = shape_of(group.end)
+    return (
+        shape is not None
+        and len(shape) > 2
+        and isinstance(graph_module.get_submodule(group.layers[0].target), nn.Linear)
+    )
+
+
+def _tap(graph_module: fx.GraphModule, key: str, hidden: fx.Node, emit, *, tokens: bool):
+    """Insert transform and tap after ``hidden``; token-wise units are tapped on dim 1."""
+    graph = graph_module.graph
+    tap_name = add_module(graph_module, f"{key}_tap", ActivationTap())
+    first = hidden
+    if tokens:
+        with graph.inserting_after(hidden):
+            first = graph.call_function(units_first, (hidden,))
+    with graph.inserting_after(first):
+        emitted = graph.call_function(emit_activation, (emit, key, first))
+    with graph.inserting_after(emitted):
+        tap = graph.call_module(tap_name, (emitted,))
+    last = tap
+    if tokens:
+        with graph.inserting_after(tap):
+            last = graph.call_function(units_last, (tap,))
+    meta = dict(hidden.meta)
+    if tokens and "tensor_meta" in meta:
+        moved = torch.empty(meta["tensor_meta"].shape, device="meta").movedim(-1, 1)
+        meta["tensor_meta"] = meta["tensor_meta"]._replace(shape=moved.shape)
+    for node in {first, emitted, tap}:
+        node.meta = meta
+    last.meta = dict(hidden.meta)  # shapes stay readable
+    keep = first if tokens else emitted
+    hidden.replace_all_uses_with(last, delete_user_cb=lambda user: user is not keep)
+    return tap

@@ -12,7 +12,6 @@ network's output) that reads such a tensor.
 
 from __future__ import annotations
 
-import math
 import operator
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from hatcl.backbones.base import ActivationTap
+from hatcl.wrap import follow, tokens
 from hatcl.wrap.graph import (
     ACTIVATION_FUNCTIONS,
     ACTIVATION_METHODS,
@@ -32,25 +32,20 @@ from hatcl.wrap.graph import (
     shape_of,
 )
 from hatcl.wrap.rewrite import emit_activation
+from hatcl.wrap.tokens import ALWAYS_ON, Pieces, Segments, Units
 
-
-@dataclass(frozen=True)
-class Units:
-    """Dim 1 carries the units of ``key`` (``None``: always on), ``repeat`` features each."""
-
-    key: str | None
-    repeat: int = 1
+__all__ = ["ALWAYS_ON", "Pieces", "Segments", "Unfollowable", "Units", "propagate"]
+from hatcl.wrap.unmasked import inner_module
 
 
 @dataclass(frozen=True)
 class Unfollowable:
-    """wrap cannot tell which units dim 1 carries; ``reason`` says which op hid them."""
+    """wrap cannot tell which units a tensor carries; ``reason`` says which op hid them."""
 
     reason: str
 
 
-Layout = Units | Unfollowable
-ALWAYS_ON = Units(key=None)
+Layout = Units | Segments | Pieces | Unfollowable
 
 _KEEP_MODULES = (
     *ACTIVATION_MODULES,
@@ -80,6 +75,15 @@ _KEEP_MODULES = (
     nn.Upsample,
     ActivationTap,
 )
+NORM_TYPES = (
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.RMSNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+)
+"""Normalisations keeping each unit in place (their parameters are per_task or frozen)."""
 _KEEP_FUNCTIONS = ACTIVATION_FUNCTIONS | {
     F.dropout,
     F.dropout1d,
@@ -109,6 +113,8 @@ _KEEP_FUNCTIONS = ACTIVATION_FUNCTIONS | {
     operator.iadd,
     torch.add,
     emit_activation,
+    F.layer_norm,
+    F.group_norm,
 }
 _KEEP_METHODS = ACTIVATION_METHODS | {
     "contiguous",
@@ -123,10 +129,9 @@ _KEEP_METHODS = ACTIVATION_METHODS | {
     "add",
     "add_",
 }
-_REDUCTIONS = frozenset({torch.mean, torch.sum, torch.amax, torch.amin})
-_REDUCTION_METHODS = frozenset({"mean", "sum", "amax", "amin"})
 _RESHAPE_FUNCTIONS = frozenset({torch.flatten, torch.reshape})
-_RESHAPE_METHODS = frozenset({"flatten", "view", "reshape"})
+_RESHAPE_METHODS = frozenset({"flatten", "view", "reshape", "unflatten", "squeeze", "unsqueeze"})
+_RESHAPE_FUNCTIONS = _RESHAPE_FUNCTIONS | {torch.squeeze, torch.unsqueeze, torch.unflatten}
 _CAT_FUNCTIONS = frozenset({torch.cat, torch.concat})
 
 
@@ -149,8 +154,8 @@ def propagate(
     for node in graph_module.graph.nodes:
         if node in fixed:
             layouts[node] = fixed[node]
-        elif node.op in ("placeholder", "get_attr"):
-            layouts[node] = ALWAYS_ON
+        elif node.op in ("placeholder", "get_attr") or "tensor_meta" not in node.meta:
+            layouts[node] = ALWAYS_ON  # no tensor (a size, a shape entry): carries no units
         elif node.op != "output":
             layouts[node] = _layout(graph_module, node, layouts)
     return layouts
@@ -163,46 +168,57 @@ def _layout(graph_module: fx.GraphModule, node: fx.Node, layouts: dict) -> Layou
     bad = next((layout for layout in inputs if isinstance(layout, Unfollowable)), None)
     if bad is not None:
         return bad
-    if _is_reshape(graph_module, node):
-        return _reshaped(node, inputs[0])
-    if node.op == "call_function" and node.target in _CAT_FUNCTIONS:
+    rule = follow.rule_for(node)
+    if rule is not None:
+        layout = rule(node, layouts)
+    elif _is_reshape(graph_module, node):
+        return _reshaped(node, layouts[node.args[0]])
+    elif node.op == "call_function" and node.target in _CAT_FUNCTIONS:
         return _concatenated(node, inputs)
-    if _keeps_units(graph_module, node):
-        return _same_units(node, inputs)
-    return Unfollowable(
-        f"{describe(node)} (node {node.name!r}): wrap cannot tell which units its output carries"
-    )
+    elif _keeps_units(graph_module, node):
+        return _same_units(node, layouts)
+    else:
+        layout = None
+    if layout is None:
+        return Unfollowable(
+            f"{describe(node)} (node {node.name!r}): wrap cannot tell which units its output "
+            "carries"
+        )
+    return layout
 
 
 def _keeps_units(graph_module: fx.GraphModule, node: fx.Node) -> bool:
     module = module_of(graph_module, node)
     if module is not None:
-        return isinstance(module, _KEEP_MODULES)
+        inner = inner_module(module)  # a per-task or frozen norm: its output is masked again
+        return isinstance(module, _KEEP_MODULES) or (
+            inner is not module and isinstance(inner, NORM_TYPES + BATCH_NORM_TYPES)
+        )
     if node.op == "call_function":
-        if node.target in _REDUCTIONS:
-            return _keeps_dims_0_1(node)
         return node.target in _KEEP_FUNCTIONS or is_add(node)
     if node.op == "call_method":
-        if node.target in _REDUCTION_METHODS:
-            return _keeps_dims_0_1(node)
         return node.target in _KEEP_METHODS
     return False
 
 
-def _keeps_dims_0_1(node: fx.Node) -> bool:
-    source, out = shape_of(node.args[0]), shape_of(node)
-    return bool(source and out and len(out) >= 2 and out[:2] == source[:2])
-
-
-def _same_units(node: fx.Node, inputs: list[Layout]) -> Layout:
+def _same_units(node: fx.Node, layouts: dict) -> Layout:
+    """Elementwise ops: the units of the inputs carrying some (broadcast to the output rank)."""
+    rank = len(shape_of(node) or ())
+    inputs = []
+    for argument in tensor_inputs(node):
+        layout = layouts.get(argument, ALWAYS_ON)
+        shift = rank - len(shape_of(argument) or ())
+        if isinstance(layout, Units) and layout.key is not None and shift:
+            layout = Units(layout.key, layout.repeat, tuple(d + shift for d in layout.dims))
+        inputs.append(layout)
     distinct = {layout for layout in inputs if layout != ALWAYS_ON or len(inputs) == 1}
     if len(distinct) == 1:
         return distinct.pop()
-    keys = sorted(str(layout.key) for layout in inputs if isinstance(layout, Units))
+    keys = sorted(str(getattr(layout, "key", layout)) for layout in distinct)
     return Unfollowable(
         f"{describe(node)} (node {node.name!r}) combines tensors of different units {keys}; "
         "a sum of two layers' outputs must come before their nonlinearity (right after their "
-        "batch norms) so that both share one mask"
+        "batch norms) so that both share one mask: write relu(x + f(x)), not x + relu(f(x))"
     )
 
 
@@ -216,27 +232,28 @@ def _is_reshape(graph_module: fx.GraphModule, node: fx.Node) -> bool:
 
 def _reshaped(node: fx.Node, layout: Layout) -> Layout:
     source, out = shape_of(node.args[0]), shape_of(node)
-    if isinstance(layout, Units) and source and out:
-        if out[:2] == source[:2] and math.prod(out) == math.prod(source):
-            return layout
-        if len(source) > 2 and len(out) == 2 and out[0] == source[0]:
-            spatial = math.prod(source[2:])
-            if out[1] == source[1] * spatial:
-                return Units(key=layout.key, repeat=layout.repeat * spatial)
+    if source and out and isinstance(layout, Units | Segments):
+        reshaped = tokens.reshape(layout, source, out)
+        if reshaped is not None:
+            return reshaped
     return Unfollowable(
-        f"{describe(node)} (node {node.name!r}) reshapes {source} to {out}; wrap follows units "
-        "through a flatten to (batch, channels * positions) or a reshape keeping dims 0 and 1"
+        f"{describe(node)} (node {node.name!r}) reshapes {source} to {out}, mixing units with "
+        "other dims; wrap follows a flatten to (batch, channels * positions) (torch.flatten(x, "
+        "1), x.view(x.size(0), -1)) and reshapes that split or merge the unit dims alone"
     )
 
 
 def _concatenated(node: fx.Node, inputs: list[Layout]) -> Layout:
     dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
     rank = len(shape_of(node) or (0, 0))
-    if dim % rank != 1:
-        return _same_units(node, inputs)
-    keys = [layout.key for layout in inputs if isinstance(layout, Units)]
+    units = [layout for layout in inputs if isinstance(layout, Units) and layout.key is not None]
+    if not any(dim % rank in layout.dims for layout in units):
+        return _same_units(node, dict(zip(tensor_inputs(node), inputs)))
+    keys = tuple(layout.key for layout in units)
+    if len(units) == len(inputs) and all(u.dims == (dim % rank,) for u in units):
+        return Segments(keys=keys, dims=(dim % rank,))
     return Unfollowable(
-        f"{describe(node)} (node {node.name!r}) concatenates the units of {keys} along dim 1; "
-        "a layer reading units of several masks at once is not supported yet (see "
-        "docs/own_model.md)"
+        f"{describe(node)} (node {node.name!r}) concatenates the units of {list(keys)} along "
+        f"dim {dim}; wrap follows such a concatenation only into a reshape and split that "
+        "separates them again (a fused projection)"
     )
