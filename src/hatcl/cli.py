@@ -17,6 +17,9 @@ commands:
                       seeds pooled (runs sharing a seed are flagged: no std); print and
                       write a Markdown table (AA, BWT, forgetting, FWT: mean +- std, n) and
                       a figure of AA after each task
+  export RUN --task T --out FILE [--format exported|state_dict]
+                      write task T's compact network of a finished run (masked-off units
+                      removed) as a torch.export program (.pt2) that runs without hatcl
   list [GROUP...]     every registered option, or only those of GROUP (e.g. algorithm,
                       importance_type, scheduler, data: `hatcl list groups` names them all)
   help                this message
@@ -103,8 +106,15 @@ def _run(args: Sequence[str]) -> int:
     return run_command(args)
 
 
+def _export(args: Sequence[str]) -> int:
+    from hatcl.product.cli_export import export_command
+
+    return export_command(args)
+
+
 _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": _run,
+    "export": _export,
     "compare": _compare,
     "list": _list,
     "help": _help,

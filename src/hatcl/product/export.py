@@ -31,13 +31,14 @@ EXPORT_FORMATS.add(
 )
 
 
-def task_network(model: nn.Module, *, task_id: int) -> nn.Sequential:
+def task_network(model: nn.Module, *, task_id: int, prune: bool = True) -> nn.Sequential:
     """Task ``task_id``'s compact network of ``model`` (a ``ContinualModel``), in eval mode.
 
-    ``Sequential(features, head)``: masked-off units removed, task T's batch norms and head.
-    Parameters keep the model's device and dtype and do not require gradients.
+    ``Sequential(features, head)``: masked-off units removed (``prune=False``: kept, the same
+    function unpruned), task T's batch norms and head. Parameters keep the model's device and
+    dtype and do not require gradients.
     """
-    lowered = lower(model.backbone, task_id=task_id)
+    lowered = lower(model.backbone, task_id=task_id, prune=prune)
     head = slice_layer(model.heads.head(task_id), rows=None, columns=lowered.kept_features)
     network = nn.Sequential(lowered.features, head).eval()
     for parameter in network.parameters():

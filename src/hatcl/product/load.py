@@ -134,9 +134,7 @@ class Run:
         check_export_target(path, format=format)
         example = self.data.tasks[task_id - 1].test.x[:2]
         like = next(self.model.parameters())
-        return write_task(
-            self.network(task_id), path=path, format=format, example=example.to(like)
-        )
+        return write_task(self.network(task_id), path=path, format=format, example=example.to(like))
 
     def check_task(self, task_id: object) -> int:
         """``task_id`` if it is one of the run's tasks; ``TypeError``/``ValueError`` otherwise."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-
 import torch
 from torch import nn
 
@@ -46,8 +45,9 @@ LOWERINGS.add(
 )
 
 
-def lower(backbone: nn.Module, *, task_id: int) -> Lowered:
-    """Task ``task_id``'s compact features network of ``backbone``.
+def lower(backbone: nn.Module, *, task_id: int, prune: bool = True) -> Lowered:
+    """Task ``task_id``'s compact features network of ``backbone`` (``prune=False``: every
+    unit kept, the same network unpruned).
 
     Raises:
         ValueError: no lowering is registered for the backbone's type (the message lists them).
@@ -58,17 +58,17 @@ def lower(backbone: nn.Module, *, task_id: int) -> Lowered:
             f"export has no lowering for backbone type {name!r}; supported types: "
             f"{', '.join(LOWERINGS.names())} (a network of your own: wrap it with hatcl.wrap)"
         )
-    return LOWERINGS.get(name)(backbone, task_id=task_id)
+    return LOWERINGS.get(name)(backbone, task_id=task_id, prune=prune)
 
 
-def lower_per_task(backbone: nn.Module, *, task_id: int) -> Lowered:
+def lower_per_task(backbone: nn.Module, *, task_id: int, prune: bool = True) -> Lowered:
     """One backbone per task (``independent``): lower task ``task_id``'s own backbone."""
-    return lower(backbone.backbone(task_id), task_id=task_id)
+    return lower(backbone.backbone(task_id), task_id=task_id, prune=prune)
 
 
-def lower_mlp(backbone: nn.Module, *, task_id: int) -> Lowered:
+def lower_mlp(backbone: nn.Module, *, task_id: int, prune: bool = True) -> Lowered:
     """Flatten, then per hidden layer: pruned Linear, pruned batch norm, ReLU."""
-    kept = kept_units(backbone, task_id)
+    kept = kept_units(backbone, task_id, prune=prune)
     layers: list[nn.Module] = [nn.Flatten(1)]
     previous: torch.Tensor | None = None
     for index, key in enumerate(backbone.keys):
@@ -80,13 +80,13 @@ def lower_mlp(backbone: nn.Module, *, task_id: int) -> Lowered:
     return Lowered(features=_sequential(layers), kept_features=previous)
 
 
-def lower_cnn(backbone: nn.Module, *, task_id: int) -> Lowered:
+def lower_cnn(backbone: nn.Module, *, task_id: int, prune: bool = True) -> Lowered:
     """Per conv block: zero padding, pruned conv and norm, ReLU, pooling; then the fc layers.
 
     The first fc layer reads the flattened channels channel-major, so its kept input columns
     are each kept channel's ``H * W`` features (``input_repeat``).
     """
-    kept = kept_units(backbone, task_id)
+    kept = kept_units(backbone, task_id, prune=prune)
     layers: list[nn.Module] = []
     previous: torch.Tensor | None = None
     for index, key in enumerate(backbone.conv_keys):
@@ -128,7 +128,7 @@ class ResidualBlock(nn.Module):
         return self.relu(self.branch(x) + self.shortcut(x))
 
 
-def lower_resnet(backbone: nn.Module, *, task_id: int) -> Lowered:
+def lower_resnet(backbone: nn.Module, *, task_id: int, prune: bool = True) -> Lowered:
     """Stem, pruned residual blocks, global average pool.
 
     A block's conv2 and downsample shortcut write the same units (one mask, ``<block>_out``):
@@ -136,7 +136,7 @@ def lower_resnet(backbone: nn.Module, *, task_id: int) -> Lowered:
     output's kept channels through a :class:`ChannelGather` (a channel kept at the output but
     pruned at the input adds the 0 it was).
     """
-    kept = kept_units(backbone, task_id)
+    kept = kept_units(backbone, task_id, prune=prune)
     stem = kept[backbone.weighted_layers[0].mask_key]
     layers: list[nn.Module] = [
         slice_layer(backbone.stem, rows=stem, columns=None),
@@ -147,14 +147,18 @@ def lower_resnet(backbone: nn.Module, *, task_id: int) -> Lowered:
     previous = stem
     for block in backbone.blocks:
         inner, out = kept[block.conv1_key], kept[block.out_key]
-        branch = _sequential([
-            slice_layer(block.conv1, rows=inner, columns=previous),
-            optional_norm(block.norm1, task_id, inner),
-            nn.ReLU(),
-            slice_layer(block.conv2, rows=out, columns=inner),
-            optional_norm(block.norm2, task_id, out),
-        ])
-        layers.append(ResidualBlock(branch=branch, shortcut=_shortcut(block, task_id, previous, out)))
+        branch = _sequential(
+            [
+                slice_layer(block.conv1, rows=inner, columns=previous),
+                optional_norm(block.norm1, task_id, inner),
+                nn.ReLU(),
+                slice_layer(block.conv2, rows=out, columns=inner),
+                optional_norm(block.norm2, task_id, out),
+            ]
+        )
+        layers.append(
+            ResidualBlock(branch=branch, shortcut=_shortcut(block, task_id, previous, out))
+        )
         previous = out
     layers.extend([nn.AdaptiveAvgPool2d(1), nn.Flatten(1)])
     return Lowered(features=_sequential(layers), kept_features=previous)
@@ -162,10 +166,12 @@ def lower_resnet(backbone: nn.Module, *, task_id: int) -> Lowered:
 
 def _shortcut(block: nn.Module, task_id: int, source, target) -> nn.Module:
     if block.shortcut is not None:
-        return _sequential([
-            slice_layer(block.shortcut, rows=target, columns=source),
-            optional_norm(block.shortcut_norm, task_id, target),
-        ])
+        return _sequential(
+            [
+                slice_layer(block.shortcut, rows=target, columns=source),
+                optional_norm(block.shortcut_norm, task_id, target),
+            ]
+        )
     index = gather_index(source, target, units=block.conv2.out_channels)
     return nn.Identity() if index is None else ChannelGather(index)
 
@@ -173,4 +179,3 @@ def _shortcut(block: nn.Module, task_id: int, source, target) -> nn.Module:
 def _sequential(layers: list[nn.Module]) -> nn.Sequential:
     """The layers without identities (a norm placement without norm)."""
     return nn.Sequential(*(layer for layer in layers if type(layer) is not nn.Identity))
-

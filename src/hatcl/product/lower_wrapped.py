@@ -36,11 +36,11 @@ PREFIX = "network."
 class _Lowering:
     """State of one lowering pass: the graph copy, kept units and each tensor's unit key."""
 
-    def __init__(self, backbone: nn.Module, task_id: int) -> None:
+    def __init__(self, backbone: nn.Module, task_id: int, prune: bool) -> None:
         self.backbone = backbone
         self.task_id = task_id
         self.network: fx.GraphModule = copy.deepcopy(backbone.network)
-        self.kept = kept_units(backbone, task_id)
+        self.kept = kept_units(backbone, task_id, prune=prune)
         self.units = {key: int(n) for key, n in _unit_counts(backbone).items()}
         self.layers = {layer.name.removeprefix(PREFIX): layer for layer in backbone.weighted_layers}
         self.key_of: dict[fx.Node, str | None] = {}
@@ -119,7 +119,7 @@ class _Lowering:
             node.args = (self._realign(node.args[0], None, before=node), *node.args[1:])
             self.key_of[node] = None
         elif isinstance(module, PerTaskBatchNorm) or isinstance(module, BATCH_NORM_TYPES):
-            norm = task_norm(module, self.task_id) if isinstance(module, PerTaskBatchNorm) else module
+            norm = task_norm(module, self.task_id)
             self._replace(node, slice_norm(norm, self.kept.get(first) if first else None))
             node.args = node.args[:1]
             self.key_of[node] = first
@@ -170,11 +170,11 @@ def _unit_counts(backbone: nn.Module) -> dict[str, int]:
     return backbone.unit_counts()
 
 
-def lower_wrapped(backbone: nn.Module, *, task_id: int) -> Lowered:
+def lower_wrapped(backbone: nn.Module, *, task_id: int, prune: bool = True) -> Lowered:
     """Task ``task_id``'s compact graph of a wrapped network (see the module docstring).
 
     Raises:
         ValueError: a masked unit's nonlinearity does not map 0 to 0 (its removal would not be
             exact), or a grouped convolution.
     """
-    return _Lowering(backbone, task_id).run()
+    return _Lowering(backbone, task_id, prune).run()

@@ -20,14 +20,17 @@ Kept = Mapping[str, torch.Tensor | None]
 """Per mask key, the indices of task T's kept units (``None``: every unit, no masks)."""
 
 
-def kept_units(backbone: nn.Module, task_id: int) -> dict[str, torch.Tensor | None]:
+def kept_units(
+    backbone: nn.Module, task_id: int, *, prune: bool = True
+) -> dict[str, torch.Tensor | None]:
     """Indices of the units task ``task_id``'s stored binary masks keep, per mask key.
 
-    A backbone without masks (a baseline's) keeps every unit: ``None`` for each key.
+    A backbone without masks (a baseline's), or ``prune=False``, keeps every unit: ``None``.
     """
     masker = getattr(backbone, "masker", None)
-    if masker is None:
-        return {layer.mask_key: None for layer in getattr(backbone, "weighted_layers", ())}
+    if masker is None or not prune:
+        layers = getattr(backbone, "weighted_layers", ())
+        return {layer.mask_key: None for layer in layers}
     masks = masker.store.mask(task_id)
     return {key: (mask > 0.5).nonzero().flatten().cpu() for key, mask in masks.items()}
 
@@ -154,7 +157,9 @@ def count_macs(module: nn.Module, example: torch.Tensor) -> int:
         per_output = layer.weight[0].numel()  # inputs (x kernel) feeding one output entry
         total[0] += output.numel() // output.shape[0] * per_output
 
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, WEIGHTED_TYPES)]
+    handles = [
+        m.register_forward_hook(hook) for m in module.modules() if isinstance(m, WEIGHTED_TYPES)
+    ]
     try:
         with torch.no_grad():
             module(example)
