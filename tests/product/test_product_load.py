@@ -161,3 +161,18 @@ def test_export_command(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "exists" in err and "exported, state_dict" in err and "1..2" in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_export_benchmark_checks_every_task(run_dir, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "export.py"
+    spec = importlib.util.spec_from_file_location("export_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    out = tmp_path / "export.json"
+    assert benchmark.main([str(run_dir), "--out", str(out), "--repeats", "1"]) == 0
+    rows = json.loads(out.read_text())[str(run_dir)]
+    assert [row["task"] for row in rows] == [1, 2]
+    assert all(row["params_after"] < row["params_before"] for row in rows)

@@ -166,6 +166,11 @@ def load(run_folder: str | os.PathLike[str]) -> Run:
         )
     config = ExperimentConfig.from_mapping(yaml.safe_load(read_config_text(folder / "config.yaml")))
     metrics = _read_metrics(folder / "metrics.json")
+    if not config.trainer.checkpoints:
+        raise ValueError(
+            f"hatcl.load: {str(folder)!r} was run with trainer.checkpoints=false and keeps no "
+            "trained model; run it again with checkpoints"
+        )
     tasks = len(metrics["accuracy_matrix"])
     payload = read_run_checkpoint(folder, task_id=tasks)
     if int(payload.get("completed_tasks", -1)) != tasks:
