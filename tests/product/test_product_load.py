@@ -176,3 +176,21 @@ def test_export_benchmark_checks_every_task(run_dir, tmp_path):
     rows = json.loads(out.read_text())[str(run_dir)]
     assert [row["task"] for row in rows] == [1, 2]
     assert all(row["params_after"] < row["params_before"] for row in rows)
+
+
+def test_a_float64_run_loads_and_exports_in_float64(tmp_path):
+    folder = tmp_path / "run64"
+    run_from_config(
+        compose_config(
+            [*TINY, "trainer.max_epochs=1", "trainer.precision=64-true", f"output_dir={folder}"]
+        )
+    )
+    run = hatcl.load(folder)
+    assert run.test() == run.metrics["accuracy_matrix"][-1]
+    split = run.data.tasks[1].test
+    reference = run.predict(split.x[:], task_id=2)
+    assert reference.dtype == torch.float64
+    program = torch.export.load(run.export(2, tmp_path / "t2.pt2")).module()
+    logits = program(split.x[:].double())
+    assert logits.dtype == torch.float64
+    torch.testing.assert_close(logits, reference, rtol=0, atol=1e-10)

@@ -69,12 +69,12 @@ class Run:
             algorithm = build_algorithm(self.config.algorithm)
             model = build_model(self.config, data=self.data, algorithm=algorithm)
             module = build_module(self.config, model=model, algorithm=algorithm)
+            if str(self.config.trainer.precision).startswith("64"):
+                module.double()  # before restoring: float64 weights load into float64 tensors
             num_classes = [task.num_classes for task in self.data.tasks]
             restore(self._payload, module=module, num_classes=num_classes)
         finally:
             set_rng_states(states)
-        if self.config.trainer.precision.startswith("64"):
-            module.double()
         return module.eval()
 
     @property
