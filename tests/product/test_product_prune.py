@@ -140,3 +140,26 @@ def test_channel_gather_zero_fills_units_pruned_at_the_input():
     x = torch.tensor([[10.0, 20.0, 30.0]])
     assert ChannelGather(index)(x).tolist() == [[0.0, 20.0, 30.0]]
     assert gather_index(None, None, units=3) is None
+
+
+class _Shifted(nn.Module):
+    """A masked unit made nonzero after its mask (``h - 0.25``): the next layer reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 2 * 2, 4)
+
+    def forward(self, x):
+        h = nn.functional.max_pool2d(torch.relu(self.conv(x)), 2) - 0.25
+        return torch.relu(self.fc(torch.flatten(h, 1)))
+
+
+def test_wrapped_ops_that_do_not_keep_zero_units_get_the_full_width():
+    backbone = hatcl.wrap(_Shifted(), torch.randn(2, 1, 4, 4))
+    model = _model(backbone, [{"conv": [1, 0, 1], "fc": [0, 1, 1, 1]}])
+    network = task_network(model, task_id=1)
+    # conv: 2 kept channels x 9 + 2; fc: 3 rows x all 3 x 4 inputs (the pruned channel is
+    # -0.25, not 0, and the layer reads it) + 3; head: 3 classes x 3 + 3
+    assert count_parameters(network) == (2 * 9 + 2) + (3 * 12 + 3) + (3 * 3 + 3)
+    _assert_same_function(model, 1, torch.randn(5, 1, 4, 4))
