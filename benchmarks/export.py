@@ -56,6 +56,7 @@ def _task_row(run, task_id: int, folder: Path, repeats: int) -> dict:
         "macs_before": count_macs(full, x[:1]),
         "macs_after": count_macs(pruned, x[:1]),
         "max_abs_diff": float((logits - reference).abs().max()),
+        "max_abs_logit": float(reference.abs().max()),
         "accuracy_exported": int((logits.argmax(1) == y).sum()) / len(y),
         "accuracy_run": run.metrics["accuracy_matrix"][-1][task_id - 1],
     }
