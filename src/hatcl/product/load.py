@@ -33,6 +33,20 @@ def read_run_checkpoint(run_dir: Path, *, task_id: int) -> dict[str, Any]:
     return load_checkpoint(checkpoint_path(run_dir, task_id))
 
 
+def restore_run(payload: dict[str, Any], *, module: Any, num_classes: list[int]) -> None:
+    """Load a payload of :func:`read_run_checkpoint` into a freshly built module.
+
+    The global random number generators are left as they were (a checkpoint carries the run's).
+    """
+    from hatcl.training.checkpoint import restore, rng_states, set_rng_states
+
+    states = rng_states()
+    try:
+        restore(payload, module=module, num_classes=num_classes)
+    finally:
+        set_rng_states(states)
+
+
 class Run:
     """A finished run: its configuration, task sequence, trained model, predictions and tests.
 
@@ -61,20 +75,16 @@ class Run:
     @cached_property
     def module(self):
         """The Lightning module holding the model and algorithm, restored from the checkpoint."""
-        from hatcl.training.checkpoint import restore, rng_states, set_rng_states
         from hatcl.training.experiment import build_algorithm, build_model, build_module
 
-        states = rng_states()  # building and restoring must not move the caller's RNGs
-        try:
+        with torch.random.fork_rng():  # building must not move the caller's RNGs
             algorithm = build_algorithm(self.config.algorithm)
             model = build_model(self.config, data=self.data, algorithm=algorithm)
-            module = build_module(self.config, model=model, algorithm=algorithm)
-            if str(self.config.trainer.precision).startswith("64"):
-                module.double()  # before restoring: float64 weights load into float64 tensors
-            num_classes = [task.num_classes for task in self.data.tasks]
-            restore(self._payload, module=module, num_classes=num_classes)
-        finally:
-            set_rng_states(states)
+        module = build_module(self.config, model=model, algorithm=algorithm)
+        if str(self.config.trainer.precision).startswith("64"):
+            module.double()  # before restoring: float64 weights load into float64 tensors
+        num_classes = [task.num_classes for task in self.data.tasks]
+        restore_run(self._payload, module=module, num_classes=num_classes)
         return module.eval()
 
     @property
