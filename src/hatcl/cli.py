@@ -22,6 +22,9 @@ commands:
   report RUN_OR_SWEEP [--out FILE] [--force]
                       write a self-contained HTML report (figures inline, no network) of a
                       run folder or a sweep folder: <folder>/report.html or FILE
+  export RUN --task T --out FILE [--format exported|state_dict]
+                      write task T's compact network of a finished run (masked-off units
+                      removed) as a torch.export program (.pt2) that runs without hatcl
   list [GROUP...]     every registered option, or only those of GROUP (e.g. algorithm,
                       importance_type, scheduler, data: `hatcl list groups` names them all)
   help                this message
@@ -124,8 +127,15 @@ def _run(args: Sequence[str]) -> int:
     return run_command(args)
 
 
+def _export(args: Sequence[str]) -> int:
+    from hatcl.product.cli_export import export_command
+
+    return export_command(args)
+
+
 _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": _run,
+    "export": _export,
     "compare": _compare,
     "report": _report,
     "list": _list,
