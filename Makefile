@@ -43,7 +43,7 @@ system-deps:
 	else echo "apt-get not found: install $(APT_PACKAGES) by hand for the tests that use them"; fi
 
 test: install-dev
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --durations=15
 	$(BIN)/ruff check src tests benchmarks
 
 lint: install-dev

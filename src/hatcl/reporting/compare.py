@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatcl.config import flatten_mapping
+from hatcl.mappings import flatten_mapping
 
 # Keys that do not change what a run computes: runs differing only here are pooled.
 POOLED_KEYS = (
@@ -32,6 +32,12 @@ METRICS = (
     ("forgetting", "forgetting"),
     ("FWT", "fwt"),
     ("capacity", "final_capacity"),
+)
+#: Columns added when a run was tested without the task id (``head=cil``/``dil``): its AA above
+#: is then task-agnostic. Runs of different heads are never pooled (``head`` is no pooled key).
+TASK_AGNOSTIC_METRICS = (
+    ("AA TAw", "average_accuracy_task_aware"),
+    ("task-id acc", "average_task_id_accuracy"),
 )
 
 
@@ -144,16 +150,19 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 def table_rows(groups: Sequence[RunGroup]) -> list:
     """One :class:`~hatcl.reporting.table_formats.TableRow` per group: n, seeds, mean +- std.
 
+    With runs tested without the task id, the task-aware AA and the task-id accuracy follow.
+
     A group whose runs share a seed is flagged: its std is not computed (repeats of one seed are
     not independent samples) and its note names the seed and the folders.
     """
     from hatcl.reporting.table_formats import TableRow
 
+    metrics = table_metrics(groups)
     rows = []
     for group in groups:
         repeated = bool(group.repeated_seeds())
         cells = []
-        for _, key in METRICS:
+        for _, key in metrics:
             mean, std = mean_std(group.values(key))
             cells.append((mean, None if repeated else std))
         note = same_seed_note(group) if repeated else ""
@@ -167,7 +176,15 @@ def format_table(groups: Sequence[RunGroup], table_format: str = "md") -> str:
     from hatcl.reporting.table_formats import TABLE_FORMATS
 
     writer = TABLE_FORMATS.get(TABLE_FORMATS.validate(table_format, parameter="--format"))
-    return writer([label for label, _ in METRICS], table_rows(groups))
+    return writer([label for label, _ in table_metrics(groups)], table_rows(groups))
+
+
+def table_metrics(groups: Sequence[RunGroup]) -> list[tuple[str, str]]:
+    """The columns: AA .. capacity, then TAw AA and task-id accuracy when a run has them."""
+    metrics = list(METRICS)
+    if any(group.values("average_accuracy_task_aware") for group in groups):
+        metrics.extend(TASK_AGNOSTIC_METRICS)
+    return metrics
 
 
 def markdown_table(groups: Sequence[RunGroup]) -> str:

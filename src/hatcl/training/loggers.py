@@ -22,7 +22,7 @@ def build_loggers(names: Sequence[str], *, run_dir: Path) -> list[Logger]:
     """
     loggers = []
     for name in names:
-        logger_class = LOGGERS.get(LOGGERS.validate(name, parameter="trainer.loggers"))
+        logger_class = LOGGERS.resolve(name, parameter="trainer.loggers")
         try:
             loggers.append(logger_class(**logger_options(name, run_dir=run_dir)))
         except ModuleNotFoundError as error:
