@@ -112,3 +112,17 @@ def test_the_multirun_callback_writes_the_sweep_report_unless_disabled(sweep, tm
     if enabled:  # the sweep folder's runs and the job folder outside it
         page = written.read_text()
         assert "5 runs in 3 configurations" in page and str(outside) in page
+
+
+def test_task_aware_columns_of_class_incremental_runs_get_their_headers(sweep):
+    import json
+
+    metrics_file = sweep / "2" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics["average_accuracy_task_aware"] = 0.9
+    metrics_file.write_text(json.dumps(metrics))
+    table = figure_html(report_html(sweep), "compare")
+    headers = re.findall(r"<th>([^<]*)</th>", table)
+    first_row = re.search(r"<tbody><tr>(.*?)</tr>", table).group(1)
+    assert len(re.findall(r"<td ", first_row)) == len(headers)
+    assert "AA TAw" in headers and "0.9000" in table

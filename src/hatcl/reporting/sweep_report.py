@@ -11,7 +11,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from hatcl.reporting import html_page as H
-from hatcl.reporting.compare import METRICS, RunGroup, find_runs, group_runs, load_run, table_rows
+from hatcl.reporting.compare import (
+    RunGroup,
+    find_runs,
+    group_runs,
+    load_run,
+    table_metrics,
+    table_rows,
+)
 from hatcl.reporting.svg import Bar, Series, bar_chart, heat_map, line_chart
 
 
@@ -51,7 +58,7 @@ def metric_bars(groups: Sequence[RunGroup], key: str, name: str) -> list[Bar]:
 
 def compare_table(groups: Sequence[RunGroup]) -> str:
     """The ``hatcl compare`` table with the seeds named; columns sortable."""
-    header = ["configuration", "n", "seeds", *(label for label, _ in METRICS)]
+    header = ["configuration", "n", "seeds", *(label for label, _ in table_metrics(groups))]
     rows = []
     for row in table_rows(groups):
         cells = [(_value(mean, std), "" if mean is None else mean) for mean, std in row.cells]
