@@ -71,7 +71,8 @@ class ReservoirMemory(nn.Module):
         self.labels = write_slots(self.labels, labels, writers)
         self.task_ids = write_slots(self.task_ids, task_ids, writers)
         if self.store_logits and logits is not None:
-            self.logits = write_slots(self.logits, self._widened(logits.detach()), writers)
+            widened = self._widened(logits.detach())  # may grow the stored logits first
+            self.logits = write_slots(self.logits, widened, writers)
         self.seen = self.seen + inputs.shape[0]
 
     def draw(self, count: int) -> MemoryBatch:
