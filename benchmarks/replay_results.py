@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import protocol  # noqa: E402  (the results page's settings and aggregation)
 
 METHODS: dict[str, list[str]] = {
+    "finetuning": ["algorithm=finetuning"],  # the lower reference, in the same setting
     **{
         f"{name}_m{size}": [f"algorithm={name}", f"algorithm.buffer_size={size}"]
         for name in ("er", "der", "derpp")
@@ -119,20 +120,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny digits version (smoke test)")
     parser.add_argument("--page", type=Path, default=None, help="write the Markdown rows here")
     parser.add_argument("--report-only", action="store_true", help="only aggregate finished runs")
+    parser.add_argument(
+        "--benchmarks", nargs="*", default=None, help="default: the results page's settings"
+    )
+    parser.add_argument("--extra", nargs="*", default=[], help="overrides added to every run")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
     protocol.METHODS.update(METHODS)
     catalogue = protocol.QUICK_BENCHMARKS if args.quick else protocol.BENCHMARKS
-    names = list(catalogue) if args.quick else list(protocol.DEFAULT_BENCHMARKS)
+    names = args.benchmarks or (
+        list(catalogue) if args.quick else list(protocol.DEFAULT_BENCHMARKS)
+    )
     jobs = protocol.plan(
         out=args.out,
         benchmarks={n: catalogue[n] for n in names},
         methods=args.methods,
         seeds=args.seeds,
         threads=1,
-        extra=["trainer.figures=false"],
+        extra=["trainer.figures=false", *args.extra],
     )
     codes = []
     if not args.report_only:
