@@ -126,7 +126,7 @@ def test_two_process_ddp_replay_keeps_one_reservoir_per_rank(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=900,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     rank0, rank1 = (json.loads((digests / f"rank_{r}.json").read_text()) for r in (0, 1))

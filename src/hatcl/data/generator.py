@@ -35,6 +35,8 @@ class CheckpointedGenerator(nn.Module):
                 seed = int(torch.randint(0, 2**62, (1,)))
             generator.manual_seed(seed)
         self._generator = generator
+        # the buffer takes the state's size now, on every process alike (DDP compares buffers)
+        self.state = generator.get_state().to(self.state.device)
         return generator
 
     def uniform(self, count: int, *, device: torch.device) -> torch.Tensor:
