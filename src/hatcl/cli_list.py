@@ -25,6 +25,7 @@ REGISTRIES: tuple[tuple[str, str], ...] = (
     ("hatcl.masking.registries", "SPARSITY_MODES"),
     ("hatcl.data.registries", "SOURCES"),
     ("hatcl.data.registries", "SCENARIOS"),
+    ("hatcl.data.registries", "AUGMENTATIONS"),
     ("hatcl.training.registries", "OPTIMIZERS"),
     ("hatcl.training.registries", "LR_SCHEDULERS"),
     ("hatcl.training.registries", "LOGGERS"),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from hatcl.training.batches import TensorBatches
@@ -95,3 +96,44 @@ def test_two_process_ddp_run_ranks_agree(tmp_path):
     assert process.stdout.count("task 2/2") == 1
     payload = load_checkpoint(run / "checkpoints" / "task_2.ckpt")
     assert payload["model"]["backbone.masker.store.task_ids"].tolist() == [1, 2]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_replay_keeps_one_reservoir_per_rank(tmp_path):
+    run, digests = tmp_path / "run", tmp_path / "digests"
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env.pop("LOCAL_RANK", None)
+    process = subprocess.run(
+        [
+            sys.executable,
+            str(DRIVER),
+            "--digest",
+            str(digests),
+            "algorithm=derpp",  # each process keeps its own reservoir over its shard
+            "algorithm.buffer_size=30",
+            "trainer.strategy=ddp",
+            "trainer.devices=2",
+            "trainer.accelerator=cpu",
+            "trainer.max_epochs=1",
+            "trainer.num_threads=1",
+            "data.num_tasks=2",
+            "trainer.enable_progress_bar=false",
+            "trainer.loggers=[]",
+            "trainer.figures=false",
+            f"output_dir={run}",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    rank0, rank1 = (json.loads((digests / f"rank_{r}.json").read_text()) for r in (0, 1))
+    assert rank0["model_sha256"] == rank1["model_sha256"]  # gradients are averaged
+    assert rank0["metrics"] == rank1["metrics"]
+    assert rank0["algorithm_sha256"] != rank1["algorithm_sha256"]  # two reservoirs
+    memory = json.loads((run / "tasks.json").read_text())["tasks"][-1]["memory"]
+    assert memory["capacity"] == 30 and memory["fill"] == 30
+    payload = load_checkpoint(run / "checkpoints" / "task_2.ckpt")
+    assert int(payload["algorithm"]["memory.seen"]) == memory["seen"]

@@ -83,6 +83,21 @@ class Algorithm(nn.Module):
         """The data the task trains on (``seen_tasks``: tasks 1..current, in order)."""
         return TrainingSplit(x=task_data.train.x, y=task_data.train.y)
 
+    def set_augmentation(self, augmentation: nn.Module | None) -> None:
+        """Augment training batches with ``augmentation`` (a module: its generator state is then
+        part of the algorithm's ``state_dict``); ``None`` leaves batches as they are."""
+        if augmentation is not None:
+            self.augmentation = augmentation
+
+    def augment_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The training batch the step trains on (called by the loop on training batches only)."""
+        return self.apply_augmentation(inputs)
+
+    def apply_augmentation(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` augmented by the configured augmentation (unchanged without one)."""
+        augmentation = self._modules.get("augmentation")
+        return inputs if augmentation is None else augmentation(inputs)
+
     def on_task_start(self, *, task_id: int, model: ContinualModel) -> None:
         """Prepare for training ``task_id`` (called before the task's optimizer is built)."""
 

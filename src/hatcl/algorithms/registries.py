@@ -18,6 +18,14 @@ ALGORITHMS.add(
 )
 ALGORITHMS.add("ewc", "hatcl.algorithms.ewc:EWC", summary="elastic weight consolidation")
 ALGORITHMS.add("lwf", "hatcl.algorithms.lwf:LwF", summary="learning without forgetting")
+ALGORITHMS.add("er", "hatcl.algorithms.replay:ER", summary="experience replay (reservoir memory)")
+ALGORITHMS.add("der", "hatcl.algorithms.replay:DER", summary="dark experience replay (logits)")
+ALGORITHMS.add(
+    "derpp", "hatcl.algorithms.replay:DERPP", summary="DER++ (replayed logits and labels)"
+)
+ALGORITHMS.add(
+    "wsn", "hatcl.algorithms.wsn:WSN", summary="winning subnetworks (per-task top-c weight masks)"
+)
 
 HAT_ADJUSTMENT_MODES = Registry("adjustment_mode")
 HAT_ADJUSTMENT_MODES.add("hat", "hatcl.algorithms.hat_mechanism:HAT", summary="rate = 1 - P")

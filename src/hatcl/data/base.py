@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from hatcl.data.cache import cached_source
-from hatcl.data.registries import SCENARIOS, SOURCES, source_info
+from hatcl.data.registries import AUGMENTATIONS, SCENARIOS, SOURCES, source_info
 from hatcl.data.rows import LazyRows, PlannedRows
 from hatcl.data.seeding import derive_seed
 from hatcl.data.source import Normalisation, SourceData
@@ -122,6 +122,9 @@ class DataConfig:
         test_subset: cap on the test samples per task, seeded.
         cache_dir: directory of an on-disk cache of the decoded source tensors.
         download: allow downloading missing files from the official source (checksums verified).
+        augment: ``AUGMENTATIONS`` names applied in order to training batches (``crop``,
+            ``flip``); validation and test batches are never augmented.
+        crop_padding: zero pixels added per side before ``crop``.
     """
 
     source: str = "digits"
@@ -138,6 +141,8 @@ class DataConfig:
     test_subset: int | None = None
     cache_dir: str | None = None
     download: bool = False
+    augment: tuple[str, ...] = ()
+    crop_padding: int = 4
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> DataConfig:
@@ -212,6 +217,17 @@ def validate_config(config: DataConfig, *, seed: int) -> None:
         check_bool(getattr(config, key), parameter=f"data.{key}")
     _validate_split_keys(config)
     _validate_rotated_keys(config)
+    _validate_augment_keys(config)
+
+
+def _validate_augment_keys(config: DataConfig) -> None:
+    if isinstance(config.augment, str) or not isinstance(config.augment, Sequence):
+        raise TypeError(f"data.augment must be a list of names, got {config.augment!r}")
+    for name in config.augment:
+        AUGMENTATIONS.validate(name, parameter="data.augment entry")
+    if len(set(config.augment)) != len(config.augment):
+        raise ValueError(f"data.augment={list(config.augment)} names an operation twice")
+    check_int(config.crop_padding, parameter="data.crop_padding", low=0)
 
 
 def _validate_split_keys(config: DataConfig) -> None:

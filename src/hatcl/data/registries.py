@@ -98,3 +98,13 @@ SCENARIOS.add(
     "hatcl.data.scenarios:plan_rotated",
     summary="every task: all classes, images rotated by one angle per task",
 )
+
+AUGMENTATIONS = Registry("augmentation")
+AUGMENTATIONS.add(
+    "crop",
+    "hatcl.data.augment:crop",
+    summary="random crop after zero padding of data.crop_padding pixels (offset per sample)",
+)
+AUGMENTATIONS.add(
+    "flip", "hatcl.data.augment:flip", summary="horizontal flip with probability 0.5 per sample"
+)

@@ -12,6 +12,7 @@ from hatcl.backbones.model import ContinualModel
 from hatcl.backbones.registries import BACKBONES
 from hatcl.build import instantiate
 from hatcl.config import ComponentConfig, OptimizerConfig, TrainerConfig, dataclass_from_mapping
+from hatcl.data.augment import build_augmentation
 from hatcl.data.base import ContinualData, DataConfig
 from hatcl.heads.registries import HEADS
 from hatcl.inference.config import CilConfig
@@ -123,6 +124,13 @@ def build_model(
     )
     model = ContinualModel(backbone=backbone, heads=heads)
     algorithm.configure_model(model=model)
+    algorithm.set_augmentation(
+        build_augmentation(
+            config.data.augment,
+            crop_padding=config.data.crop_padding,
+            input_shape=data.input_shape,
+        )
+    )
     return model
 
 

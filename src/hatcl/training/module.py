@@ -195,7 +195,7 @@ class ContinualModule(L.LightningModule):
             model=self.model,
             algorithm=self.algorithm,
             optimizer=self.optimizers(),
-            inputs=batch[0],
+            inputs=self.algorithm.augment_inputs(batch[0]),
             targets=batch[1],
             task_ids=batch[2] if len(batch) > 2 else None,
             task_id=self.task_id,

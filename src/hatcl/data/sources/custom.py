@@ -31,7 +31,9 @@ from hatcl.data.seeding import derive_seed
 CUSTOM = "custom"
 #: The ``data`` keys a user's task sequence reads; the built-in sources' keys (num_tasks,
 #: train_subset, ...) do not apply to it and are refused, so config.yaml records only what ran.
-ACCEPTED_KEYS = ("source", "scenario", "target", "options", "val_fraction")
+ACCEPTED_KEYS = (
+    "source", "scenario", "target", "options", "val_fraction", "augment", "crop_padding"
+)
 #: Samples of a Dataset read twice to detect per-read randomness (random transforms).
 REREAD_SAMPLES = 8
 
