@@ -12,7 +12,7 @@ device; before testing). ``configure_model`` runs once when the model is built;
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -31,6 +31,10 @@ class StepContext:
     some gradient was inf or nan and the optimizer step was skipped; hooks must then change no
     state (use it in ``torch.where``, never in a Python ``if``: no host sync). ``None``: the
     step was not checked (every optimizer step is applied).
+
+    ``cache`` holds what one hook of the step computes and a later hook of the same step reads
+    (e.g. the network sparsity R_l of the loss term, read again by the gradient adjustment),
+    so that it is computed once per step; a new step starts with an empty cache.
     """
 
     model: ContinualModel
@@ -43,6 +47,7 @@ class StepContext:
     output: ModelOutput
     task_ids: torch.Tensor | None = None
     gradients_finite: torch.Tensor | None = None
+    cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["SPARSITY_MIN_DENOMINATOR", "SparsityResult", "cross_sparsity", "original_sparsity"]
+__all__ = [
+    "SPARSITY_MIN_DENOMINATOR",
+    "SparsityLinearForm",
+    "SparsityResult",
+    "cross_sparsity",
+    "cross_sparsity_linear",
+    "original_sparsity",
+    "original_sparsity_linear",
+]
 
 SPARSITY_MIN_DENOMINATOR = 10
 """A ratio whose denominator is at most this many units is 0 (nearly full network: no reg)."""
@@ -140,3 +148,89 @@ def cross_sparsity(masks: Sequence[Tensor], cumulative: Sequence[Tensor]) -> Spa
         for o, a, q, p in zip(occupied, available, reused, used)
     )
     return SparsityResult(reg=reg, per_layer=per_layer)
+
+
+# -- the same regularisers as one affine map of the concatenated masks -----------------------
+#
+# With the cumulative masks fixed (a whole task), every quantity above is affine in the training
+# masks: ``O_l`` and ``Q_l`` are weighted sums of ``m`` and the guards depend on ``M`` only. So
+# ``reg`` and every ``R_l`` are rows of ``W @ m + b`` with ``m`` the masks of all layers
+# concatenated: computed once per task, a step evaluates the regulariser and all ``R_l`` in
+# one matrix-vector product (and its backward in one more), whatever the number of layers.
+
+
+class SparsityLinearForm(NamedTuple):
+    """``reg`` and the per-layer ``R_l`` as ``weights @ m + offset`` (row 0: ``reg``).
+
+    Attributes:
+        weights: ``(1 + layers, units)``; ``units`` is the total over the layers in order.
+        offset: ``(1 + layers,)``.
+    """
+
+    weights: Tensor
+    offset: Tensor
+
+    def evaluate(self, flat_masks: Tensor) -> SparsityResult:
+        """The regulariser and the detached ``R_l`` of the concatenated masks ``flat_masks``."""
+        values = torch.addmv(self.offset, self.weights, flat_masks)
+        return SparsityResult(reg=values[0], per_layer=tuple(values[1:].detach().unbind()))
+
+
+def _guarded_inverse(denominator: Tensor) -> Tensor:
+    """``1 / denominator``, or 0 where ``denominator <= SPARSITY_MIN_DENOMINATOR``."""
+    ok = denominator > SPARSITY_MIN_DENOMINATOR
+    return torch.where(ok, 1 / torch.where(ok, denominator, torch.ones_like(denominator)), 0.0)
+
+
+def _linear_rows(
+    cumulative: Sequence[Tensor], *, reuse: bool
+) -> tuple[Tensor, Tensor]:
+    if len(cumulative) == 0:
+        raise ValueError("cumulative must hold at least one layer, got an empty sequence")
+    cum = [c.detach().reshape(-1) for c in cumulative]
+    flat = torch.cat(cum)
+    sizes = [c.numel() for c in cum]
+    weights = flat.new_zeros(1 + len(cum), flat.numel())
+    offset = flat.new_zeros(1 + len(cum))
+    scale = 0.5 if reuse else 1.0
+    weights[0] = scale * (1 - flat) * _guarded_inverse((1 - flat).sum())
+    if reuse:
+        used = _guarded_inverse(flat.sum())
+        weights[0] -= scale * flat * used
+        offset[0] = scale * (used > 0).to(flat.dtype)
+    start = 0
+    for row, (c, size) in enumerate(zip(cum, sizes), start=1):
+        part = weights[row, start : start + size]
+        part += scale * (1 - c) * _guarded_inverse((1 - c).sum())
+        if reuse:
+            used = _guarded_inverse(c.sum())
+            part -= scale * c * used
+            offset[row] = scale * (used > 0).to(flat.dtype)
+        start += size
+    return weights, offset
+
+
+def original_sparsity_linear(cumulative: Sequence[Tensor]) -> SparsityLinearForm:
+    """:func:`original_sparsity` for the cumulative masks ``cumulative`` as an affine map.
+
+    ``reg = sum_l sum(m_l (1 - M_l)) / A`` and ``R_l = sum(m_l (1 - M_l)) / A_l``, each 0 under
+    the guard; so row 0 of ``weights`` is ``(1 - M) / A`` and row ``l`` is ``(1 - M_l) / A_l``
+    on layer ``l``'s units (0 elsewhere); ``offset`` is 0.
+
+    Raises:
+        ValueError: if ``cumulative`` is empty.
+    """
+    return SparsityLinearForm(*_linear_rows(cumulative, reuse=False))
+
+
+def cross_sparsity_linear(cumulative: Sequence[Tensor]) -> SparsityLinearForm:
+    """:func:`cross_sparsity` for the cumulative masks ``cumulative`` as an affine map.
+
+    ``(O / A + 1 - Q / P) / 2 = sum m ((1 - M) / A - M / P) / 2 + 1 / 2`` where each guarded
+    ratio is 0 (and the reuse term ``1 - Q / P`` wholly 0, offset included) when its
+    denominator is ``SPARSITY_MIN_DENOMINATOR`` units or fewer; per layer likewise.
+
+    Raises:
+        ValueError: if ``cumulative`` is empty.
+    """
+    return SparsityLinearForm(*_linear_rows(cumulative, reuse=True))
