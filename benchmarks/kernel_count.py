@@ -86,7 +86,8 @@ def count_algorithm_step(network: str, algorithm_name: str, options: dict) -> co
     torch.manual_seed(0)
     algorithm = ALGORITHMS.get(algorithm_name)(**options)
     backbone = NETWORKS[network][2](algorithm.uses_masks)
-    model = ContinualModel(backbone=backbone, heads=TaskIncrementalHeads(input_dim=backbone.output_dim))
+    heads = TaskIncrementalHeads(input_dim=backbone.output_dim)
+    model = ContinualModel(backbone=backbone, heads=heads)
     algorithm.configure_model(model=model)
     batches = _batches(network, 3)
     counter = OpCounter()
@@ -182,9 +183,7 @@ def rows_for(network: str, algorithms: list[str], importances: list[str]) -> lis
     rows = [{"step": "plain", "ops": total_plain, "ratio": 1.0, "top": plain.most_common()}]
     runs = [(name, name, {}) for name in algorithms if name != "fgadahat"]
     if "fgadahat" in algorithms:
-        runs += [
-            (f"fgadahat[{imp}]", "fgadahat", {"importance_type": imp}) for imp in importances
-        ]
+        runs += [(f"fgadahat[{imp}]", "fgadahat", {"importance_type": imp}) for imp in importances]
     for label, name, options in runs:
         counts = count_algorithm_step(network, name, options)
         total = sum(counts.values())
@@ -197,12 +196,21 @@ def rows_for(network: str, algorithms: list[str], importances: list[str]) -> lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", nargs="+", default=["mlp", "cnn", "resnet18"],
-                        choices=sorted(NETWORKS))
-    parser.add_argument("--algorithms", nargs="+", default=None,
-                        help="algorithm names (default: every registered algorithm)")
-    parser.add_argument("--importance", nargs="+", default=["all"],
-                        help="FG-AdaHAT importance types: all, nonattribution or names")
+    parser.add_argument(
+        "--backbone", nargs="+", default=["mlp", "cnn", "resnet18"], choices=sorted(NETWORKS)
+    )
+    parser.add_argument(
+        "--algorithms",
+        nargs="+",
+        default=None,
+        help="algorithm names (default: every registered algorithm)",
+    )
+    parser.add_argument(
+        "--importance",
+        nargs="+",
+        default=["all"],
+        help="FG-AdaHAT importance types: all, nonattribution or names",
+    )
     parser.add_argument("--top", type=int, default=4, help="most frequent ops shown per row")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args()  # fmt: skip

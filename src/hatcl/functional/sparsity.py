@@ -182,9 +182,7 @@ def _guarded_inverse(denominator: Tensor) -> Tensor:
     return torch.where(ok, 1 / torch.where(ok, denominator, torch.ones_like(denominator)), 0.0)
 
 
-def _linear_rows(
-    cumulative: Sequence[Tensor], *, reuse: bool
-) -> tuple[Tensor, Tensor]:
+def _linear_rows(cumulative: Sequence[Tensor], *, reuse: bool) -> tuple[Tensor, Tensor]:
     if len(cumulative) == 0:
         raise ValueError("cumulative must hold at least one layer, got an empty sequence")
     cum = [c.detach().reshape(-1) for c in cumulative]
