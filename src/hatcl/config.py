@@ -83,7 +83,7 @@ PRECISIONS = (
     64,
     16,
 )
-_BOOLEAN_KEYS = ("enable_progress_bar", "deterministic", "figures", "checkpoints")
+_BOOLEAN_KEYS = ("enable_progress_bar", "deterministic", "figures", "checkpoints", "compile")
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,7 @@ class TrainerConfig:
     figures: bool = True
     checkpoints: bool = True
     checkpoint_every_n_steps: int | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_int(self.max_epochs, parameter="trainer.max_epochs", low=1)

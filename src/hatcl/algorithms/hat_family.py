@@ -26,6 +26,7 @@ from hatcl.backbones.model import ContinualModel
 from hatcl.data.base import TaskData
 from hatcl.functional.annealing import annealed_scale
 from hatcl.functional.compensation import embedding_compensation_factor
+from hatcl.functional.sparsity import LayerSparsity
 from hatcl.importance.tracker import ImportanceTracker
 from hatcl.masking.masker import FlatMasks, HATMasker
 from hatcl.masking.registries import INIT_MODES, SPARSITY_LINEAR_FORMS, SPARSITY_MODES
@@ -87,7 +88,7 @@ class HATFamily(Algorithm):
         self._layers: tuple[LayerContext, ...] = ()
         self._adjusted_params: list[nn.Parameter] = []
         self._reg_form: tuple[torch.Tensor, torch.Tensor] = (torch.zeros(0), torch.zeros(0))
-        self._layer_form: tuple[torch.Tensor, torch.Tensor] = (torch.zeros(0), torch.zeros(0))
+        self._layer_sparsity: LayerSparsity | None = None
         self._sparsity_keys: tuple[str, ...] = ()
         self._last_rates: list[tuple[str, list[torch.Tensor]]] = []
 
@@ -211,9 +212,8 @@ class HATFamily(Algorithm):
         step's cache, filled by :meth:`loss_terms` (or here if a loop skipped the loss)."""
         cached = context.cache.get("network_sparsity")
         if cached is None:
-            flat = (self._flat_masks(context) if flat is None else flat).detach()
-            weights, offset = self._layer_form
-            values = torch.addmv(offset.to(flat.dtype), weights.to(flat.dtype), flat)
+            flat = self._flat_masks(context) if flat is None else flat
+            values = self._layer_sparsity.evaluate(flat)
             cached = NetworkSparsity(values=values, keys=self._sparsity_keys)
             context.cache["network_sparsity"] = cached
         return cached
@@ -222,11 +222,11 @@ class HATFamily(Algorithm):
         """The task's sparsity term (factor folded in) and R_l as affine maps of the masks."""
         self._sparsity_keys = tuple(cumulative)
         form = SPARSITY_LINEAR_FORMS.get(self.mask_sparsity_reg_mode)(
-            [cumulative[key].to(like) for key in self._sparsity_keys]
+            [cumulative[key].to(like) for key in self._sparsity_keys],
+            factor=self.mask_sparsity_reg_factor,
         )
-        factor = self.mask_sparsity_reg_factor
-        self._reg_form = (form.weights[:1] * factor, form.offset[:1] * factor)
-        self._layer_form = (form.weights[1:], form.offset[1:])
+        self._reg_form = (form.weights[:1], form.offset[:1])
+        self._layer_sparsity = form.layers
 
     def _flat_masks(self, context: StepContext) -> torch.Tensor:
         """The step's training masks of every mask key, concatenated in key order."""

@@ -73,29 +73,23 @@ class FlatLayout:
 
     Attributes:
         shapes: each parameter's shape.
-        key_index: ``(parameters,)`` int64, the index of each parameter's mask key in ``keys``.
-        counts: ``(parameters,)`` int64, each parameter's number of entries.
-        total: the number of entries of all parameters.
+        key_index: the index of each parameter's mask key in ``keys``.
+        numels: each parameter's number of entries.
     """
 
     shapes: tuple[torch.Size, ...]
-    key_index: torch.Tensor
-    counts: torch.Tensor
-    total: int
+    key_index: tuple[int, ...]
+    numels: tuple[int, ...]
 
     @classmethod
     def of(cls, layers: tuple[LayerContext, ...], keys: tuple[str, ...]) -> FlatLayout:
         """The layout of ``layers``' adjusted parameters; ``keys``: the R_l vector's order."""
         order = adjusted_parameters(layers)
-        device = layers[0].weight.device if layers else None
         shapes = tuple((layer.bias if bias else layer.weight).shape for layer, bias in order)
-        index = [keys.index(layer.layer.mask_key) for layer, _ in order]
-        numels = [int(torch.Size(shape).numel()) for shape in shapes]
         return cls(
             shapes=shapes,
-            key_index=torch.tensor(index, dtype=torch.long, device=device),
-            counts=torch.tensor(numels, dtype=torch.long, device=device),
-            total=sum(numels),
+            key_index=tuple(keys.index(layer.layer.mask_key) for layer, _ in order),
+            numels=tuple(int(torch.Size(shape).numel()) for shape in shapes),
         )
 
     def flatten(self, tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -103,15 +97,14 @@ class FlatLayout:
         return torch.cat([t.expand(shape).reshape(-1) for t, shape in zip(tensors, self.shapes)])
 
     def per_entry(self, per_key: torch.Tensor) -> torch.Tensor:
-        """Spread a ``(keys,)`` vector over every entry of every parameter (two ops)."""
-        return torch.repeat_interleave(
-            per_key.index_select(0, self.key_index), self.counts, output_size=self.total
-        )
+        """Spread a ``(keys,)`` vector over every entry of every parameter (one ``cat`` of
+        expanded views, no index tensor held)."""
+        values = per_key.unbind()
+        return torch.cat([values[i].expand(n) for i, n in zip(self.key_index, self.numels)])
 
     def unflatten(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Views of ``flat``, one per parameter, in each parameter's shape."""
-        sizes = [int(torch.Size(shape).numel()) for shape in self.shapes]
-        return [part.view(shape) for part, shape in zip(flat.split(sizes), self.shapes)]
+        return [part.view(shape) for part, shape in zip(flat.split(self.numels), self.shapes)]
 
 
 def build_layer_contexts(

@@ -24,6 +24,7 @@ POOLED_KEYS = (
     "trainer.figures",
     "trainer.checkpoints",
     "trainer.num_threads",
+    "trainer.compile",
 )
 METRICS = (("AA", "average_accuracy"), ("BWT", "bwt"), ("forgetting", "forgetting"), ("FWT", "fwt"))
 

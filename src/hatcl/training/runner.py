@@ -34,6 +34,7 @@ from hatcl.training.checkpoint import (
     restore,
     save_checkpoint,
 )
+from hatcl.training.compile import compile_backbone
 from hatcl.training.distributed import global_rank
 from hatcl.training.experiment import (
     ExperimentConfig,
@@ -163,6 +164,8 @@ def _train_run(
         algorithm = build_algorithm(config.algorithm)
         model = build_model(config, data=data, algorithm=algorithm)
         apply_threads(config.trainer.num_threads, model=model)  # null: hatcl's thread policy
+        if config.trainer.compile:
+            compile_backbone(model)
         module = build_module(config, model=model, algorithm=algorithm)
         progress = _resume_progress(folder, module, data) if resume else RunProgress()
         pending = _pending_in_task(folder, module, progress) if resume else None
