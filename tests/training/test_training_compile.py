@@ -67,6 +67,7 @@ def aot_eager(monkeypatch):
     torch._dynamo.reset()
 
 
+@pytest.mark.slow  # about 10 s per algorithm (graph capture of two tasks)
 @pytest.mark.parametrize("name", ALGORITHMS.names())
 def test_compiled_equals_eager(name, aot_eager):
     eager, eager_logits = _train(name, compiled=False)
@@ -92,7 +93,7 @@ def test_a_network_that_cannot_be_compiled_says_what_to_do(aot_eager):
     model.backbone = _Untraceable()
     compile_backbone(model)
     with pytest.raises(CompileError, match="trainer.compile=false"):
-        model.backbone(torch.ones(2))
+        model.backbone(torch.ones(2), stage=Stage.TRAIN)
 
 
 def test_compile_needs_a_backbone():
