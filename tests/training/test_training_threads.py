@@ -30,7 +30,7 @@ def test_small_models_train_with_one_thread():
 
 
 def test_large_models_keep_torch_default_and_configuration_wins():
-    big = torch.nn.Linear(2000, 1001)  # 2,003,001 parameters
+    big = torch.nn.Linear(20000, 1001)  # 20,021,001 parameters
     assert choose_threads(None, model=big) is None
     assert choose_threads(3, model=big) == 3
     assert choose_threads(2, model=torch.nn.Linear(2, 2)) == 2
@@ -41,7 +41,7 @@ def test_apply_threads_sets_torch(restore_threads):
     assert apply_threads(None, model=torch.nn.Linear(2, 2)) == 1
     assert torch.get_num_threads() == 1
     torch.set_num_threads(2)
-    assert apply_threads(None, model=torch.nn.Linear(2000, 1001)) == 2  # left as it was
+    assert apply_threads(None, model=torch.nn.Linear(20000, 1001)) == 2  # left as it was
 
 
 @pytest.mark.parametrize(
