@@ -24,9 +24,14 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # torch first, from the exact spec (a CPU wheel here), unless some torch is already importable.
-install: $(BIN)/python
+# The install is editable (source edits need none) and redone only when pyproject.toml changed:
+# the stamp file records the last one, so a second `make run` starts training at once.
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e .
+	@touch $@
 
 install-dev: $(BIN)/python system-deps
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH_SPEC)"

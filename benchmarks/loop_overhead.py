@@ -10,7 +10,13 @@ Measures, side by side in one process, the median time of
 and prints the ratios loop / bare (target: <= 1.3) and loop / plain fused (target: <= 1.6).
 All hatcl steps use the library's default optimizer implementation (fused Adam).
 
+``--backbone cnn|resnet18`` measures that network instead of the MLP (the plain step is then the
+unmasked hatcl backbone with a linear head, stepped by the same bare loop); ``--compile``
+compiles the hatcl backbone (``trainer.compile``) and the plain network with ``torch.compile``
+and prints compiled bare HAT step / compiled plain step (the Lightning loop is not timed then).
+
     python benchmarks/loop_overhead.py [--steps 200] [--repeats 3] [--threads 1] [--json out.json]
+        [--backbone mlp|cnn|resnet18] [--compile]
 """
 
 from __future__ import annotations
@@ -25,11 +31,15 @@ import lightning as L
 import torch
 
 from hatcl.algorithms.hat import HAT
+from hatcl.backbones.cnn import CNNBackbone
 from hatcl.backbones.mlp import MLPBackbone
 from hatcl.backbones.model import ContinualModel
+from hatcl.backbones.resnet import ResNetBackbone
 from hatcl.config import OptimizerConfig
 from hatcl.heads.heads import TaskIncrementalHeads
+from hatcl.masking.stage import Stage
 from hatcl.training.batches import TensorBatches
+from hatcl.training.compile import compile_backbone
 from hatcl.training.module import ContinualModule
 from hatcl.training.optim import build_optimizer
 from hatcl.training.step import run_training_step
@@ -37,12 +47,19 @@ from hatcl.training.step import run_training_step
 BATCH = 128
 INPUT = (1, 28, 28)
 HIDDEN = (256, 100, 64)
+NETWORK = {"name": "mlp", "compile": False}  # set by main()
+NETWORKS = {
+    "mlp": lambda masked: MLPBackbone(input_shape=INPUT, hidden_dims=HIDDEN, masked=masked),
+    "cnn": lambda masked: CNNBackbone(input_shape=INPUT, masked=masked),
+    "resnet18": lambda masked: ResNetBackbone(input_shape=INPUT, small_input=True, masked=masked),
+}
 
 
 def build(seed: int) -> tuple[ContinualModel, HAT]:
     torch.manual_seed(seed)
-    backbone = MLPBackbone(input_shape=INPUT, hidden_dims=HIDDEN, masked=True)
-    model = ContinualModel(backbone=backbone, heads=TaskIncrementalHeads(input_dim=HIDDEN[-1]))
+    backbone = NETWORKS[NETWORK["name"]](True)
+    heads = TaskIncrementalHeads(input_dim=backbone.output_dim)
+    model = ContinualModel(backbone=backbone, heads=heads)
     model.setup_task(task_id=1, num_classes=10)
     algorithm = HAT()
     algorithm.on_task_start(task_id=1, model=model)
@@ -58,6 +75,8 @@ def data(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def bare_step_times(steps: int) -> list[float]:
     model, algorithm = build(0)
+    if NETWORK["compile"]:
+        compile_backbone(model)
     optimizer = build_optimizer(
         model.parameters(), name="adam", lr=1e-3, weight_decay=0.0, options={}
     )
@@ -79,9 +98,32 @@ def bare_step_times(steps: int) -> list[float]:
     return times
 
 
+class _PlainBackbone(torch.nn.Module):
+    """An unmasked hatcl backbone and a linear head, called like a plain network."""
+
+    def __init__(self, backbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = torch.nn.Linear(backbone.output_dim, 10)
+        backbone.setup_task(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x, task_id=1, stage=Stage.TRAIN).features)
+
+
 def plain_model() -> torch.nn.Module:
-    """The same MLP and head as plain PyTorch modules, no masks."""
+    """The same network and head as plain PyTorch modules, no masks."""
     torch.manual_seed(0)
+    if NETWORK["name"] != "mlp":
+        plain = _PlainBackbone(NETWORKS[NETWORK["name"]](False))
+    else:
+        plain = _plain_mlp()
+    if NETWORK["compile"]:
+        plain.compile()
+    return plain
+
+
+def _plain_mlp() -> torch.nn.Module:
     dims = [int(torch.Size(INPUT).numel()), *HIDDEN]
     layers: list[torch.nn.Module] = [torch.nn.Flatten()]
     for fan_in, fan_out in zip(dims[:-1], dims[1:]):
@@ -211,8 +253,18 @@ def main() -> None:
     parser.add_argument(
         "--breakdown", action="store_true", help="also time each phase of the bare HAT step"
     )
+    parser.add_argument("--backbone", default="mlp", choices=sorted(NETWORKS))
+    parser.add_argument("--batch", type=int, default=None, help="128 (mlp), 32 (cnn), 16 (resnet)")
+    parser.add_argument(
+        "--compile", action="store_true", help="compiled HAT step / compiled plain step"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    NETWORK.update(name=args.backbone, compile=args.compile)
+    global BATCH
+    BATCH = args.batch or {"mlp": 128, "cnn": 32, "resnet18": 16}[args.backbone]
+    if args.compile:
+        return compiled_main(args)
     bare, loop, plain, plain_single = [], [], [], []
     for _ in range(args.repeats):  # interleaved, so all see the same machine load
         bare.extend(bare_step_times(args.steps)[10:])
@@ -220,7 +272,7 @@ def main() -> None:
         plain.extend(plain_step_times(args.steps, fused=True)[10:])
         plain_single.extend(plain_step_times(args.steps, fused=False)[10:])
     result = {
-        "model": "MLP 784-256-100-64, HAT, batch 128",
+        "model": f"{args.backbone} (MLP 784-256-100-64), HAT, batch {BATCH}",
         "threads": args.threads,
         "bare_step_ms": 1e3 * statistics.median(bare),
         "loop_step_ms": 1e3 * statistics.median(loop),
@@ -236,6 +288,31 @@ def main() -> None:
         result["bare_step_phases_ms"] = breakdown(args.steps)
         for name, ms in result["bare_step_phases_ms"].items():
             print(f"  {name:<24} {ms:7.3f} ms")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+
+
+def compiled_main(args) -> None:
+    """Compiled bare HAT step against the compiled plain fused step (first steps excluded)."""
+    bare, plain, first = [], [], {}
+    for _ in range(args.repeats):
+        times = bare_step_times(args.steps)
+        first.setdefault("hat", times[0])
+        bare.extend(times[10:])
+        times = plain_step_times(args.steps, fused=True)
+        first.setdefault("plain", times[0])
+        plain.extend(times[10:])
+    result = {
+        "model": f"{args.backbone}, HAT, batch {BATCH}, torch.compile",
+        "threads": args.threads,
+        "first_step_s": first,
+        "compiled_bare_step_ms": 1e3 * statistics.median(bare),
+        "compiled_plain_fused_step_ms": 1e3 * statistics.median(plain),
+    }
+    result["ratio"] = result["compiled_bare_step_ms"] / result["compiled_plain_fused_step_ms"]
+    print(json.dumps(result, indent=2))
+    print(f"compiled HAT step / compiled plain step = {result['ratio']:.3f} (target <= 1.3)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)

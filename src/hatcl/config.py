@@ -83,7 +83,14 @@ PRECISIONS = (
     64,
     16,
 )
-_BOOLEAN_KEYS = ("enable_progress_bar", "deterministic", "figures", "checkpoints", "report")
+_BOOLEAN_KEYS = (
+    "enable_progress_bar",
+    "deterministic",
+    "figures",
+    "checkpoints",
+    "report",
+    "compile",
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,7 @@ class TrainerConfig:
     report: bool = True
     checkpoints: bool = True
     checkpoint_every_n_steps: int | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_int(self.max_epochs, parameter="trainer.max_epochs", low=1)

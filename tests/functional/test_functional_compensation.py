@@ -62,3 +62,19 @@ def test_invalid_arguments(name):
     kwargs = {"scale": 1.0, "s_max": 2.0, "clamp_threshold": 50.0, name: 0.0}
     with pytest.raises(ValueError, match=name):
         embedding_compensation_factor(torch.zeros(2), **kwargs)
+
+
+@pytest.mark.parametrize("clamp_threshold", [50.0, 800.0])  # direct float64 form / log form
+def test_both_evaluations_match_the_naive_formula(clamp_threshold):
+    values = [-30.0, -2.5, -0.01, 0.0, 0.3, 7.0, 900.0]
+    e = torch.tensor(values, dtype=torch.float64)
+    got = embedding_compensation_factor(e, scale=3.0, s_max=400.0, clamp_threshold=clamp_threshold)
+    expected = []
+    for v in values:
+        try:
+            expected.append(_naive(v, 3.0, 400.0, clamp_threshold))
+        except OverflowError:  # cosh(x) + 1 = exp(x) / 2 to float64 precision for x > 40
+            expected.append(400.0 / 3.0 * math.exp(min(clamp_threshold, 3.0 * v) - v))
+    assert torch.isfinite(got).all()
+    assert_close(got, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
+    assert_close(e, torch.tensor(values, dtype=torch.float64))  # the input is not modified

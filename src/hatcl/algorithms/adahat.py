@@ -14,7 +14,14 @@ from typing import Any
 import torch
 
 from hatcl.algorithms.hat_family import HATFamily
-from hatcl.algorithms.hat_mechanism import AdjustmentRule, LayerContext, to_weight_shape
+from hatcl.algorithms.hat_mechanism import (
+    AdjustmentRule,
+    FlatLayout,
+    LayerContext,
+    NetworkSparsity,
+    adjusted_parameters,
+    to_weight_shape,
+)
 from hatcl.algorithms.hat_options import HATOptions, options_signature, split_options
 from hatcl.algorithms.registries import ADAHAT_ADJUSTMENT_MODES
 from hatcl.functional.aggregation import aggregate_min, neuron_to_bias
@@ -57,6 +64,8 @@ class AdaHATRule(AdjustmentRule):
         self.alpha = alpha
         self.epsilon = epsilon
         self._importance: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._layout: FlatLayout | None = None
+        self._flat_importance = torch.zeros(0)
 
     def on_task_start(self, *, task_id: int, layers: tuple[LayerContext, ...], masker) -> None:
         """Make the summative mask parameter-wise (min) once for the task."""
@@ -71,6 +80,30 @@ class AdaHATRule(AdjustmentRule):
                     float(task_id), device=layer.weight.device, dtype=layer.weight.dtype
                 )
             self._importance[layer.layer.name] = (weight, bias)
+        self._layout = FlatLayout.of(layers, masker.store.keys)
+        parts = [
+            self._importance[layer.layer.name][int(is_bias)]
+            for layer, is_bias in adjusted_parameters(layers)
+        ]
+        self._flat_importance = self._layout.flatten(parts)
+
+    def step_rates(
+        self,
+        *,
+        task_id: int,
+        layers: tuple[LayerContext, ...],
+        network_sparsity: NetworkSparsity | None,
+    ) -> list[torch.Tensor | None]:
+        """Every layer's ``k / (I + k)`` at once from the task's flat ``I`` (k per layer)."""
+        if not self.mode.sparsity or network_sparsity is None:
+            k = adahat_scale(alpha=self.alpha, epsilon=self.epsilon, network_sparsity=0)
+        else:
+            k = self._layout.per_entry(
+                adahat_scale(
+                    alpha=self.alpha, epsilon=self.epsilon, network_sparsity=network_sparsity.values
+                )
+            )
+        return self._layout.unflatten(adjustment_rate(self._flat_importance, k=k))
 
     def rates(
         self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor | None

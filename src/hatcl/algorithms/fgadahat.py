@@ -17,7 +17,14 @@ from typing import Any
 import torch
 
 from hatcl.algorithms.hat_family import HATFamily
-from hatcl.algorithms.hat_mechanism import AdjustmentRule, LayerContext, to_weight_shape
+from hatcl.algorithms.hat_mechanism import (
+    AdjustmentRule,
+    FlatLayout,
+    LayerContext,
+    NetworkSparsity,
+    adjusted_parameters,
+    to_weight_shape,
+)
 from hatcl.algorithms.hat_options import HATOptions, options_signature, split_options
 from hatcl.algorithms.registries import IMPORTANCE_SCHEDULERS, SUMMING_STRATEGIES
 from hatcl.functional.aggregation import neuron_to_bias
@@ -65,6 +72,8 @@ class FGAdaHATRule(AdjustmentRule):
         self.base_mask_sparsity_reg = base_mask_sparsity_reg
         self.filter_by_cumulative_mask = filter_by_cumulative_mask
         self._weighted: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._layout: FlatLayout | None = None
+        self._flat_weighted = torch.zeros(0)
 
     def on_task_start(self, *, task_id: int, layers: tuple[LayerContext, ...], masker) -> None:
         """Precompute ``task_factor * I / alpha`` per parameter for the task."""
@@ -87,6 +96,30 @@ class FGAdaHATRule(AdjustmentRule):
                 factor_w * weight / self.alpha,
                 factor_b * bias / self.alpha,
             )
+        self._layout = FlatLayout.of(layers, masker.store.keys)
+        self._flat_weighted = self._layout.flatten(
+            [
+                self._weighted[layer.layer.name][int(is_bias)]
+                for layer, is_bias in adjusted_parameters(layers)
+            ]
+        )
+
+    def step_rates(
+        self,
+        *,
+        task_id: int,
+        layers: tuple[LayerContext, ...],
+        network_sparsity: NetworkSparsity | None,
+    ) -> list[torch.Tensor | None]:
+        """Every layer's rate at once: ``1 / (1 + I' (R_l + b_R))`` over the flat ``I'``."""
+        values = 0.0 if network_sparsity is None else network_sparsity.values
+        step_factor = fg_adahat_step_factor(
+            network_sparsity=values, base_mask_sparsity_reg=self.base_mask_sparsity_reg
+        )
+        if network_sparsity is not None:
+            step_factor = self._layout.per_entry(step_factor)
+        rate = adjustment_rate_from_inverse(self._flat_weighted, inverse_k=step_factor)
+        return self._layout.unflatten(rate)
 
     def rates(
         self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor | None

@@ -14,14 +14,21 @@ import torch
 from torch import nn
 
 from hatcl.algorithms.base import Algorithm, StepContext, TaskView
-from hatcl.algorithms.hat_mechanism import AdjustmentRule, LayerContext, build_layer_contexts
+from hatcl.algorithms.hat_mechanism import (
+    AdjustmentRule,
+    LayerContext,
+    NetworkSparsity,
+    adjusted_parameters,
+    build_layer_contexts,
+)
 from hatcl.algorithms.rate_statistics import network_capacity, rate_statistics
 from hatcl.backbones.model import ContinualModel
 from hatcl.functional.annealing import annealed_scale
 from hatcl.functional.compensation import embedding_compensation_factor
+from hatcl.functional.sparsity import LayerSparsity
 from hatcl.importance.tracker import ImportanceTracker
-from hatcl.masking.masker import HATMasker
-from hatcl.masking.registries import INIT_MODES, SPARSITY_MODES
+from hatcl.masking.masker import FlatMasks, HATMasker
+from hatcl.masking.registries import INIT_MODES, SPARSITY_LINEAR_FORMS, SPARSITY_MODES
 from hatcl.validation import check_number
 
 
@@ -79,6 +86,10 @@ class HATFamily(Algorithm):
         self.rule = rule
         self.tracker = tracker
         self._layers: tuple[LayerContext, ...] = ()
+        self._adjusted_params: list[nn.Parameter] = []
+        self._reg_form: tuple[torch.Tensor, torch.Tensor] = (torch.zeros(0), torch.zeros(0))
+        self._layer_sparsity: LayerSparsity | None = None
+        self._sparsity_keys: tuple[str, ...] = ()
         self._last_rates: list[tuple[str, list[torch.Tensor]]] = []
 
     # -- task hooks -------------------------------------------------------------------------
@@ -90,9 +101,13 @@ class HATFamily(Algorithm):
             like = next(iter(masker.embeddings.values()))
             self.tracker.on_task_start(unit_counts=masker.unit_counts, like=like)
         masker.reset_embeddings(init_mode=self.task_embedding_init_mode)
-        self._layers = build_layer_contexts(
-            model.backbone.layer_modules(), masker.store.cumulative()
-        )
+        cumulative = masker.store.cumulative()
+        self._layers = build_layer_contexts(model.backbone.layer_modules(), cumulative)
+        self._adjusted_params = [
+            layer.bias if is_bias else layer.weight
+            for layer, is_bias in adjusted_parameters(self._layers)
+        ]
+        self._prepare_sparsity(cumulative, like=next(iter(masker.embeddings.values())))
         self.rule.on_task_start(task_id=task_id, layers=self._layers, masker=masker)
         if self.tracker is not None:
             self.tracker.install_plugin(task_id=task_id, model=model)
@@ -125,50 +140,61 @@ class HATFamily(Algorithm):
         return self.s_max
 
     def loss_terms(self, context: StepContext) -> dict[str, torch.Tensor]:
-        """The mask sparsity term (and the importance plugin's terms, if any)."""
-        masks = context.output.backbone.masks
-        cumulative = masker_of(context.model).store.cumulative()
-        keys = list(cumulative)
-        result = self.sparsity([masks[k] for k in keys], [cumulative[k] for k in keys])
-        terms = {"mask_sparsity": self.mask_sparsity_reg_factor * result.reg}
+        """The mask sparsity term (and the importance plugin's terms, if any).
+
+        The term and every layer's R_l come from the task's affine form of the concatenated
+        masks (the factor folded into the term's row); R_l, if the rule reads it, is kept in
+        the step's cache for :meth:`adjust_gradients`.
+        """
+        flat = self._flat_masks(context)
+        weights, offset = self._reg_form
+        reg = torch.addmv(offset.to(flat.dtype), weights.to(flat.dtype), flat).squeeze(0)
+        if self.rule.needs_network_sparsity:
+            self._network_sparsity(context, flat=flat)
+        terms = {"mask_sparsity": reg}
         if self.tracker is not None:
             terms.update(self.tracker.loss_terms(context))
         return terms
 
     @torch.no_grad()
     def adjust_gradients(self, context: StepContext) -> None:
-        """Multiply each backbone weight and bias gradient by its adjustment rate."""
-        sparsity = self._network_sparsity(context) if self.rule.needs_network_sparsity else {}
-        rates: list[tuple[str, list[torch.Tensor]]] = []
-        for layer in self._layers:
-            weight_rate, bias_rate = self.rule.rates(
-                task_id=context.task_id,
-                layer=layer,
-                network_sparsity=sparsity.get(layer.layer.mask_key),
-            )
-            applied = [_scale_grad(layer.weight, weight_rate)]
-            if layer.bias is not None and bias_rate is not None:
-                applied.append(_scale_grad(layer.bias, bias_rate))
-            rates.append((layer.layer.name, applied))
-        self._last_rates = rates
+        """Multiply each backbone weight and bias gradient by its adjustment rate.
+
+        The rule gives every parameter's rate at once; one ``_foreach_mul_`` applies them all.
+        """
+        sparsity = self._network_sparsity(context) if self.rule.needs_network_sparsity else None
+        rates = self.rule.step_rates(
+            task_id=context.task_id, layers=self._layers, network_sparsity=sparsity
+        )
+        grads, factors = [], []
+        for parameter, rate in zip(self._adjusted_params, rates):
+            if rate is not None and parameter.grad is not None:
+                grads.append(parameter.grad)
+                factors.append(rate if rate.dim() else rate.expand_as(parameter))
+        if grads:
+            torch._foreach_mul_(grads, factors)
+        self._last_rates = _rates_by_layer(self._layers, rates)
 
     @torch.no_grad()
     def compensate_gradients(self, context: StepContext) -> None:
         """Embedding gradient compensation (docs/spec.md §1), with the step's annealed scale."""
-        embeddings = [
-            e for e in masker_of(context.model).embeddings.values() if e.grad is not None
-        ]
+        all_embeddings = list(masker_of(context.model).embeddings.values())
+        embeddings = [e for e in all_embeddings if e.grad is not None]
         if not embeddings:
             return
-        # one elementwise pass over every layer's embedding (a handful of small kernels less)
+        masks = context.output.backbone.masks
+        if isinstance(masks, FlatMasks) and len(embeddings) == len(all_embeddings):
+            joined = masks.embeddings  # the forward's concatenation: unchanged since
+        else:
+            joined = torch.cat([e.reshape(-1) for e in embeddings])
+        # one elementwise pass over every layer's embedding, one multiply of all gradients
         factors = embedding_compensation_factor(
-            torch.cat([e.reshape(-1) for e in embeddings]),
-            scale=context.scale,
-            s_max=self.s_max,
-            clamp_threshold=self.clamp_threshold,
+            joined, scale=context.scale, s_max=self.s_max, clamp_threshold=self.clamp_threshold
         )
-        for embedding, factor in zip(embeddings, factors.split([e.numel() for e in embeddings])):
-            embedding.grad.mul_(factor.view_as(embedding))
+        pieces = factors.split([e.numel() for e in embeddings])
+        torch._foreach_mul_(
+            [e.grad for e in embeddings], [f.view_as(e) for f, e in zip(pieces, embeddings)]
+        )
 
     @torch.no_grad()
     def after_optimizer_step(self, context: StepContext) -> None:
@@ -179,13 +205,35 @@ class HATFamily(Algorithm):
         if self.tracker is not None:
             self.tracker.observe(context)
 
-    def _network_sparsity(self, context: StepContext) -> dict[str, torch.Tensor]:
-        """Per mask key the layer's network sparsity R_l of the step's masks (docs/spec.md §2)."""
+    def _network_sparsity(
+        self, context: StepContext, *, flat: torch.Tensor | None = None
+    ) -> NetworkSparsity:
+        """The network sparsity R_l of the step's masks (docs/spec.md §2), once per step: from the
+        step's cache, filled by :meth:`loss_terms` (or here if a loop skipped the loss)."""
+        cached = context.cache.get("network_sparsity")
+        if cached is None:
+            flat = self._flat_masks(context) if flat is None else flat
+            values = self._layer_sparsity.evaluate(flat)
+            cached = NetworkSparsity(values=values, keys=self._sparsity_keys)
+            context.cache["network_sparsity"] = cached
+        return cached
+
+    def _prepare_sparsity(self, cumulative: dict[str, torch.Tensor], *, like: torch.Tensor):
+        """The task's sparsity term (factor folded in) and R_l as affine maps of the masks."""
+        self._sparsity_keys = tuple(cumulative)
+        form = SPARSITY_LINEAR_FORMS.get(self.mask_sparsity_reg_mode)(
+            [cumulative[key].to(like) for key in self._sparsity_keys],
+            factor=self.mask_sparsity_reg_factor,
+        )
+        self._reg_form = (form.weights[:1], form.offset[:1])
+        self._layer_sparsity = form.layers
+
+    def _flat_masks(self, context: StepContext) -> torch.Tensor:
+        """The step's training masks of every mask key, concatenated in key order."""
         masks = context.output.backbone.masks
-        cumulative = masker_of(context.model).store.cumulative()
-        keys = list(cumulative)
-        result = self.sparsity([masks[k] for k in keys], [cumulative[k] for k in keys])
-        return dict(zip(keys, result.per_layer))
+        if isinstance(masks, FlatMasks) and tuple(masks) == self._sparsity_keys:
+            return masks.flat
+        return torch.cat([masks[key].reshape(-1) for key in self._sparsity_keys])
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -227,11 +275,21 @@ class HATFamily(Algorithm):
         return summary
 
 
-def _scale_grad(parameter: nn.Parameter, rate: torch.Tensor) -> torch.Tensor:
-    """Multiply ``parameter``'s gradient by ``rate``; return the rate in the parameter's shape."""
-    if parameter.grad is not None:
-        parameter.grad.mul_(rate)
-    return rate.expand_as(parameter) if rate.dim() == 0 else rate
+def _rates_by_layer(
+    layers: tuple[LayerContext, ...], rates: list[torch.Tensor | None]
+) -> list[tuple[str, list[torch.Tensor]]]:
+    """The step's rates grouped per layer, each in its parameter's shape (for reporting)."""
+    grouped, position = [], 0
+    for layer in layers:
+        parameters = [layer.weight] if layer.bias is None else [layer.weight, layer.bias]
+        applied = [
+            rate.expand_as(parameter)
+            for parameter, rate in zip(parameters, rates[position : position + len(parameters)])
+            if rate is not None
+        ]
+        position += len(parameters)
+        grouped.append((layer.layer.name, applied))
+    return grouped
 
 
 def masker_of(model: ContinualModel) -> HATMasker:

@@ -33,6 +33,80 @@ class LayerContext:
     cumulative_bias: torch.Tensor
 
 
+@dataclass(frozen=True)
+class NetworkSparsity:
+    """The step's network sparsity R_l of every mask key, as one detached vector.
+
+    Attributes:
+        values: ``(keys,)`` tensor, ``values[i]`` is R_l of ``keys[i]``.
+        keys: the mask keys in the order of ``values``.
+    """
+
+    values: torch.Tensor
+    keys: tuple[str, ...]
+
+    def of(self, key: str) -> torch.Tensor:
+        """R_l of mask key ``key`` (a 0-dim view)."""
+        return self.values[self.keys.index(key)]
+
+
+def adjusted_parameters(layers: tuple[LayerContext, ...]) -> list[tuple[LayerContext, bool]]:
+    """Every adjusted parameter in the order of :meth:`AdjustmentRule.step_rates`.
+
+    Per layer its weight ``(layer, False)`` then its bias ``(layer, True)`` if it has one.
+    """
+    order = []
+    for layer in layers:
+        order.append((layer, False))
+        if layer.bias is not None:
+            order.append((layer, True))
+    return order
+
+
+@dataclass(frozen=True)
+class FlatLayout:
+    """Every adjusted parameter (order of :func:`adjusted_parameters`) as one flat vector.
+
+    Lets a rule hold its per-task parameter-wise quantities in one buffer and compute a step's
+    rates of all layers in a few elementwise ops, the per-layer scalar (from R_l) spread over
+    each parameter's entries.
+
+    Attributes:
+        shapes: each parameter's shape.
+        key_index: the index of each parameter's mask key in ``keys``.
+        numels: each parameter's number of entries.
+    """
+
+    shapes: tuple[torch.Size, ...]
+    key_index: tuple[int, ...]
+    numels: tuple[int, ...]
+
+    @classmethod
+    def of(cls, layers: tuple[LayerContext, ...], keys: tuple[str, ...]) -> FlatLayout:
+        """The layout of ``layers``' adjusted parameters; ``keys``: the R_l vector's order."""
+        order = adjusted_parameters(layers)
+        shapes = tuple((layer.bias if bias else layer.weight).shape for layer, bias in order)
+        return cls(
+            shapes=shapes,
+            key_index=tuple(keys.index(layer.layer.mask_key) for layer, _ in order),
+            numels=tuple(int(torch.Size(shape).numel()) for shape in shapes),
+        )
+
+    def flatten(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """Concatenate one tensor per parameter (each broadcast to its parameter's shape)."""
+        return torch.cat([t.expand(shape).reshape(-1) for t, shape in zip(tensors, self.shapes)])
+
+    def per_entry(self, per_key: torch.Tensor) -> torch.Tensor:
+        """Spread a ``(keys,)`` vector over every entry of every parameter (one ``cat`` of
+        expanded views, no index tensor held)."""
+        values = per_key.unbind()
+        return torch.cat([values[i].expand(n) for i, n in zip(self.key_index, self.numels)])
+
+    def unflatten(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Views of ``flat``, one per parameter, in each parameter's shape."""
+        return [part.view(shape) for part, shape in zip(flat.split(self.numels), self.shapes)]
+
+
 def build_layer_contexts(
     layers: list[tuple[WeightedLayer, nn.Module]], cumulative: dict[str, torch.Tensor]
 ) -> tuple[LayerContext, ...]:
@@ -87,6 +161,32 @@ class AdjustmentRule:
         """Weight and bias rates of ``layer`` for this step."""
         raise NotImplementedError
 
+    def step_rates(
+        self,
+        *,
+        task_id: int,
+        layers: tuple[LayerContext, ...],
+        network_sparsity: NetworkSparsity | None,
+    ) -> list[torch.Tensor | None]:
+        """The rate of every parameter of :func:`adjusted_parameters` (``None``: unchanged).
+
+        This default asks :meth:`rates` layer by layer; the built-in rules override it to
+        compute every layer's rates at once from per-task buffers.
+        """
+        result: list[torch.Tensor | None] = []
+        for layer in layers:
+            weight, bias = self.rates(
+                task_id=task_id,
+                layer=layer,
+                network_sparsity=(
+                    None if network_sparsity is None else network_sparsity.of(layer.layer.mask_key)
+                ),
+            )
+            result.append(weight)
+            if layer.bias is not None:
+                result.append(bias)
+        return result
+
 
 @dataclass(frozen=True)
 class HATMode:
@@ -120,6 +220,7 @@ class HATRule(AdjustmentRule):
         self.mode = mode
         self.alpha = alpha
         self._fixed: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._fixed_list: list[torch.Tensor | None] = []
 
     def on_task_start(self, *, task_id: int, layers: tuple[LayerContext, ...], masker) -> None:
         """Compute the task's rates once when they depend only on P."""
@@ -128,6 +229,23 @@ class HATRule(AdjustmentRule):
             if self.mode.fixed_per_task
             else {}
         )
+        self._fixed_list = (
+            super().step_rates(task_id=task_id, layers=layers, network_sparsity=None)
+            if self.mode.fixed_per_task
+            else []
+        )
+
+    def step_rates(
+        self,
+        *,
+        task_id: int,
+        layers: tuple[LayerContext, ...],
+        network_sparsity: NetworkSparsity | None,
+    ) -> list[torch.Tensor | None]:
+        """The task's fixed rates (``hat_random``: drawn anew, layer by layer)."""
+        if self.mode.fixed_per_task:
+            return self._fixed_list
+        return super().step_rates(task_id=task_id, layers=layers, network_sparsity=None)
 
     def rates(
         self, *, task_id: int, layer: LayerContext, network_sparsity: torch.Tensor | None

@@ -18,9 +18,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from hatcl.algorithms.base import Algorithm, StepContext
+from hatcl.algorithms.base import Algorithm, StepContext, TaskView
 from hatcl.backbones.model import ContinualModel
-from hatcl.data.base import TaskData
 from hatcl.functional.wsn import masked_weight, straight_through_weight, top_fraction_mask
 from hatcl.validation import check_number
 
@@ -153,7 +152,7 @@ class WSN(Algorithm):
                 parameter = parameters[name]
                 parameter.copy_(torch.where(frozen, values, parameter))
 
-    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
+    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskView) -> None:
         """Store ``m_t`` in every layer; freeze the other parameters the task used."""
         for mask in _masks(model):
             mask.finish_task(task_id)

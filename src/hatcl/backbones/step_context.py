@@ -7,7 +7,7 @@ It lives beside the model's forward output (:mod:`hatcl.backbones.model`) so tha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -23,6 +23,10 @@ class StepContext:
     some gradient was inf or nan and the optimizer step was skipped; hooks must then change no
     state (use it in ``torch.where``, never in a Python ``if``: no host sync). ``None``: the
     step was not checked (every optimizer step is applied).
+
+    ``cache`` holds what one hook of the step computes and a later hook of the same step reads
+    (e.g. the network sparsity R_l of the loss term, read again by the gradient adjustment),
+    so that it is computed once per step; a new step starts with an empty cache.
     """
 
     model: ContinualModel
@@ -35,3 +39,4 @@ class StepContext:
     output: ModelOutput
     task_ids: torch.Tensor | None = None
     gradients_finite: torch.Tensor | None = None
+    cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)

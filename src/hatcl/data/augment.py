@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hatcl.data.generator import CheckpointedGenerator
 from hatcl.data.registries import AUGMENTATIONS
 from hatcl.functional.augment import horizontal_flip, padded_crop
+from hatcl.generator import CheckpointedGenerator
 from hatcl.validation import check_int
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-__all__ = ["batch_abs_mean", "fan_in", "fan_out", "min_max_normalise"]
+__all__ = ["batch_abs_mean", "fan_in", "fan_out", "min_max_normalise", "min_max_normalise_each"]
 
 
 def fan_in(x: Tensor) -> Tensor:
@@ -46,3 +47,19 @@ def min_max_normalise(x: Tensor, *, eps: float = 1e-8) -> Tensor:
     low = x.min()
     high = x.max()
     return (x - low) / (high - low + eps)
+
+
+def min_max_normalise_each(xs: list[Tensor], *, eps: float = 1e-8) -> list[Tensor]:
+    """:func:`min_max_normalise` of every tensor of ``xs``, each over its own entries.
+
+    One ``aminmax`` per tensor, then four ``_foreach`` ops over all of them (on a GPU a handful
+    of kernels instead of six per tensor); the same arithmetic, so the same values.
+    """
+    if not xs:
+        return []
+    lows, highs = zip(*(torch.aminmax(x) for x in xs))
+    ranges = torch._foreach_sub(list(highs), list(lows))
+    torch._foreach_add_(ranges, eps)
+    shifted = torch._foreach_sub(xs, list(lows))
+    torch._foreach_div_(shifted, ranges)
+    return list(shifted)

@@ -21,6 +21,8 @@ gradient counts as zeros.
 
 from __future__ import annotations
 
+import functools
+import operator
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,7 +125,7 @@ class FanIn:
 
     def __call__(self, ctx: ImportanceContext, topology: _Topology, key: str) -> Tensor:
         read, apply = _SOURCES[self.source], _TRANSFORMS[self.transform]
-        return sum(fan_in(apply(read(w))) for w in topology.producers[key])
+        return _total(fan_in(apply(read(w))) for w in topology.producers[key])
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class FanOut:
     def __call__(self, ctx: ImportanceContext, topology: _Topology, key: str) -> Tensor:
         read, apply = _SOURCES[self.source], _TRANSFORMS[self.transform]
         units = topology.units[key]
-        return sum(_per_unit(fan_out(apply(read(w))), units) for w in topology.consumers[key])
+        return _total(_per_unit(fan_out(apply(read(w))), units) for w in topology.consumers[key])
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,11 @@ class ActivationAbs:
 
     def __call__(self, ctx: ImportanceContext, topology: _Topology, key: str) -> Tensor:
         return batch_abs_mean(ctx.output.backbone.activations[key].detach())
+
+
+def _total(terms) -> Tensor:
+    """The sum of the terms, starting from the first (``sum()`` would add them to 0 first)."""
+    return functools.reduce(operator.add, terms)
 
 
 def _per_unit(per_feature: Tensor, units: int) -> Tensor:

@@ -64,12 +64,12 @@ class ImportanceStore(nn.Module):
             applied: ``None`` (the step counts) or a 0-dim bool tensor: when false (a step the
                 grad scaler skipped) nothing is added and the step is not counted.
         """
-        for key, value in values.items():
-            accumulator = self._buffers[f"accumulator_{key}"]
-            value = value.to(accumulator.dtype)
-            if applied is not None:
-                value = torch.where(applied, value, torch.zeros_like(value))
-            accumulator.add_(value)
+        accumulators = [self._buffers[f"accumulator_{key}"] for key in values]
+        added = [value.to(acc.dtype) for value, acc in zip(values.values(), accumulators)]
+        if applied is not None:
+            added = [torch.where(applied, value, torch.zeros_like(value)) for value in added]
+        if accumulators:
+            torch._foreach_add_(accumulators, added)
         self.steps.add_(1 if applied is None else applied.to(self.steps.dtype))
 
     def reset_accumulator(self) -> None:

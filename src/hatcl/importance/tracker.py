@@ -21,7 +21,7 @@ from torch import nn
 
 from hatcl.backbones.model import ContinualModel
 from hatcl.backbones.step_context import StepContext
-from hatcl.functional.reductions import min_max_normalise
+from hatcl.functional.reductions import min_max_normalise_each
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure, ImportancePlugin
 from hatcl.importance.store import ImportanceStore
 from hatcl.importance.summing import SummingStrategy
@@ -98,11 +98,12 @@ class ImportanceTracker(nn.Module):
         raw = self.measure.compute(
             ImportanceContext.from_step(context, step=self._task_step, plugin=self.plugin)
         )
-        values = {key: min_max_normalise(value) for key, value in raw.items()}
+        keys = list(raw)
+        normalised = min_max_normalise_each([raw[key] for key in keys])
         if self.step_multiply_training_mask:
             masks = context.output.backbone.masks
-            values = {key: value * masks[key].detach() for key, value in values.items()}
-        self.store.observe(values, applied=context.gradients_finite)
+            torch._foreach_mul_(normalised, [masks[key].detach() for key in keys])
+        self.store.observe(dict(zip(keys, normalised)), applied=context.gradients_finite)
 
     def distributed_sums(self) -> list[torch.Tensor]:
         """The accumulator and its step count: summed across processes before the task end."""

@@ -13,6 +13,22 @@ from hatcl.masking.registries import INIT_MODES
 from hatcl.masking.stage import Stage
 
 
+class FlatMasks(dict):
+    """Per-key unit masks that are views of one concatenated mask over every key.
+
+    A plain ``dict`` for every reader; the HAT-family hooks read ``flat`` (the concatenation,
+    in key order, differentiable) and ``embeddings`` (the concatenated embeddings the masks
+    were computed from) to work on all layers at once instead of layer by layer.
+    """
+
+    def __init__(
+        self, masks: Mapping[str, torch.Tensor], *, flat: torch.Tensor, embeddings: torch.Tensor
+    ) -> None:
+        super().__init__(masks)
+        self.flat = flat
+        self.embeddings = embeddings
+
+
 class HATMasker(nn.Module):
     """Task embeddings (one vector per mask key) and the stored per-task masks.
 
@@ -41,13 +57,18 @@ class HATMasker(nn.Module):
         """Per-key unit masks for a forward pass at ``stage``.
 
         Training and validation use ``sigmoid(scale * e)`` of the current embeddings (validation
-        passes ``scale = s_max``); test uses the binary mask stored for ``task_id``.
+        passes ``scale = s_max``), computed once over the concatenated embeddings of every key
+        (a :class:`FlatMasks`); test uses the binary mask stored for ``task_id``.
         """
         if stage is Stage.TEST:
             return self.store.mask(task_id)
         if scale is None:
             raise ValueError(f"stage {stage.value!r} needs a mask scale s, got None")
-        return {key: hat_gate(embedding, scale) for key, embedding in self.embeddings.items()}
+        embeddings = list(self.embeddings.values())
+        joined = torch.cat(embeddings) if len(embeddings) > 1 else embeddings[0]
+        flat = hat_gate(joined, scale)
+        pieces = flat.split([e.numel() for e in embeddings])
+        return FlatMasks(zip(self.embeddings.keys(), pieces), flat=flat, embeddings=joined)
 
     @torch.no_grad()
     def store_current(self, *, task_id: int) -> dict[str, torch.Tensor]:

@@ -21,3 +21,13 @@ SPARSITY_MODES.add(
 SPARSITY_MODES.add(
     "cross", "hatcl.functional.sparsity:cross_sparsity", summary="also rewards reusing old units"
 )
+
+# The same modes as affine maps of the concatenated masks (what a training step evaluates);
+# one entry per SPARSITY_MODES entry, same names.
+SPARSITY_LINEAR_FORMS = Registry("mask_sparsity_reg_mode linear form")
+SPARSITY_LINEAR_FORMS.add(
+    "original", "hatcl.functional.sparsity:original_sparsity_linear", summary="see original"
+)
+SPARSITY_LINEAR_FORMS.add(
+    "cross", "hatcl.functional.sparsity:cross_sparsity_linear", summary="see cross"
+)

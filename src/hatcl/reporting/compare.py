@@ -25,6 +25,7 @@ POOLED_KEYS = (
     "trainer.report",
     "trainer.checkpoints",
     "trainer.num_threads",
+    "trainer.compile",
 )
 METRICS = (
     ("AA", "average_accuracy"),

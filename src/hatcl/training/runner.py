@@ -34,6 +34,7 @@ from hatcl.training.checkpoint import (
     restore,
     save_checkpoint,
 )
+from hatcl.training.compile import compile_backbone
 from hatcl.training.distributed import global_rank
 from hatcl.training.experiment import (
     ExperimentConfig,
@@ -72,6 +73,7 @@ from hatcl.training.reference import (
 from hatcl.training.run_callbacks import RunCallback
 from hatcl.training.step_guard import StepGuard
 from hatcl.training.task_loop import test_tasks, train_task
+from hatcl.training.threads import apply_threads, note_short_run
 
 _LOGGER = logging.getLogger("hatcl")
 
@@ -162,6 +164,9 @@ def _train_run(
         data = build_run_data(config.data, seed=config.seed)
         algorithm = build_algorithm(config.algorithm)
         model = build_model(config, data=data, algorithm=algorithm)
+        apply_threads(config.trainer.num_threads, model=model)  # null: hatcl's thread policy
+        if config.trainer.compile:
+            compile_backbone(model)
         module = build_module(config, model=model, algorithm=algorithm)
         progress = _resume_progress(folder, module, data) if resume else RunProgress()
         pending = _pending_in_task(folder, module, progress) if resume else None
@@ -209,6 +214,7 @@ def _train_run(
             callback.on_run_end(module=module, metrics=metrics, rank=rank)
     title = f"{config.algorithm.name} on {data.source}/{data.scenario} (seed {config.seed})"
     summary_table(console, title=title, metrics=metrics, run_dir=str(folder))
+    note_short_run(console, uses_masks=algorithm.uses_masks, epochs=config.trainer.max_epochs)
     return RunResult(run_dir=folder, metrics=metrics, module=module, data=data)
 
 

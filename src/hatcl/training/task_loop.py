@@ -13,6 +13,7 @@ from hatcl.training.distributed import ShardBatches, resolve_strategy
 from hatcl.training.experiment import ExperimentConfig
 from hatcl.training.interrupt import TaskPosition
 from hatcl.training.module import ContinualModule
+from hatcl.training.progress import EpochProgressBar
 
 
 def train_task(
@@ -120,6 +121,9 @@ def make_trainer(
 ) -> L.Trainer:
     """A Lightning trainer for one task (no checkpointing or logger of Lightning's own)."""
     trainer = config.trainer
+    show_progress = trainer.enable_progress_bar and progress
+    if show_progress:
+        callbacks = [*callbacks, EpochProgressBar()]
     return L.Trainer(
         max_epochs=max_epochs,
         accelerator=trainer.accelerator,
@@ -131,7 +135,7 @@ def make_trainer(
         callbacks=list(callbacks),
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=trainer.enable_progress_bar and progress,
+        enable_progress_bar=show_progress,
         num_sanity_val_steps=0,
         log_every_n_steps=trainer.log_every_n_steps,
     )

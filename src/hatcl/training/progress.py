@@ -1,0 +1,16 @@
+"""The training progress bar: epochs counted from 1 (``Epoch 1/1`` for a one-epoch run)."""
+
+from __future__ import annotations
+
+from lightning.pytorch.callbacks import RichProgressBar
+
+
+class EpochProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, its epoch shown 1-based out of ``max_epochs``."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = f"Epoch {current_epoch + 1}"
+        if self.trainer.max_epochs is not None:
+            description += f"/{self.trainer.max_epochs}"
+        width = len(self.validation_description)
+        return f"{description:{width}}" if width > len(description) else description
