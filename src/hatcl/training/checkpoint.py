@@ -30,6 +30,7 @@ import torch
 
 from hatcl.config import flatten_mapping
 from hatcl.reporting.run_folder import make_user_file
+from hatcl.training.interrupt import WriteFailed
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_TAG = "hatcl-checkpoint"
@@ -94,6 +95,10 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
     The bytes go to a hidden temporary file in the same folder (never named like a
     checkpoint), are flushed and fsynced, and the file is renamed over ``path``; a crash at any
     point leaves either the previous file or the complete new one.
+
+    Raises:
+        WriteFailed: the file could not be written (its cause, e.g. no space left on device);
+            the temporary file is removed and an earlier file at ``path`` is left intact.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +112,9 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write as RuntimeError
+        Path(temporary).unlink(missing_ok=True)
+        raise WriteFailed.from_error(error, path=target) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

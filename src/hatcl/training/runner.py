@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 
 from hatcl.data.base import ContinualData
@@ -100,6 +103,7 @@ class _Session:
     callbacks: Sequence[RunCallback]
     task_seconds: list[float] = field(default_factory=list)
     pending: tuple[dict, TaskPosition] | None = None  # an in-task checkpoint to continue from
+    stop: StopRequest | None = None  # the caller's stop flag (None: the run routes the signals)
 
 
 def run_experiment(
@@ -110,6 +114,7 @@ def run_experiment(
     console: Console | None = None,
     resume: bool = False,
     callbacks: Sequence[RunCallback] = (),
+    stop: StopRequest | None = None,
 ) -> RunResult:
     """Train the configured algorithm on every task in order and write the run folder.
 
@@ -125,12 +130,15 @@ def run_experiment(
         resume: continue the unfinished run in ``run_dir`` from its last complete task; its
             ``config.yaml`` must equal ``resolved_config`` (output_dir and resume aside).
         callbacks: observers of the run (see :mod:`hatcl.training.run_callbacks`).
+        stop: a stop flag the caller has routed SIGINT/SIGTERM to (:func:`stop_signals`), read
+            before every task and step; by default the run routes them itself while its tasks
+            run.
     """
     rank = global_rank()
     console = console or Console(quiet=rank != 0)
     text = resolved_config or config_yaml(config)
     folder = _open_run_dir(run_dir, text=text, resume=resume, rank=rank)
-    reference = _reference(config, folder, console=console, resume=resume, rank=rank)
+    reference = _reference(config, folder, console=console, resume=resume, rank=rank, stop=stop)
     return _train_run(
         config,
         folder=folder,
@@ -139,6 +147,7 @@ def run_experiment(
         resume=resume,
         reference=reference,
         callbacks=callbacks,
+        stop=stop,
     )
 
 
@@ -151,6 +160,7 @@ def _train_run(
     resume: bool,
     reference: list[float] | None,
     callbacks: Sequence[RunCallback] = (),
+    stop: StopRequest | None = None,
 ) -> RunResult:
     """Build everything, run the task loop, write the outputs (the folder is open)."""
     rank = global_rank()
@@ -182,6 +192,7 @@ def _train_run(
             rank=rank,
             callbacks=tuple(callbacks),
             pending=pending,
+            stop=stop,
         )
         _run_tasks(session)
         metrics = run_metrics(progress.matrix, progress.summaries)
@@ -208,20 +219,37 @@ def _train_run(
 
 
 def _run_tasks(session: _Session) -> None:
-    """Train and test every remaining task; a stop signal ends the run with a checkpoint."""
-    with stop_signals() as request:
+    """Train and test every remaining task; a stop signal ends the run with a checkpoint.
+
+    The stop flag is read before every task and every step, and once more after the last task
+    (before the outputs are written).
+    """
+    scope = nullcontext(session.stop) if session.stop is not None else stop_signals()
+    with scope as request:
         for task in session.data.tasks[session.progress.completed :]:
-            _run_task(session, task, request=request)
-            if request:
-                saved = checkpoint_path(session.folder, task.task_id)
-                raise RunInterrupted(
-                    signum=int(request.signum),
-                    task_id=task.task_id,
-                    step=None,
-                    total_steps=None,
-                    run_dir=session.folder,
-                    checkpoint=saved if saved.exists() else None,
-                )
+            _stop_between_tasks(session, request)
+            try:
+                _run_task(session, task, request=request)
+            except SIGTERMException:  # Lightning's own SIGTERM exit (a SystemExit with code 0)
+                _stop_between_tasks(session, request, signum=signal.SIGTERM)
+                raise
+        _stop_between_tasks(session, request)
+
+
+def _stop_between_tasks(session: _Session, request: StopRequest, *, signum: int = 0) -> None:
+    """Raise :class:`RunInterrupted` after the last saved task if a stop was requested."""
+    if not (request or signum):
+        return
+    completed = session.progress.completed
+    saved = checkpoint_path(session.folder, completed) if completed else None
+    raise RunInterrupted(
+        signum=int(request.signum or signum),
+        task_id=completed,
+        step=None,
+        total_steps=None,
+        run_dir=session.folder,
+        checkpoint=saved if saved is not None and saved.exists() else None,
+    )
 
 
 def _run_task(session: _Session, task, *, request: StopRequest) -> None:
@@ -301,7 +329,13 @@ def _open_run_dir(run_dir: str | Path, *, text: str, resume: bool, rank: int) ->
 
 
 def _reference(
-    config: ExperimentConfig, folder: Path, *, console: Console, resume: bool, rank: int
+    config: ExperimentConfig,
+    folder: Path,
+    *,
+    console: Console,
+    resume: bool,
+    rank: int,
+    stop: StopRequest | None = None,
 ) -> list[float] | None:
     """The FWT reference b[tau]: none, a finished folder, or ``auto`` (trained here first).
 
@@ -324,6 +358,7 @@ def _reference(
         console=Console(quiet=True),
         resume=False,
         reference=None,
+        stop=stop,
     )
     return diagonal(result.metrics["accuracy_matrix"])
 

@@ -13,6 +13,7 @@ from hatcl.training.distributed import ShardBatches, resolve_strategy
 from hatcl.training.experiment import ExperimentConfig
 from hatcl.training.interrupt import TaskPosition
 from hatcl.training.module import ContinualModule
+from hatcl.training.step_guard import KeepStopSignals
 
 
 def train_task(
@@ -98,7 +99,10 @@ def make_trainer(
     progress: bool = True,
     callbacks: Sequence[L.Callback] = (),
 ) -> L.Trainer:
-    """A Lightning trainer for one task (no checkpointing or logger of Lightning's own)."""
+    """A Lightning trainer for one task (no checkpointing or logger of Lightning's own).
+
+    hatcl's stop handler stays in place while the trainer runs (:class:`KeepStopSignals`).
+    """
     trainer = config.trainer
     return L.Trainer(
         max_epochs=max_epochs,
@@ -108,7 +112,7 @@ def make_trainer(
         precision=trainer.precision,
         deterministic=trainer.deterministic,
         logger=False,
-        callbacks=list(callbacks),
+        callbacks=[KeepStopSignals(), *callbacks],
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=trainer.enable_progress_bar and progress,
