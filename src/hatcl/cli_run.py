@@ -22,7 +22,7 @@ from hatcl.cli_overrides import (
 )
 
 EXIT_CONFIG_ERROR = 2
-EXIT_WRITE_ERROR = 1
+EXIT_WRITE_ERROR = 1  # a run that failed on its way (a write error, a diverged loss)
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
 HELP_FLAGS = ("--help", "-h")
 RUN_HELP = """\
@@ -80,11 +80,14 @@ def _run_single(args: Sequence[str], *, callbacks: Sequence, stop) -> int:
     except (HydraException, OmegaConfBaseException) as error:
         return _fail(rephrase_override_error(error, args))
     from hatcl.training.interrupt import RunInterrupted, WriteFailed
+    from hatcl.training.loss_watch import TrainingDiverged
 
     try:
         result = run_from_config(cfg, callbacks=callbacks, stop=stop)
     except WriteFailed as error:
         return report_write_failure(error, args)
+    except TrainingDiverged as error:
+        return report_divergence(error)
     except USER_ERRORS as error:
         return _fail(error)
     except RunInterrupted as interrupted:
@@ -131,8 +134,19 @@ def report_interruption(stop, args: Sequence[str]) -> int:
         advice = "no checkpoint was written (trainer.checkpoints=false): it cannot be resumed"
     else:
         advice = f"resume with: {_resume_args(args, stop.run_dir)}"
-    print(f"hatcl run: {stop}; {advice}", file=sys.stderr, flush=True)
+    print(f"{stop}; {advice}", file=sys.stderr, flush=True)
     return stop.exit_code
+
+
+def report_divergence(error) -> int:
+    """One paragraph: the task and step where the loss became non-finite; exit code 1."""
+    print(
+        f"hatcl run: {error}. The checkpoints of the tasks before are intact; rerun with other "
+        "settings (or trainer.stop_on_nonfinite=false to train on regardless)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return EXIT_WRITE_ERROR
 
 
 def report_write_failure(error, args: Sequence[str]) -> int:

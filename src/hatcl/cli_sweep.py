@@ -53,11 +53,13 @@ def run_job(cfg: DictConfig, *, pinned: bool) -> int:
     from hatcl.cli_run import (
         USER_ERRORS,
         _fail,
+        report_divergence,
         report_interruption,
         report_write_failure,
         run_from_config,
     )
     from hatcl.training.interrupt import RunInterrupted, WriteFailed, stop_signals
+    from hatcl.training.loss_watch import TrainingDiverged
 
     hydra_config = HydraConfig.get()
     sweeping = hydra_config.mode == RunMode.MULTIRUN
@@ -72,6 +74,8 @@ def run_job(cfg: DictConfig, *, pinned: bool) -> int:
             run_from_config(cfg, run_dir=run_dir, stop=stop)
         except WriteFailed as error:
             return report_write_failure(error, overrides)
+        except TrainingDiverged as error:
+            return report_divergence(error)
         except USER_ERRORS as error:
             return _fail(error)
         except RunInterrupted as interrupted:

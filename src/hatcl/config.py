@@ -83,7 +83,13 @@ PRECISIONS = (
     64,
     16,
 )
-_BOOLEAN_KEYS = ("enable_progress_bar", "deterministic", "figures", "checkpoints")
+_BOOLEAN_KEYS = (
+    "enable_progress_bar",
+    "deterministic",
+    "figures",
+    "checkpoints",
+    "stop_on_nonfinite",
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,7 @@ class TrainerConfig:
     figures: bool = True
     checkpoints: bool = True
     checkpoint_every_n_steps: int | None = None
+    stop_on_nonfinite: bool = True
 
     def __post_init__(self) -> None:
         check_int(self.max_epochs, parameter="trainer.max_epochs", low=1)

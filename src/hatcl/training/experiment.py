@@ -113,4 +113,5 @@ def build_module(config: ExperimentConfig, *, model: ContinualModel, algorithm: 
         algorithm=algorithm,
         optimizer=config.optimizer,
         log_every_n_steps=config.trainer.log_every_n_steps,
+        stop_on_nonfinite=config.trainer.stop_on_nonfinite,
     )
