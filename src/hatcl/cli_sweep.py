@@ -21,9 +21,11 @@ def hydra_main(args: Sequence[str]) -> int:
 
     from hatcl.cli_run import EXIT_CONFIG_ERROR
 
+    args = with_sweep_folder(args)
+
     @hydra.main(version_base=None, config_path="conf", config_name="config")
     def _task(cfg: DictConfig) -> None:
-        code = run_job(cfg, pinned=output_dir_pinned(args))
+        code = run_job(cfg, pinned=output_dir_pinned(args), args=args)
         if code:
             raise SystemExit(code)
 
@@ -40,16 +42,58 @@ def hydra_main(args: Sequence[str]) -> int:
     return 0
 
 
+def _key(arg: str) -> str:
+    return arg.partition("=")[0].lstrip("+~")
+
+
+def with_sweep_folder(args: Sequence[str]) -> list[str]:
+    """``-m ... resume=DIR``: the sweep continues in DIR (``hydra.sweep.dir=DIR`` added)."""
+    args = list(args)
+    multirun = any(arg in ("-m", "--multirun") for arg in args)
+    resume = next((a.partition("=")[2] for a in args if _key(a) == "resume"), None)
+    if multirun and resume and not any(_key(a) == "hydra.sweep.dir" for a in args):
+        args.append(f"hydra.sweep.dir={resume}")
+    return args
+
+
 def output_dir_pinned(args: Sequence[str]) -> bool:
     """Whether the command sets ``output_dir`` itself (then each job runs there)."""
-    return any(arg.partition("=")[0].lstrip("+~") == "output_dir" for arg in args)
+    return any(_key(arg) == "output_dir" for arg in args)
 
 
-def run_job(cfg: DictConfig, *, pinned: bool) -> int:
+def run_job(cfg: DictConfig, *, pinned: bool, args: Sequence[str] = ()) -> int:
     """One job of a sweep (or the one run with Hydra's flags); its exit code."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    hydra_config = HydraConfig.get()
+    sweeping = hydra_config.mode == RunMode.MULTIRUN
+    job_dir = Path(hydra_config.runtime.output_dir)
+    run_dir = None if pinned or not sweeping else job_dir
+    overrides = list(hydra_config.overrides.task)
+    if sweeping:
+        target = Path(cfg.get("output_dir")) if pinned else job_dir
+        print(sweep_header(hydra_config, folder=target), flush=True)
+        if cfg.get("resume") is not None:  # a sweep continued: this job's own state decides
+            if (target / "metrics.json").is_file():
+                print(f"   finished earlier in {target}: skipped", flush=True)
+                return 0
+            cfg.resume = str(target) if (target / "config.yaml").is_file() else None
+        resume_line = [a for a in args if _key(a) not in ("resume", "hydra.sweep.dir")]
+        overrides = [*resume_line, f"resume={hydra_config.sweep.dir}"]
+    try:
+        sweep_dir = Path(hydra_config.sweep.dir) if sweeping else None
+        return _run_reported(cfg, run_dir=run_dir, overrides=overrides, sweep_dir=sweep_dir)
+    finally:
+        if run_dir is None:
+            _remove_if_empty(job_dir)
+
+
+def _run_reported(cfg: DictConfig, *, run_dir, overrides: list[str], sweep_dir) -> int:
+    """Run ``cfg``; every outcome reported as ``hatcl run`` reports it; the exit code.
+
+    In a sweep (``sweep_dir`` set) ``reference_run=auto`` is the sweep's shared reference.
+    """
     from hatcl.cli_run import (
         USER_ERRORS,
         _fail,
@@ -61,16 +105,10 @@ def run_job(cfg: DictConfig, *, pinned: bool) -> int:
     from hatcl.training.interrupt import RunInterrupted, WriteFailed, stop_signals
     from hatcl.training.loss_watch import TrainingDiverged
 
-    hydra_config = HydraConfig.get()
-    sweeping = hydra_config.mode == RunMode.MULTIRUN
-    job_dir = Path(hydra_config.runtime.output_dir)
-    run_dir = None if pinned or not sweeping else job_dir
-    overrides = list(hydra_config.overrides.task)
-    if sweeping:
-        target = cfg.get("output_dir") if pinned else job_dir
-        print(sweep_header(hydra_config, folder=target), flush=True)
     with stop_signals() as stop:
         try:
+            if sweep_dir is not None and cfg.get("reference_run") == "auto":
+                cfg.reference_run = str(shared_reference(cfg, sweep_dir))
             run_from_config(cfg, run_dir=run_dir, stop=stop)
         except WriteFailed as error:
             return report_write_failure(error, overrides)
@@ -79,11 +117,44 @@ def run_job(cfg: DictConfig, *, pinned: bool) -> int:
         except USER_ERRORS as error:
             return _fail(error)
         except RunInterrupted as interrupted:
-            return report_interruption(interrupted, overrides)
-        finally:
-            if run_dir is None:
-                _remove_if_empty(job_dir)
+            if sweep_dir is None:
+                return report_interruption(interrupted, overrides)
+            print(
+                f"{interrupted}; the sweep stopped. Continue it (finished jobs are skipped, this "
+                f"one resumed) with: hatcl run {' '.join(overrides)}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return interrupted.exit_code
     return 128 + int(stop.signum) if stop else 0
+
+
+def shared_reference(cfg: DictConfig, sweep_dir: Path) -> Path:
+    """The sweep's ``independent`` FWT reference for ``cfg``, trained by the first job needing it.
+
+    ``reference_run=auto`` in a sweep: jobs whose reference is the same run (same data, seed,
+    backbone, optimizer and trainer; any algorithm) share one, kept in
+    ``<sweep dir>/references/<key>`` (``key``: a hash of the reference's configuration).
+    """
+    import hashlib
+    import shutil
+
+    from rich.console import Console
+
+    from hatcl.cli_run import plan_run
+    from hatcl.training.reference import config_yaml, reference_config
+    from hatcl.training.runner import run_experiment
+
+    derived = reference_config(plan_run(cfg).config)
+    text = config_yaml(derived)
+    folder = sweep_dir / "references" / hashlib.sha256(text.encode()).hexdigest()[:12]
+    if (folder / "metrics.json").is_file():
+        print(f"   FWT reference: {folder} (shared)", flush=True)
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)  # an unfinished reference of ours: trained again
+    print(f"   training the shared 'independent' FWT reference in {folder}", flush=True)
+    run_experiment(derived, run_dir=folder, resolved_config=text, console=Console(quiet=True))
+    return folder
 
 
 def _remove_if_empty(folder: Path) -> None:
