@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,22 +15,61 @@ from hatcl.training.registries import LOGGERS
 _POSITION_KEYS = ("task", "epoch", "step")
 
 
-def build_loggers(names: Sequence[str], *, run_dir: Path) -> list[Logger]:
+def build_loggers(
+    names: Sequence[str], *, run_dir: Path, resume_step: int | None = None
+) -> list[Logger]:
     """One Lightning logger per name under ``<run_dir>/logs/<name>/version_N``.
 
-    A resumed run gets the next version, so nothing already logged is overwritten.
+    A resumed run (``resume_step``: the run step its checkpoint reached) continues the CSV log
+    of the interrupted one: the rows up to ``resume_step`` are kept in the same file and the
+    resumed run appends to them (rows after it, logged before the interruption, are logged
+    again by the resumed run). Other loggers get the next version, so nothing already logged
+    is overwritten.
     """
     loggers = []
     for name in names:
         logger_class = LOGGERS.get(LOGGERS.validate(name, parameter="trainer.loggers"))
+        save_dir = run_dir / "logs"
         try:
-            loggers.append(logger_class(save_dir=str(run_dir / "logs"), name=name))
+            if name == "csv" and resume_step is not None:
+                loggers.append(continued_csv_logger(logger_class, save_dir, step=resume_step))
+                continue
+            loggers.append(logger_class(save_dir=str(save_dir), name=name))
         except ModuleNotFoundError as error:
             raise ValueError(
                 f"trainer.loggers entry {name!r} needs a package that is not installed "
                 f"({error.name}); install it or remove {name!r} from trainer.loggers"
             ) from None
     return loggers
+
+
+def continued_csv_logger(logger_class, save_dir: Path, *, step: int) -> Logger:
+    """The CSV logger of the last version under ``save_dir/csv``, its rows up to ``step`` kept."""
+    folder = save_dir / "csv"
+    versions = sorted(
+        int(p.name.removeprefix("version_"))
+        for p in (folder.iterdir() if folder.is_dir() else ())
+        if p.name.startswith("version_") and p.name.removeprefix("version_").isdigit()
+    )
+    if not versions:
+        return logger_class(save_dir=str(save_dir), name="csv")
+    path = folder / f"version_{versions[-1]}" / "metrics.csv"
+    fields: list[str] = []
+    rows: list[dict[str, str]] = []
+    if path.is_file():
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            fields = list(reader.fieldnames or [])
+            rows = [row for row in reader if float(row.get("step") or 0) <= step]
+    logger = logger_class(save_dir=str(save_dir), name="csv", version=versions[-1])
+    writer = logger.experiment  # it removes the old file: the kept rows are written back
+    if fields:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            output = csv.DictWriter(handle, fieldnames=fields)
+            output.writeheader()
+            output.writerows(rows)
+        writer.metrics_keys = sorted(fields)
+    return logger
 
 
 class RunLogger(L.Callback):
@@ -73,6 +113,12 @@ class RunLogger(L.Callback):
         metrics["average_accuracy"] = sum(row) / len(row)
         metrics["task"] = float(task_id)
         self._log(metrics, step=self.step)
+        for logger in self.loggers:
+            logger.save()
+
+    def flush(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Log the records not sent yet and write every logger's buffer (a run that stops)."""
+        self._flush(records)
         for logger in self.loggers:
             logger.save()
 

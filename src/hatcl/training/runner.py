@@ -7,7 +7,6 @@ The task loop itself (one Lightning ``fit`` and ``test`` per task) is in
 from __future__ import annotations
 
 import gc
-import logging
 import signal
 import time
 from collections.abc import Sequence
@@ -24,26 +23,9 @@ from rich.console import Console
 from hatcl.data.base import ContinualData
 from hatcl.data.build import build_run_data
 from hatcl.reporting.console import summary_table, task_line
-from hatcl.reporting.run_folder import prepare_run_dir, write_json, write_text
-from hatcl.training.checkpoint import (
-    CheckpointError,
-    RunProgress,
-    capture,
-    check_identity,
-    check_resumable,
-    checkpoint_path,
-    latest_checkpoint,
-    load_checkpoint,
-    restore,
-    save_checkpoint,
-)
+from hatcl.training.checkpoint import RunProgress, checkpoint_path
 from hatcl.training.distributed import global_rank
-from hatcl.training.experiment import (
-    ExperimentConfig,
-    build_algorithm,
-    build_model,
-    build_module,
-)
+from hatcl.training.experiment import ExperimentConfig, build_algorithm, build_model, build_module
 from hatcl.training.interrupt import (
     RunInterrupted,
     StopRequest,
@@ -53,14 +35,7 @@ from hatcl.training.interrupt import (
 )
 from hatcl.training.loggers import RunLogger
 from hatcl.training.module import ContinualModule
-from hatcl.training.outputs import (
-    run_logger,
-    run_logging,
-    run_metrics,
-    timing,
-    write_figures,
-    write_outputs,
-)
+from hatcl.training.outputs import run_logger, run_logging, run_metrics, write_run_files
 from hatcl.training.reference import (
     AUTO,
     REFERENCE_SUBFOLDER,
@@ -71,11 +46,16 @@ from hatcl.training.reference import (
     read_reference,
     reference_config,
 )
+from hatcl.training.resume import (
+    open_run_dir,
+    pending_in_task,
+    resume_progress,
+    save_in_task_checkpoint,
+    save_task_checkpoint,
+)
 from hatcl.training.run_callbacks import RunCallback
 from hatcl.training.step_guard import StepGuard
 from hatcl.training.task_loop import test_tasks, train_task
-
-_LOGGER = logging.getLogger("hatcl")
 
 
 @dataclass(frozen=True)
@@ -137,7 +117,7 @@ def run_experiment(
     rank = global_rank()
     console = console or Console(quiet=rank != 0)
     text = resolved_config or config_yaml(config)
-    folder = _open_run_dir(run_dir, text=text, resume=resume, rank=rank)
+    folder = open_run_dir(run_dir, text=text, resume=resume, rank=rank)
     reference = _reference(config, folder, console=console, resume=resume, rank=rank, stop=stop)
     return _train_run(
         config,
@@ -165,15 +145,16 @@ def _train_run(
     """Build everything, run the task loop, write the outputs (the folder is open)."""
     rank = global_rank()
     with run_logging(folder, enabled=rank == 0):
-        _set_threads(config.trainer.num_threads)
+        if config.trainer.num_threads is not None:
+            torch.set_num_threads(config.trainer.num_threads)
         L.seed_everything(config.seed, verbose=False)
         started = time.perf_counter()
         data = build_run_data(config.data, seed=config.seed)
         algorithm = build_algorithm(config.algorithm)
         model = build_model(config, data=data, algorithm=algorithm)
         module = build_module(config, model=model, algorithm=algorithm)
-        progress = _resume_progress(folder, module, data) if resume else RunProgress()
-        pending = _pending_in_task(folder, module, progress) if resume else None
+        progress = resume_progress(folder, module, data) if resume else RunProgress()
+        pending = pending_in_task(folder, module, progress) if resume else None
         session = _Session(
             config=config,
             folder=folder,
@@ -188,29 +169,30 @@ def _train_run(
                 curves_sent=len(module.curves),
                 text=text,
                 rank=rank,
+                resume_step=_logged_step(progress, module) if resume else None,
             ),
             rank=rank,
             callbacks=tuple(callbacks),
             pending=pending,
             stop=stop,
         )
-        _run_tasks(session)
+        try:
+            _run_tasks(session)
+        except RunInterrupted:
+            session.run_logger.flush(module.curves)  # the log reaches the interruption
+            raise
         metrics = run_metrics(progress.matrix, progress.summaries)
         metrics["fwt"] = forward_transfer_or_none(progress.matrix, reference)
         if rank == 0:
-            write_outputs(
-                folder, metrics=metrics, summaries=progress.summaries, curves=module.curves
+            write_run_files(
+                config,
+                folder,
+                metrics=metrics,
+                progress=progress,
+                curves=module.curves,
+                task_seconds=session.task_seconds,
+                seconds=time.perf_counter() - started,
             )
-            seconds = time.perf_counter() - started
-            write_json(
-                folder / "timing.json",
-                timing(
-                    seconds=seconds,
-                    task_seconds=session.task_seconds,
-                    completed=progress.completed,
-                ),
-            )
-            write_figures(config, folder)
         for callback in session.callbacks:
             callback.on_run_end(module=module, metrics=metrics, rank=rank)
     title = f"{config.algorithm.name} on {data.source}/{data.scenario} (seed {config.seed})"
@@ -269,7 +251,9 @@ def _run_task(session: _Session, task, *, request: StopRequest) -> None:
     session.task_seconds.append(round(time.perf_counter() - started, 3))
     _record_task(session, task_id=task.task_id, row=row)
     if session.rank == 0 and config.trainer.checkpoints:
-        _save_task_checkpoint(session, trainer)
+        save_task_checkpoint(
+            module=module, progress=session.progress, folder=session.folder, trainer=trainer
+        )
         in_task_path(session.folder, task.task_id).unlink(missing_ok=True)
     # A finished task's Lightning trainer sits in reference cycles that hold its batches
     # (joint: the union of every seen task); free them now, not at some later collection.
@@ -297,6 +281,11 @@ def _on_step(callback: RunCallback, task_id: int, step: int) -> None:
     callback.on_step(task_id=task_id, step=step)
 
 
+def _logged_step(progress: RunProgress, module: ContinualModule) -> int:
+    """The last run step a resumed run's checkpoint had logged (its records and test rows)."""
+    return max([progress.log_step, *(int(record["step"]) for record in module.curves)])
+
+
 def _record_task(session: _Session, *, task_id: int, row: list[float]) -> None:
     progress, module = session.progress, session.module
     progress.matrix.append(row)
@@ -307,25 +296,6 @@ def _record_task(session: _Session, *, task_id: int, row: list[float]) -> None:
     session.run_logger.log_test(task_id=task_id, row=row)
     progress.log_step = session.run_logger.step
     task_line(session.console, task_id=task_id, num_tasks=len(session.data.tasks), row=row)
-
-
-def _set_threads(num_threads: int | None) -> None:
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-
-
-# -- run folder, FWT reference, resume and checkpoints ------------------------------------------
-
-
-def _open_run_dir(run_dir: str | Path, *, text: str, resume: bool, rank: int) -> Path:
-    """Rank 0 creates (or, resuming, checks) the folder; other processes never write to it."""
-    if rank != 0:
-        return Path(run_dir)
-    if resume:
-        return check_resumable(run_dir, config_text=text)
-    folder = prepare_run_dir(run_dir)
-    write_text(folder / "config.yaml", text)
-    return folder
 
 
 def _reference(
@@ -353,7 +323,7 @@ def _reference(
     text = config_yaml(derived)
     result = _train_run(
         derived,
-        folder=_open_run_dir(target, text=text, resume=False, rank=rank),
+        folder=open_run_dir(target, text=text, resume=False, rank=rank),
         text=text,
         console=Console(quiet=True),
         resume=False,
@@ -363,69 +333,17 @@ def _reference(
     return diagonal(result.metrics["accuracy_matrix"])
 
 
-def _resume_progress(folder: Path, module: ContinualModule, data: ContinualData) -> RunProgress:
-    """Restore the last complete task's checkpoint (a fresh start if there is none)."""
-    path = latest_checkpoint(folder)
-    if path is None:
-        _LOGGER.info("resume: no checkpoint in %s; starting at task 1", folder)
-        return RunProgress()
-    _LOGGER.info("resume: continuing after %s", path.name)
-    return restore(
-        load_checkpoint(path),
-        module=module,
-        num_classes=[task.num_classes for task in data.tasks],
-    )
-
-
-def _pending_in_task(
-    folder: Path, module: ContinualModule, progress: RunProgress
-) -> tuple[dict, TaskPosition] | None:
-    """The in-task checkpoint of the task after the last complete one, if there is one.
-
-    Its curves and logging window are taken now (the run logger starts after them); the model,
-    optimizer and RNG states are loaded once the task's ``fit`` has started.
-    """
-    path = in_task_path(folder, progress.completed + 1)
-    if not path.exists():
-        return None
-    try:
-        payload = load_checkpoint(path)
-        check_identity(payload, model=module.model, algorithm=module.algorithm, path=path)
-    except CheckpointError as error:
-        _LOGGER.warning(
-            "resume: %s; task %d starts from its beginning", error, progress.completed + 1
-        )
-        return None
-    _LOGGER.info("resume: continuing inside task %d from %s", progress.completed + 1, path.name)
-    module.curves = [dict(record) for record in payload["metrics"]["curves"]]
-    module.on_load_checkpoint(payload["loop"])
-    return payload, TaskPosition.from_payload(payload["position"])
-
-
-def _trainer_states(trainer: L.Trainer) -> tuple[dict | None, dict | None]:
-    optimizer = trainer.optimizers[0].state_dict() if trainer.optimizers else None
-    schedulers = trainer.lr_scheduler_configs
-    scheduler = schedulers[0].scheduler.state_dict() if schedulers else None
-    return optimizer, scheduler
-
-
-def _save_task_checkpoint(session: _Session, trainer: L.Trainer) -> None:
-    optimizer, scheduler = _trainer_states(trainer)
-    payload = capture(
-        module=session.module, progress=session.progress, optimizer=optimizer, scheduler=scheduler
-    )
-    save_checkpoint(checkpoint_path(session.folder, session.progress.completed), payload)
-
-
 def _save_in_task_checkpoint(
     session: _Session, task_id: int, trainer: L.Trainer, position: TaskPosition
 ) -> Path | None:
-    """Write ``in_task_<t>.ckpt``: the state before the step at ``position`` (rank 0 only)."""
+    """``in_task_<t>.ckpt`` of the session (rank 0, checkpoints on); its path or None."""
     if session.rank != 0 or not session.config.trainer.checkpoints:
         return None
-    optimizer, scheduler = _trainer_states(trainer)
-    payload = capture(
-        module=session.module, progress=session.progress, optimizer=optimizer, scheduler=scheduler
+    return save_in_task_checkpoint(
+        module=session.module,
+        progress=session.progress,
+        folder=session.folder,
+        task_id=task_id,
+        trainer=trainer,
+        position=position,
     )
-    payload["position"] = position.as_payload()
-    return save_checkpoint(in_task_path(session.folder, task_id), payload)
