@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,26 +44,51 @@ def build_loggers(
     return loggers
 
 
-def continued_csv_logger(logger_class, save_dir: Path, *, step: int) -> Logger:
-    """The CSV logger of the last version under ``save_dir/csv``, its rows up to ``step`` kept."""
-    folder = save_dir / "csv"
+def _last_csv_version(folder: Path) -> int | None:
     versions = sorted(
         int(p.name.removeprefix("version_"))
         for p in (folder.iterdir() if folder.is_dir() else ())
         if p.name.startswith("version_") and p.name.removeprefix("version_").isdigit()
     )
-    if not versions:
+    return versions[-1] if versions else None
+
+
+def _csv_rows(save_dir: Path, *, step: int) -> tuple[list[str], list[dict[str, str]]] | None:
+    """Header and rows up to ``step`` of the last CSV log under ``save_dir`` (None: no file)."""
+    version = _last_csv_version(save_dir / "csv")
+    path = save_dir / "csv" / f"version_{version}" / "metrics.csv"
+    if version is None or not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        rows = [row for row in reader if float(row.get("step") or 0) <= step]
+        return list(reader.fieldnames or []), rows
+
+
+def records_logged(run_dir: Path, records: Sequence[Mapping[str, Any]], *, step: int) -> int:
+    """How many of a resumed run's ``records`` its CSV log holds (all: no CSV log kept).
+
+    The log is written in order, so it holds a prefix of the records: those up to its last
+    step (at most ``step``, the checkpoint's); the others are logged again.
+    """
+    found = _csv_rows(run_dir / "logs", step=step)
+    if found is None:
+        return len(records)
+    last = max((float(row.get("step") or 0) for row in found[1]), default=-1.0)
+    return sum(1 for record in records if record["step"] <= last)
+
+
+def continued_csv_logger(logger_class, save_dir: Path, *, step: int) -> Logger:
+    """The CSV logger of the last version under ``save_dir/csv``, its rows up to ``step`` kept."""
+    version = _last_csv_version(save_dir / "csv")
+    if version is None:
         return logger_class(save_dir=str(save_dir), name="csv")
-    path = folder / f"version_{versions[-1]}" / "metrics.csv"
-    fields: list[str] = []
-    rows: list[dict[str, str]] = []
-    if path.is_file():
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            fields = list(reader.fieldnames or [])
-            rows = [row for row in reader if float(row.get("step") or 0) <= step]
-    logger = logger_class(save_dir=str(save_dir), name="csv", version=versions[-1])
-    writer = logger.experiment  # it removes the old file: the kept rows are written back
+    fields, rows = _csv_rows(save_dir, step=step) or ([], [])
+    path = save_dir / "csv" / f"version_{version}" / "metrics.csv"
+    logger = logger_class(save_dir=str(save_dir), name="csv", version=version)
+    with warnings.catch_warnings():  # "previous log files will be deleted": they are kept
+        warnings.simplefilter("ignore")
+        writer = logger.experiment  # it removes the old file: the kept rows are written back
     if fields:
         with path.open("w", newline="", encoding="utf-8") as handle:
             output = csv.DictWriter(handle, fieldnames=fields)

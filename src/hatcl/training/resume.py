@@ -26,6 +26,7 @@ from hatcl.training.checkpoint import (
     save_checkpoint,
 )
 from hatcl.training.interrupt import TaskPosition, in_task_path
+from hatcl.training.loggers import records_logged
 from hatcl.training.module import ContinualModule
 
 _LOGGER = logging.getLogger("hatcl")
@@ -111,3 +112,18 @@ def open_run_dir(run_dir: str | Path, *, text: str, resume: bool, rank: int) -> 
     folder = prepare_run_dir(run_dir)
     write_text(folder / "config.yaml", text)
     return folder
+
+
+def logged_step(progress: RunProgress, module: ContinualModule) -> int:
+    """The last run step a resumed run's checkpoint had logged (its records and test rows)."""
+    return max([progress.log_step, *(int(record["step"]) for record in module.curves)])
+
+
+def records_sent(
+    folder: Path, loggers, progress: RunProgress, module: ContinualModule, *, resume: bool
+) -> int:
+    """The module's records already in the run's loggers (a resumed CSV log may lack some)."""
+    if not resume or "csv" not in loggers:
+        return len(module.curves)
+    step = logged_step(progress, module)
+    return records_logged(folder, module.curves, step=step)

@@ -47,8 +47,10 @@ from hatcl.training.reference import (
     reference_config,
 )
 from hatcl.training.resume import (
+    logged_step,
     open_run_dir,
     pending_in_task,
+    records_sent,
     resume_progress,
     save_in_task_checkpoint,
     save_task_checkpoint,
@@ -155,6 +157,7 @@ def _train_run(
         module = build_module(config, model=model, algorithm=algorithm)
         progress = resume_progress(folder, module, data) if resume else RunProgress()
         pending = pending_in_task(folder, module, progress) if resume else None
+        loggers = config.trainer.loggers
         session = _Session(
             config=config,
             folder=folder,
@@ -166,10 +169,10 @@ def _train_run(
                 config,
                 folder,
                 log_step=progress.log_step,
-                curves_sent=len(module.curves),
+                curves_sent=records_sent(folder, loggers, progress, module, resume=resume),
                 text=text,
                 rank=rank,
-                resume_step=_logged_step(progress, module) if resume else None,
+                resume_step=logged_step(progress, module) if resume else None,
             ),
             rank=rank,
             callbacks=tuple(callbacks),
@@ -279,11 +282,6 @@ def _step_guard(session: _Session, batches, *, task_id: int, request: StopReques
 
 def _on_step(callback: RunCallback, task_id: int, step: int) -> None:
     callback.on_step(task_id=task_id, step=step)
-
-
-def _logged_step(progress: RunProgress, module: ContinualModule) -> int:
-    """The last run step a resumed run's checkpoint had logged (its records and test rows)."""
-    return max([progress.log_step, *(int(record["step"]) for record in module.curves)])
 
 
 def _record_task(session: _Session, *, task_id: int, row: list[float]) -> None:
