@@ -139,7 +139,7 @@ class HATFamily(Algorithm):
     def adjust_gradients(self, context: StepContext) -> None:
         """Multiply each backbone weight and bias gradient by its adjustment rate."""
         sparsity = self._network_sparsity(context) if self.rule.needs_network_sparsity else {}
-        rates: list[tuple[str, list[torch.Tensor]]] = []
+        rates: dict[str, list[torch.Tensor]] = {}  # by mask key: the layer names of every file
         for layer in self._layers:
             weight_rate, bias_rate = self.rule.rates(
                 task_id=context.task_id,
@@ -149,8 +149,8 @@ class HATFamily(Algorithm):
             applied = [_scale_grad(layer.weight, weight_rate)]
             if layer.bias is not None and bias_rate is not None:
                 applied.append(_scale_grad(layer.bias, bias_rate))
-            rates.append((layer.layer.name, applied))
-        self._last_rates = rates
+            rates.setdefault(layer.layer.mask_key, []).extend(applied)
+        self._last_rates = list(rates.items())
 
     @torch.no_grad()
     def compensate_gradients(self, context: StepContext) -> None:
