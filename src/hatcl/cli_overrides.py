@@ -11,6 +11,14 @@ from omegaconf import DictConfig, OmegaConf
 CONFIG_GROUPS = ("algorithm", "backbone", "data", "optimizer", "trainer")
 
 
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """The root configuration with ``overrides`` applied (Hydra's compose API)."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="hatcl.conf", version_base=None):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 def rephrase_override_error(error: Exception, args: Sequence[str]) -> Exception:
     """Hydra's "Could not override 'a.b'" as: the unknown key, the closest valid one, all valid."""
     match = re.search(r"Could not override '([^']+)'", str(error))
@@ -43,8 +51,6 @@ def _valid_keys(group: str, args: Sequence[str]) -> list[str] | None:
     from hatcl.preflight import group_keys
 
     try:
-        from hatcl.cli_run import compose_config
-
         cfg = compose_config(args)
         node = OmegaConf.select(cfg, group) if group else cfg
         node = OmegaConf.to_container(node, resolve=False) if node is not None else None

@@ -7,7 +7,6 @@ one-paragraph error and exit code 2; ``-m``/``--multirun`` and Hydra's own flags
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,13 +16,18 @@ from omegaconf import DictConfig, OmegaConf
 from hatcl.cli_overrides import (
     CONFIG_GROUPS,
     check_group_choices,
+    compose_config,
     group_options,
     rephrase_override_error,
 )
+from hatcl.cli_report import (
+    USER_ERRORS,
+    fail,
+    report_divergence,
+    report_interruption,
+    report_write_failure,
+)
 
-EXIT_CONFIG_ERROR = 2
-EXIT_WRITE_ERROR = 1  # a run that failed on its way (a write error, a diverged loss)
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
 HELP_FLAGS = ("--help", "-h")
 RUN_HELP = """\
 usage: hatcl run [group=preset ...] [key=value ...] [-m] [--config-dir DIR]
@@ -60,11 +64,11 @@ def run_command(args: Sequence[str], *, callbacks: Sequence = ()) -> int:
     try:
         check_group_choices(args)
     except ValueError as error:
-        return _fail(error)
+        return fail(error)
     if any(arg.startswith("-") for arg in args):
         from hatcl.cli_sweep import hydra_main
 
-        return hydra_main(args)
+        return hydra_main(args, run=run_from_config, plan=plan_run)
     from hatcl.training.interrupt import stop_signals
 
     with stop_signals() as stop:
@@ -78,7 +82,7 @@ def _run_single(args: Sequence[str], *, callbacks: Sequence, stop) -> int:
     try:
         cfg = compose_config(args)
     except (HydraException, OmegaConfBaseException) as error:
-        return _fail(rephrase_override_error(error, args))
+        return fail(rephrase_override_error(error, args))
     from hatcl.training.interrupt import RunInterrupted, WriteFailed
     from hatcl.training.loss_watch import TrainingDiverged
 
@@ -89,7 +93,7 @@ def _run_single(args: Sequence[str], *, callbacks: Sequence, stop) -> int:
     except TrainingDiverged as error:
         return report_divergence(error)
     except USER_ERRORS as error:
-        return _fail(error)
+        return fail(error)
     except RunInterrupted as interrupted:
         return report_interruption(interrupted, args)
     if stop:
@@ -119,62 +123,6 @@ def run_help() -> str:
         for group in groups
     ]
     return RUN_HELP.format(groups="\n".join(lines))
-
-
-def _resume_args(args: Sequence[str], run_dir) -> str:
-    kept = [a for a in args if a.partition("=")[0].lstrip("+~") not in ("output_dir", "resume")]
-    return f"hatcl run {' '.join([*kept, f'resume={run_dir}'])}"
-
-
-def report_interruption(stop, args: Sequence[str]) -> int:
-    """Print one line: where the run stopped and the command that resumes it; the exit code."""
-    if not Path(stop.run_dir, "config.yaml").is_file():
-        advice = "nothing of the run was kept: run the same command again"
-    elif not stop.resumable:
-        advice = "no checkpoint was written (trainer.checkpoints=false): it cannot be resumed"
-    else:
-        advice = f"resume with: {_resume_args(args, stop.run_dir)}"
-    print(f"{stop}; {advice}", file=sys.stderr, flush=True)
-    return stop.exit_code
-
-
-def report_divergence(error) -> int:
-    """One paragraph: the task and step where the loss became non-finite; exit code 1."""
-    print(
-        f"hatcl run: {error}. The checkpoints of the tasks before are intact; rerun with other "
-        "settings (or trainer.stop_on_nonfinite=false to train on regardless)",
-        file=sys.stderr,
-        flush=True,
-    )
-    return EXIT_WRITE_ERROR
-
-
-def report_write_failure(error, args: Sequence[str]) -> int:
-    """One paragraph: the file that could not be written, the cause, how to go on; exit 1."""
-    folder = error.run_dir
-    kept = sorted(Path(folder, "checkpoints").glob("*.ckpt")) if folder is not None else []
-    if kept:
-        advice = (
-            f"The checkpoints written before are intact ({', '.join(p.name for p in kept)}); "
-            f"once the cause is fixed, resume with: {_resume_args(args, folder)}"
-        )
-    else:
-        advice = "No task had been checkpointed yet: run the same command again once it is fixed."
-    print(
-        f"hatcl run: could not write {error.filename}: {error.strerror}. The run stopped there "
-        f"(free disk space, restore the folder's write permission, or recreate it). {advice}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return EXIT_WRITE_ERROR
-
-
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """The root configuration with ``overrides`` applied (Hydra's compose API)."""
-    from hydra import compose, initialize_config_module
-
-    with initialize_config_module(config_module="hatcl.conf", version_base=None):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 def run_from_config(
@@ -286,27 +234,3 @@ def _remove_unstarted(folder: Path, *, fresh: bool) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
-
-
-def _fail(error: BaseException) -> int:
-    message = " ".join(str(error).split())
-    print(f"hatcl: {error_kind(error)}: {message}", file=sys.stderr)
-    return EXIT_CONFIG_ERROR
-
-
-def error_kind(error: BaseException) -> str:
-    """``data error`` for a failure raised while reading data files, else ``configuration error``.
-
-    A data file that is missing, truncated or damaged is found when the run loads it (inside the
-    data package's sources and cache), after the configuration was checked.
-    """
-    traceback = error.__traceback__
-    while traceback is not None:
-        filename = Path(traceback.tb_frame.f_code.co_filename).as_posix()
-        if getattr(error, "hatcl_during_run", False) and _DATA_CODE.search(filename):
-            return "data error"
-        traceback = traceback.tb_next
-    return "configuration error"
-
-
-_DATA_CODE = re.compile(r"/hatcl/data/(sources/|cache\.py|source\.py|rows\.py)")

@@ -9,23 +9,28 @@ is removed again.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 
-def hydra_main(args: Sequence[str]) -> int:
-    """Run ``args`` through ``hydra.main``; return the exit code of the command."""
+def hydra_main(args: Sequence[str], *, run: Callable, plan: Callable) -> int:
+    """Run ``args`` through ``hydra.main``; return the exit code of the command.
+
+    ``run`` and ``plan`` are :func:`hatcl.cli_run.run_from_config` and
+    :func:`hatcl.cli_run.plan_run` (passed in: this module is below ``cli_run``).
+    """
     import hydra
 
-    from hatcl.cli_run import EXIT_CONFIG_ERROR
+    from hatcl.cli_report import EXIT_CONFIG_ERROR
 
     args = with_sweep_folder(args)
+    steps = {"run": run, "plan": plan}
 
     @hydra.main(version_base=None, config_path="conf", config_name="config")
     def _task(cfg: DictConfig) -> None:
-        code = run_job(cfg, pinned=output_dir_pinned(args), args=args)
+        code = run_job(cfg, pinned=output_dir_pinned(args), args=args, steps=steps)
         if code:
             raise SystemExit(code)
 
@@ -61,7 +66,7 @@ def output_dir_pinned(args: Sequence[str]) -> bool:
     return any(_key(arg) == "output_dir" for arg in args)
 
 
-def run_job(cfg: DictConfig, *, pinned: bool, args: Sequence[str] = ()) -> int:
+def run_job(cfg: DictConfig, *, pinned: bool, args: Sequence[str], steps: dict) -> int:
     """One job of a sweep (or the one run with Hydra's flags); its exit code."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -83,24 +88,27 @@ def run_job(cfg: DictConfig, *, pinned: bool, args: Sequence[str] = ()) -> int:
         overrides = [*resume_line, f"resume={hydra_config.sweep.dir}"]
     try:
         sweep_dir = Path(hydra_config.sweep.dir) if sweeping else None
-        return _run_reported(cfg, run_dir=run_dir, overrides=overrides, sweep_dir=sweep_dir)
+        return _run_reported(
+            cfg, run_dir=run_dir, overrides=overrides, sweep_dir=sweep_dir, steps=steps
+        )
     finally:
         if run_dir is None:
             _remove_if_empty(job_dir)
 
 
-def _run_reported(cfg: DictConfig, *, run_dir, overrides: list[str], sweep_dir) -> int:
+def _run_reported(
+    cfg: DictConfig, *, run_dir, overrides: list[str], sweep_dir, steps: dict
+) -> int:
     """Run ``cfg``; every outcome reported as ``hatcl run`` reports it; the exit code.
 
     In a sweep (``sweep_dir`` set) ``reference_run=auto`` is the sweep's shared reference.
     """
-    from hatcl.cli_run import (
+    from hatcl.cli_report import (
         USER_ERRORS,
-        _fail,
+        fail,
         report_divergence,
         report_interruption,
         report_write_failure,
-        run_from_config,
     )
     from hatcl.training.interrupt import RunInterrupted, WriteFailed, stop_signals
     from hatcl.training.loss_watch import TrainingDiverged
@@ -108,14 +116,14 @@ def _run_reported(cfg: DictConfig, *, run_dir, overrides: list[str], sweep_dir) 
     with stop_signals() as stop:
         try:
             if sweep_dir is not None and cfg.get("reference_run") == "auto":
-                cfg.reference_run = str(shared_reference(cfg, sweep_dir))
-            run_from_config(cfg, run_dir=run_dir, stop=stop)
+                cfg.reference_run = str(shared_reference(cfg, sweep_dir, plan=steps["plan"]))
+            steps["run"](cfg, run_dir=run_dir, stop=stop)
         except WriteFailed as error:
             return report_write_failure(error, overrides)
         except TrainingDiverged as error:
             return report_divergence(error)
         except USER_ERRORS as error:
-            return _fail(error)
+            return fail(error)
         except RunInterrupted as interrupted:
             if sweep_dir is None:
                 return report_interruption(interrupted, overrides)
@@ -129,7 +137,7 @@ def _run_reported(cfg: DictConfig, *, run_dir, overrides: list[str], sweep_dir) 
     return 128 + int(stop.signum) if stop else 0
 
 
-def shared_reference(cfg: DictConfig, sweep_dir: Path) -> Path:
+def shared_reference(cfg: DictConfig, sweep_dir: Path, *, plan: Callable) -> Path:
     """The sweep's ``independent`` FWT reference for ``cfg``, trained by the first job needing it.
 
     ``reference_run=auto`` in a sweep: jobs whose reference is the same run (same data, seed,
@@ -141,11 +149,10 @@ def shared_reference(cfg: DictConfig, sweep_dir: Path) -> Path:
 
     from rich.console import Console
 
-    from hatcl.cli_run import plan_run
     from hatcl.training.reference import config_yaml, reference_config
     from hatcl.training.runner import run_experiment
 
-    derived = reference_config(plan_run(cfg).config)
+    derived = reference_config(plan(cfg).config)
     text = config_yaml(derived)
     folder = sweep_dir / "references" / hashlib.sha256(text.encode()).hexdigest()[:12]
     if (folder / "metrics.json").is_file():
