@@ -25,7 +25,7 @@ class ResumeCheck:
 
 def check_resume(resume: Any, *, resolved: str, model, algorithm) -> ResumeCheck:
     """Check the folder of ``resume=``: an unfinished run of ``resolved``, usable checkpoints."""
-    from hatcl.training.checkpoint import check_resumable
+    from hatcl.training.resume_check import check_resumable
 
     if not isinstance(resume, str) or not resume.strip():
         raise ValueError(f"resume={resume!r} must name the folder of an interrupted run")

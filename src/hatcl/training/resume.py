@@ -18,7 +18,6 @@ from hatcl.training.checkpoint import (
     RunProgress,
     capture,
     check_identity,
-    check_resumable,
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
@@ -28,6 +27,7 @@ from hatcl.training.checkpoint import (
 from hatcl.training.interrupt import TaskPosition, in_task_path
 from hatcl.training.loggers import records_logged
 from hatcl.training.module import ContinualModule
+from hatcl.training.resume_check import check_resumable
 
 _LOGGER = logging.getLogger("hatcl")
 
