@@ -278,7 +278,7 @@ def test_a_lost_permission_on_an_output_file_exits_1_naming_it(tmp_path, monkeyp
     def refused(folder, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(folder / "tasks.json"))
 
-    monkeypatch.setattr("hatcl.training.runner.write_outputs", refused)
+    monkeypatch.setattr("hatcl.training.outputs.write_outputs", refused)
     capsys.readouterr()
     assert main(["run", *THREE_TASKS, "data.num_tasks=1", f"output_dir={run}"]) == 1
     err = capsys.readouterr().err
