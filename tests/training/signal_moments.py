@@ -4,7 +4,7 @@
 
 Runs the command once in this process (the uninterrupted result; everything a run loads is then
 loaded), then forks: one uninterrupted run (its wall time ``D`` measured), ``N`` runs each sent
-SIGTERM or SIGINT (alternately) at ``D * (i + 0.5) / N`` (a run that ends before its moment is
+SIGTERM or SIGINT (alternately) at ``0.9 D (i + 0.5) / N`` (a run that ends before its moment is
 recorded as not signalled), and a resume of every interrupted run that kept its folder. A forked
 child ends as the interpreter would end the command (``sys.exit(main())``: an escaping
 ``SystemExit(None)`` is exit 0, another escaping exception prints its traceback and is exit 1).
@@ -71,7 +71,7 @@ def main_moments(out: Path, work: Path, count: int, overrides: list[str]) -> Non
         signum = signal.SIGTERM if index % 2 == 0 else signal.SIGINT
         folder = work / f"run_{index}"
         log = work / f"run_{index}.log"
-        delay = duration * (index + 0.5) / count
+        delay = 0.9 * duration * (index + 0.5) / count  # 0.9: runs vary in length
         args = [*base, f"output_dir={folder}"]
         exit_code, signalled = _run(args, log, signum=signum, delay=delay)
         record = {
