@@ -7,16 +7,27 @@ one-paragraph error and exit code 2; ``-m``/``--multirun`` and Hydra's own flags
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-EXIT_CONFIG_ERROR = 2
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
-CONFIG_GROUPS = ("algorithm", "backbone", "data", "optimizer", "trainer")
+from hatcl.cli_overrides import (
+    CONFIG_GROUPS,
+    check_group_choices,
+    compose_config,
+    group_options,
+    rephrase_override_error,
+)
+from hatcl.cli_report import (
+    USER_ERRORS,
+    fail,
+    report_divergence,
+    report_interruption,
+    report_write_failure,
+)
+
 HELP_FLAGS = ("--help", "-h")
 RUN_HELP = """\
 usage: hatcl run [group=preset ...] [key=value ...] [-m] [--config-dir DIR]
@@ -43,8 +54,9 @@ def run_command(args: Sequence[str], *, callbacks: Sequence = ()) -> int:
     """Run one experiment (or a sweep with ``-m``); return the process exit code.
 
     ``callbacks`` (:class:`hatcl.training.run_callbacks.RunCallback`) observe a single run.
-    A run stopped by SIGINT/SIGTERM prints where it stopped and how to resume it, and returns
-    ``128 + signal`` (130, 143).
+    A run stopped by SIGINT/SIGTERM (at any moment after the command starts) prints where it
+    stopped and how to resume it, and returns ``128 + signal`` (130, 143); a file of the run
+    that cannot be written ends it with one paragraph and exit code 1.
     """
     if any(arg in HELP_FLAGS for arg in args):
         print(run_help(), end="")
@@ -52,24 +64,46 @@ def run_command(args: Sequence[str], *, callbacks: Sequence = ()) -> int:
     try:
         check_group_choices(args)
     except ValueError as error:
-        return _fail(error)
+        return fail(error)
     if any(arg.startswith("-") for arg in args):
-        return _hydra_main(args)
+        from hatcl.cli_sweep import hydra_main
+
+        return hydra_main(args, run=run_from_config, plan=plan_run)
+    from hatcl.training.interrupt import stop_signals
+
+    with stop_signals() as stop:
+        return _run_single(args, callbacks=callbacks, stop=stop)
+
+
+def _run_single(args: Sequence[str], *, callbacks: Sequence, stop) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         cfg = compose_config(args)
     except (HydraException, OmegaConfBaseException) as error:
-        return _fail(rephrase_override_error(error, args))
-    from hatcl.training.interrupt import RunInterrupted
+        return fail(rephrase_override_error(error, args))
+    from hatcl.training.interrupt import RunInterrupted, WriteFailed
+    from hatcl.training.loss_watch import TrainingDiverged
 
     try:
-        run_from_config(cfg, callbacks=callbacks)
+        result = run_from_config(cfg, callbacks=callbacks, stop=stop)
+    except WriteFailed as error:
+        return report_write_failure(error, args)
+    except TrainingDiverged as error:
+        return report_divergence(error)
     except USER_ERRORS as error:
-        return _fail(error)
-    except RunInterrupted as stop:
-        return report_interruption(stop, args)
+        return fail(error)
+    except RunInterrupted as interrupted:
+        return report_interruption(interrupted, args)
+    if stop:
+        print(
+            f"hatcl run: signal {int(stop.signum)} received after the run had finished; its "
+            f"results are complete in {result.run_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 128 + int(stop.signum)
     return 0
 
 
@@ -91,42 +125,41 @@ def run_help() -> str:
     return RUN_HELP.format(groups="\n".join(lines))
 
 
-def report_interruption(stop, args: Sequence[str]) -> int:
-    """Print one line: where the run stopped and the command that resumes it; the exit code."""
-    kept = [a for a in args if a.partition("=")[0].lstrip("+~") not in ("output_dir", "resume")]
-    if stop.checkpoint is None:
-        advice = "no checkpoint was written (trainer.checkpoints=false): it cannot be resumed"
-    else:
-        advice = f"resume with: hatcl run {' '.join([*kept, f'resume={stop.run_dir}'])}"
-    print(f"{stop}; {advice}", file=sys.stderr, flush=True)
-    return stop.exit_code
-
-
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """The root configuration with ``overrides`` applied (Hydra's compose API)."""
-    from hydra import compose, initialize_config_module
-
-    with initialize_config_module(config_module="hatcl.conf", version_base=None):
-        return compose(config_name="config", overrides=list(overrides))
-
-
 def run_from_config(
-    cfg: DictConfig, *, run_dir: str | Path | None = None, callbacks: Sequence = ()
+    cfg: DictConfig,
+    *,
+    run_dir: str | Path | None = None,
+    callbacks: Sequence = (),
+    stop=None,
 ):
     """Check the whole of ``cfg`` (creating nothing), then run it; returns the RunResult.
 
-    ``callbacks`` are :class:`hatcl.training.run_callbacks.RunCallback` observers of the run.
+    ``callbacks`` are :class:`hatcl.training.run_callbacks.RunCallback` observers of the run;
+    ``stop`` a :class:`hatcl.training.interrupt.StopRequest` the caller routes signals to.
 
     Raises:
         ValueError, TypeError, FileNotFoundError: a refused configuration (nothing was written),
             or a failure of the run before its first checkpoint (what it wrote is removed, as
             after a Ctrl-C then).
+        RunInterrupted: a stop signal; a run stopped before its first checkpoint leaves nothing.
+        WriteFailed: a file of the run could not be written (``run_dir`` set).
     """
     plan = plan_run(cfg, run_dir=run_dir)
-    from hatcl.preflight import print_warnings, set_aside_damaged
+    from hatcl.preflight_resume import print_warnings, set_aside_damaged
+    from hatcl.training.interrupt import RunInterrupted
     from hatcl.training.runner import run_experiment
 
     print_warnings(plan)
+    if stop:  # a signal while the configuration was checked: nothing was started
+        raise RunInterrupted(
+            signum=int(stop.signum),
+            task_id=0,
+            step=None,
+            total_steps=None,
+            run_dir=plan.run_dir,
+            checkpoint=None,
+            resumable=plan.resume,
+        )
     set_aside_damaged(plan)
     fresh = not plan.resume and not plan.run_dir.exists()
     try:
@@ -136,12 +169,39 @@ def run_from_config(
             resolved_config=plan.resolved,
             resume=plan.resume,
             callbacks=callbacks,
+            stop=stop,
         )
-    except (*USER_ERRORS, KeyboardInterrupt) as error:  # refused late, or Ctrl-C before tasks
-        error.hatcl_during_run = True  # tells data errors from configuration ones (error_kind)
-        if not plan.resume and plan.config.trainer.checkpoints:
-            _remove_unstarted(plan.run_dir, fresh=fresh)
+    except OSError as error:
+        failure = _write_failure(error, plan.run_dir)
+        if failure is None:
+            _clean_after_failure(error, plan, fresh=fresh)
+            raise
+        raise failure from None
+    except (*USER_ERRORS, KeyboardInterrupt, RunInterrupted) as error:  # also Ctrl-C early
+        _clean_after_failure(error, plan, fresh=fresh)
         raise
+
+
+def _clean_after_failure(error: BaseException, plan, *, fresh: bool) -> None:
+    error.hatcl_during_run = True  # tells data errors from configuration ones (error_kind)
+    if not plan.resume and plan.config.trainer.checkpoints:
+        _remove_unstarted(plan.run_dir, fresh=fresh)
+
+
+def _write_failure(error: OSError, run_dir: Path):
+    """``error`` as a :class:`WriteFailed` of the run folder, or None if it is something else."""
+    from hatcl.training.interrupt import WriteFailed
+
+    inside = error.filename is not None and Path(run_dir).resolve() in (
+        Path(str(error.filename)).resolve().parents
+    )
+    if not isinstance(error, WriteFailed) and not (error.errno is not None and inside):
+        return None
+    if not isinstance(error, WriteFailed):
+        error = WriteFailed(error.errno, error.strerror, str(error.filename))
+    failure = error
+    failure.run_dir = Path(run_dir)
+    return failure
 
 
 def plan_run(cfg: DictConfig, *, run_dir: str | Path | None = None):
@@ -174,182 +234,3 @@ def _remove_unstarted(folder: Path, *, fresh: bool) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
-
-
-def rephrase_override_error(error: Exception, args: Sequence[str]) -> Exception:
-    """Hydra's "Could not override 'a.b'" as: the unknown key, the closest valid one, all valid."""
-    match = re.search(r"Could not override '([^']+)'", str(error))
-    if match is None:
-        return error
-    key = match.group(1)
-    group, _, leaf = key.rpartition(".")
-    value = next((a.partition("=")[2] for a in args if a.partition("=")[0] == key), "")
-    valid = _valid_keys(group, [a for a in args if a.partition("=")[0] != key])
-    if valid is None:
-        return error
-    if not valid and group not in CONFIG_GROUPS:  # a free mapping such as optimizer.options
-        return ValueError(
-            f"{group} holds no key {leaf!r} yet: add one with +{key}={value} (the leading + "
-            "adds a key that the configuration file does not list)"
-        )
-    if leaf in valid:
-        return ValueError(
-            f"{key} is a valid option but not in the configuration file of {group}: set it with "
-            f"+{key}={value}"
-        )
-    from hatcl.validation import unknown_keys_message
-
-    return ValueError(
-        f"{unknown_keys_message([leaf], valid=valid, section=group)} (override {key}={value})"
-    )
-
-
-def _valid_keys(group: str, args: Sequence[str]) -> list[str] | None:
-    from hatcl.preflight import group_keys
-
-    try:
-        cfg = compose_config(args)
-        node = OmegaConf.select(cfg, group) if group else cfg
-        node = OmegaConf.to_container(node, resolve=False) if node is not None else None
-    except Exception:  # the rest of the overrides fail too: their own error comes next
-        return None
-    if not isinstance(node, dict):
-        return None
-    if group in OPTION_MAPPINGS:
-        return sorted(set(node) | set(_keywords(cfg, group)))
-    known = group_keys(group, node) if group in ("", *CONFIG_GROUPS) else None
-    return sorted(set(known or []) | set(node)) if group else sorted(known or node)
-
-
-#: Option mappings passed as keywords to a torch class, and the key naming that class.
-OPTION_MAPPINGS = {
-    "optimizer.options": ("optimizer.name", "OPTIMIZERS"),
-    "optimizer.scheduler_options": ("optimizer.scheduler", "LR_SCHEDULERS"),
-}
-
-
-def _keywords(cfg: DictConfig, group: str) -> list[str]:
-    """The keyword options of the optimizer or scheduler ``cfg`` names (hatcl's own aside)."""
-    import inspect
-
-    from hatcl.training import registries
-
-    key, registry_name = OPTION_MAPPINGS[group]
-    name = OmegaConf.select(cfg, key)
-    registry = getattr(registries, registry_name)
-    if name not in registry:
-        return []
-    parameters = inspect.signature(registry.get(name)).parameters
-    return [p for p in parameters if p not in ("self", "params", "optimizer", "lr", "weight_decay")]
-
-
-def check_group_choices(args: Sequence[str]) -> None:
-    """Reject ``group=option`` overrides naming an option that has no config file.
-
-    The presets of a ``--config-dir DIR`` (``DIR/<group>/<option>.yaml``) count as options.
-    """
-    extra = config_dirs(args)
-    for arg in args:
-        key, sep, value = arg.lstrip("+~").partition("=")
-        if not sep or key not in CONFIG_GROUPS:
-            continue
-        choices = group_options(key, extra_dirs=extra)
-        for option in value.split(","):
-            if option not in choices:
-                from hatcl.validation import closest_hint
-
-                raise ValueError(
-                    f"unknown {key} {option!r}{closest_hint(option, choices)}; valid choices for "
-                    f"{key}= are: {', '.join(choices)}"
-                    + ("" if extra else " (or a preset of your own with --config-dir DIR)")
-                )
-
-
-def config_dirs(args: Sequence[str]) -> list[Path]:
-    """The folders given with ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR``."""
-    found = []
-    for index, arg in enumerate(args):
-        flag, sep, value = arg.partition("=")
-        if flag in ("--config-dir", "-cd"):
-            if sep:
-                found.append(Path(value))
-            elif index + 1 < len(args):
-                found.append(Path(args[index + 1]))
-    return found
-
-
-def group_options(group: str, *, extra_dirs: Sequence[Path] = ()) -> list[str]:
-    """The options of a configuration group: its YAML files, and those of ``extra_dirs``."""
-    from importlib.resources import files
-
-    folders = [files("hatcl.conf").joinpath(group), *(Path(d) / group for d in extra_dirs)]
-    names = {
-        p.name[: -len(".yaml")]
-        for folder in folders
-        if folder.is_dir()
-        for p in folder.iterdir()
-        if p.name.endswith(".yaml")
-    }
-    return sorted(names)
-
-
-def _hydra_main(args: Sequence[str]) -> int:
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from hatcl.training.interrupt import RunInterrupted
-
-    @hydra.main(version_base=None, config_path="conf", config_name="config")
-    def _task(cfg: DictConfig) -> None:
-        hydra_config = HydraConfig.get()
-        if hydra_config.mode == RunMode.MULTIRUN:
-            print(sweep_header(hydra_config), flush=True)
-        try:
-            run_from_config(cfg, run_dir=hydra_config.runtime.output_dir)
-        except USER_ERRORS as error:
-            raise SystemExit(_fail(error)) from None
-        except RunInterrupted as stop:
-            overrides = HydraConfig.get().overrides.task
-            raise SystemExit(report_interruption(stop, list(overrides))) from None
-
-    saved = sys.argv
-    sys.argv = ["hatcl run", *args]
-    try:
-        _task()
-    except SystemExit as stop:  # a job's user error (exit 2) or Hydra's own exit
-        return stop.code if isinstance(stop.code, int) else int(stop.code is not None)
-    finally:
-        sys.argv = saved
-    return 0
-
-
-def sweep_header(hydra_config) -> str:
-    """The line printed before each job of a sweep: its number, overrides and folder."""
-    from omegaconf import MISSING
-
-    job = hydra_config.job
-    number = job.get("num", MISSING) if hasattr(job, "get") else getattr(job, "num", None)
-    overrides = " ".join(hydra_config.overrides.task) or "(no overrides)"
-    label = "" if number in (None, MISSING) else f" {number}"
-    return f"== job{label}: {overrides} -> {hydra_config.runtime.output_dir}"
-
-
-def _fail(error: BaseException) -> int:
-    message = " ".join(str(error).split())
-    print(f"hatcl: {error_kind(error)}: {message}", file=sys.stderr)
-    return EXIT_CONFIG_ERROR
-
-
-def error_kind(error: BaseException) -> str:
-    """``data error`` for a :class:`~hatcl.data.errors.DataError` of a run, else ``configuration
-    error``.
-
-    A data file that is missing, truncated or damaged is found when the run loads it, after the
-    configuration was checked; the data package raises it as a typed ``DataError``.
-    """
-    from hatcl.data.errors import DataError
-
-    if getattr(error, "hatcl_during_run", False) and isinstance(error, DataError):
-        return "data error"
-    return "configuration error"

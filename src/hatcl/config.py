@@ -90,6 +90,7 @@ _BOOLEAN_KEYS = (
     "checkpoints",
     "report",
     "compile",
+    "stop_on_nonfinite",
 )
 
 
@@ -114,6 +115,7 @@ class TrainerConfig:
     checkpoints: bool = True
     checkpoint_every_n_steps: int | None = None
     compile: bool = False
+    stop_on_nonfinite: bool = True
 
     def __post_init__(self) -> None:
         check_int(self.max_epochs, parameter="trainer.max_epochs", low=1)

@@ -12,14 +12,20 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from hatcl.data.registries import SOURCES, source_info
+from hatcl.preflight_checks import (
+    check_folder_path,
+    check_optimizer,
+    check_plugin_options,
+    check_trainer,
+    disk_space_warning,
+)
 from hatcl.validation import check_keys
 
 #: The name of a user's network (``backbone=custom``) and task sequence (``data=custom``).
@@ -38,12 +44,6 @@ TOP_LEVEL_KEYS = (
     "output_dir",
     "resume",
 )
-#: Packages a logger needs beyond the core dependencies (any one of them).
-LOGGER_PACKAGES: dict[str, tuple[str, ...]] = {
-    "tensorboard": ("tensorboard", "tensorboardX"),
-    "wandb": ("wandb",),
-    "mlflow": ("mlflow",),
-}
 #: Environment variables through which launchers give a process its rank (as Lightning reads them).
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 #: Constructor arguments hatcl itself sets, not the configuration.
@@ -62,7 +62,8 @@ class Plan:
         warnings: what the user should know before the run starts (e.g. a damaged checkpoint
             that will not be used).
         damaged: checkpoints newer than the one resumed from that cannot be used; they are
-            renamed to ``<name>.damaged`` when the run starts (:func:`set_aside_damaged`).
+            renamed to ``<name>.damaged`` when the run starts
+            (:func:`hatcl.preflight_resume.set_aside_damaged`).
     """
 
     config: Any
@@ -93,19 +94,33 @@ def preflight(mapping: Mapping[str, Any], *, resolved: str, run_dir: str | None 
     config = ExperimentConfig.from_mapping(mapping)
     check_data(config)
     algorithm = build_algorithm(config.algorithm)
+    check_plugin_options(mapping.get("algorithm"))
     model = dry_model(config, algorithm=algorithm)
     check_optimizer(config.optimizer)
     check_trainer(config.trainer)
     check_reference(config)
     resume = mapping.get("resume")
     if resume is not None:
-        return _resume_plan(config, resolved, resume, model=model, algorithm=algorithm)
-    target = run_dir if run_dir is not None else mapping.get("output_dir")
-    if launcher_rank() == 0:
-        from hatcl.reporting.run_folder import check_output_dir
+        from hatcl.preflight_resume import check_resume
 
-        target = check_output_dir(target)
-    return Plan(config=config, resolved=resolved, run_dir=Path(target), resume=False)
+        found = check_resume(resume, resolved=resolved, model=model, algorithm=algorithm)
+        plan = Plan(
+            config=config,
+            resolved=resolved,
+            run_dir=found.folder,
+            resume=True,
+            warnings=found.warnings,
+            damaged=found.damaged,
+        )
+    else:
+        target = run_dir if run_dir is not None else mapping.get("output_dir")
+        if launcher_rank() == 0:
+            from hatcl.reporting.run_folder import check_output_dir
+
+            target = check_output_dir(target)
+        plan = Plan(config=config, resolved=resolved, run_dir=Path(target), resume=False)
+    space = disk_space_warning(config, model=model, run_dir=plan.run_dir)
+    return plan if space is None else replace(plan, warnings=(*plan.warnings, space))
 
 
 # -- keys -----------------------------------------------------------------------------------------
@@ -220,22 +235,6 @@ def check_data(config) -> None:
             check_folder_path(value, parameter=f"data.{key}", writable=key == "cache_dir")
 
 
-def check_folder_path(value: str, *, parameter: str, writable: bool) -> Path:
-    """A folder that exists or can be created (nothing on its way is a file); creates nothing."""
-    if not value.strip():
-        raise ValueError(f"{parameter}={value!r} is empty; give a folder path or null")
-    path = Path(value).expanduser()
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        what = "is a file" if existing == path else f"lies below the file {str(existing)!r}"
-        raise ValueError(f"{parameter}={value!r} {what}; it must name a folder")
-    if writable and not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{parameter}={value!r} is not writable (no permission in {existing})")
-    return path
-
-
 def dry_model(config, *, algorithm):
     """Build the configured model on the ``meta`` device (checks every backbone/head option).
 
@@ -251,98 +250,6 @@ def dry_model(config, *, algorithm):
 
     with torch.device("meta"):
         return build_model(config, data=SimpleNamespace(input_shape=shape), algorithm=algorithm)
-
-
-def check_optimizer(optimizer) -> None:
-    """Build the optimizer and scheduler on a stand-in parameter: options and values checked."""
-    import torch
-
-    from hatcl.training.optim import build_optimizer, build_scheduler, given_options
-    from hatcl.training.registries import LR_SCHEDULERS, OPTIMIZERS
-
-    options = given_options(optimizer.options)  # a null option is declared, not set
-    _check_option_keys(OPTIMIZERS.get(optimizer.name), options, "optimizer.options")
-    if optimizer.scheduler is not None:
-        scheduler = LR_SCHEDULERS.get(optimizer.scheduler)
-        scheduler_options = given_options(optimizer.scheduler_options)
-        _check_option_keys(scheduler, scheduler_options, "optimizer.scheduler_options")
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    built = _trial(
-        "optimizer.options",
-        optimizer.options,
-        lambda: build_optimizer(
-            [parameter],
-            name=optimizer.name,
-            lr=optimizer.lr,
-            weight_decay=optimizer.weight_decay,
-            options=optimizer.options,
-        ),
-    )
-    _trial(
-        "optimizer.scheduler_options",
-        optimizer.scheduler_options,
-        lambda: build_scheduler(
-            built, name=optimizer.scheduler, options=optimizer.scheduler_options
-        ),
-    )
-
-
-def _check_option_keys(factory, options: Mapping[str, Any], section: str) -> None:
-    """Keys of ``options`` must be keyword arguments of ``factory`` (set by hatcl ones excluded)."""
-    parameters = inspect.signature(factory).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    hatcl_sets = ("self", "params", "optimizer", "lr", "weight_decay")
-    valid = [name for name in parameters if name not in hatcl_sets]
-    check_keys(options, valid=valid, section=section)
-
-
-def _trial(parameter: str, options: Mapping[str, Any], build):
-    try:
-        return build()
-    except (TypeError, ValueError) as error:
-        message = " ".join(str(error).split())
-        if parameter in message:
-            raise ValueError(message) from None
-        raise ValueError(f"{parameter}={dict(options)!r} is not valid: {message}") from None
-
-
-def check_trainer(trainer) -> None:
-    """The accelerator and devices exist on this machine; the loggers' packages are installed."""
-    import torch
-
-    accelerator, devices = trainer.accelerator, trainer.devices
-    if accelerator in ("gpu", "cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"trainer.accelerator={accelerator} but no CUDA GPU is available on this machine "
-                "(torch.cuda.is_available() is False); valid here: cpu (or auto)"
-            )
-        count = torch.cuda.device_count()
-        wanted = devices if isinstance(devices, list) else []
-        if (isinstance(devices, int) and devices > count) or any(i >= count for i in wanted):
-            raise ValueError(
-                f"trainer.devices={devices!r} asks for GPUs this machine does not have "
-                f"({count} visible); valid: 1..{count}, -1 (all), auto or indices 0..{count - 1}"
-            )
-    if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(
-            "trainer.accelerator=mps but Apple's MPS backend is not available on this machine; "
-            "valid here: cpu (or auto)"
-        )
-    check_logger_packages(trainer.loggers)
-
-
-def check_logger_packages(loggers) -> None:
-    """Every logger's extra package is installed (tensorboard is not a core dependency)."""
-    for name in loggers:
-        packages = LOGGER_PACKAGES.get(name, ())
-        if packages and not any(importlib.util.find_spec(p) for p in packages):
-            raise ValueError(
-                f"trainer.loggers entry {name!r} needs the package {packages[0]}, which is not "
-                f"installed: pip install {packages[0]} (or hatcl[extras]), or leave {name!r} out, "
-                "e.g. trainer.loggers=[csv]"
-            )
 
 
 def check_reference(config) -> None:
@@ -364,105 +271,3 @@ def launcher_rank() -> int:
         if value is not None and value.strip().isdigit():
             return int(value)
     return 0
-
-
-# -- resume ---------------------------------------------------------------------------------------
-
-
-def _resume_plan(config, resolved: str, resume: Any, *, model, algorithm) -> Plan:
-    from hatcl.training.checkpoint import check_resumable
-
-    if not isinstance(resume, str) or not resume.strip():
-        raise ValueError(f"resume={resume!r} must name the folder of an interrupted run")
-    folder = check_resumable(resume, config_text=resolved)
-    damaged = check_checkpoints(folder, model=model, algorithm=algorithm)
-    fallback = _first_intact(folder, damaged)
-    return Plan(
-        config=config,
-        resolved=resolved,
-        run_dir=folder,
-        resume=True,
-        warnings=tuple(_damage_note(error, fallback=fallback) for error in damaged),
-        damaged=tuple(error.path for error in damaged),
-    )
-
-
-def _first_intact(folder: Path, damaged) -> Path | None:
-    from hatcl.training.checkpoint import checkpoints_newest_first
-
-    bad = {error.path for error in damaged}
-    return next((p for p in checkpoints_newest_first(folder) if p not in bad), None)
-
-
-def check_checkpoints(folder: Path, *, model, algorithm) -> list:
-    """Find the newest intact checkpoint and refuse it if it is foreign; list the damaged ones.
-
-    Returns the :class:`~hatcl.training.checkpoint.CheckpointError` of every checkpoint newer
-    than the newest intact one (all of them if none is intact).
-
-    Raises:
-        CheckpointError: the newest intact checkpoint belongs to another algorithm or model.
-    """
-    from hatcl.training.checkpoint import (
-        CheckpointError,
-        check_identity,
-        checkpoints_newest_first,
-        load_checkpoint,
-    )
-
-    damaged: list[CheckpointError] = []
-    completed = 0
-    for path in checkpoints_newest_first(folder):
-        try:
-            payload = load_checkpoint(path)
-        except CheckpointError as error:
-            damaged.append(error)
-            continue
-        if model is not None:
-            check_identity(payload, model=model, algorithm=algorithm, path=path)
-        completed = int(payload.get("completed_tasks", 0))
-        break
-    from hatcl.training.interrupt import in_task_path
-
-    in_task = in_task_path(folder, completed + 1)
-    if in_task.exists():
-        try:
-            payload = load_checkpoint(in_task)
-        except CheckpointError as error:
-            damaged.append(error)
-        else:
-            if model is not None:
-                check_identity(payload, model=model, algorithm=algorithm, path=in_task)
-    return damaged
-
-
-def _damage_note(error, *, fallback: Path | None) -> str:
-    task = error.path.stem.removeprefix("task_")
-    if error.path.name.startswith("in_task_"):
-        task = error.path.stem.removeprefix("in_task_")
-        return (
-            f"{error}; it is renamed to {error.path.name}.damaged and task {task} is trained "
-            "again from its beginning"
-        )
-    if fallback is None:
-        used = "no intact checkpoint is left: the run starts again at task 1"
-    else:
-        done = fallback.stem.removeprefix("task_")
-        used = (
-            f"resuming from {fallback.name} instead: the tasks after task {done} (task {task} "
-            "included) will be trained again"
-        )
-    return f"{error}; it is renamed to {error.path.name}.damaged and {used}"
-
-
-def set_aside_damaged(plan: Plan) -> None:
-    """Rename the damaged checkpoints of ``plan`` to ``<name>.damaged`` (kept, never used)."""
-    for path in plan.damaged:
-        if path.exists():
-            path.rename(path.with_name(f"{path.name}.damaged"))
-
-
-def print_warnings(plan: Plan) -> None:
-    """Each warning of ``plan`` on stderr, one paragraph each."""
-    for note in plan.warnings:
-        print(f"hatcl: warning: {note}", file=sys.stderr)

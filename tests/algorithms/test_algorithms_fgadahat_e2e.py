@@ -42,7 +42,7 @@ def _run(tmp_path, *overrides):
     assert 0.0 <= metrics["final_capacity"] <= 1.0
     tasks = json.loads((result.run_dir / "tasks.json").read_text())["tasks"]
     curves = (result.run_dir / "training_curves.csv").read_text().splitlines()[0]
-    assert "capacity" in curves and "rate_below_half/linears.0" in curves
+    assert "capacity" in curves and "rate_below_half/fc1" in curves
     return result, tasks
 
 

@@ -10,6 +10,7 @@ import torch
 
 from hatcl.cli_run import run_command
 from hatcl.training import checkpoint as ckpt
+from hatcl.training import resume_check
 
 TINY = [
     "trainer.max_epochs=1",
@@ -98,7 +99,7 @@ def test_run_checkpoint_holds_masks_metrics_and_loads_weights_only(tmp_path):
 def test_config_differences_name_every_key():
     saved = "seed: 1\noutput_dir: a\nresume: null\ntrainer:\n  max_epochs: 1\n  batch_size: 64\n"
     now = "seed: 2\noutput_dir: b\nresume: a\ntrainer:\n  max_epochs: 1\n  batch_size: 32\nx: 1\n"
-    assert ckpt.config_differences(saved, now) == [
+    assert resume_check.config_differences(saved, now) == [
         "seed (saved 1, now 2)",
         "trainer.batch_size (saved 64, now 32)",
         "x (saved None, now 1)",
@@ -110,8 +111,9 @@ def test_resume_refuses_another_configuration(tmp_path, capsys):
     run.mkdir()
     (run / "config.yaml").write_text("seed: 1\ntrainer:\n  max_epochs: 1\n")
     with pytest.raises(ValueError, match=r"differing keys: seed \(saved 1, now 2\)"):
-        ckpt.check_resumable(run, config_text="seed: 2\ntrainer:\n  max_epochs: 1\n")
-    assert ckpt.check_resumable(run, config_text="seed: 1\ntrainer:\n  max_epochs: 1\n") == run
+        resume_check.check_resumable(run, config_text="seed: 2\ntrainer:\n  max_epochs: 1\n")
+    same = "seed: 1\ntrainer:\n  max_epochs: 1\n"
+    assert resume_check.check_resumable(run, config_text=same) == run
 
 
 def test_cli_resume_with_other_overrides_exits_2_naming_keys(tmp_path, capsys):

@@ -5,6 +5,7 @@ One finished 3-task run is made once; each test copies it, breaks something, and
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -221,3 +222,65 @@ def test_ctrl_c_during_start_up_exits_130_and_leaves_nothing(tmp_path, monkeypat
     out, err = capsys.readouterr()
     assert err.strip() == "hatcl run: interrupted" and "Traceback" not in out + err
     assert not run.exists()  # the folder made for the run is gone: nothing to resume
+
+
+class _FullDisk:
+    """A file whose writes fail with ENOSPC after ``room`` bytes (a disk that fills up)."""
+
+    def __init__(self, handle, room: int = 1000) -> None:
+        self.handle, self.room = handle, room
+
+    def write(self, data) -> int:
+        self.room -= len(data)
+        if self.room < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def test_disk_full_while_checkpointing_names_file_cause_and_resume(
+    tmp_path, finished, monkeypatch, capsys
+):
+    run = tmp_path / "full_disk"
+    real_fdopen = os.fdopen
+
+    def fdopen(descriptor, *args, **kwargs):
+        handle = real_fdopen(descriptor, *args, **kwargs)
+        name = os.readlink(f"/proc/self/fd/{descriptor}")
+        return _FullDisk(handle) if ".task_2.ckpt." in name else handle
+
+    monkeypatch.setattr(ckpt.os, "fdopen", fdopen)
+    capsys.readouterr()
+    assert main(["run", *THREE_TASKS, f"output_dir={run}"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    target = run / "checkpoints" / "task_2.ckpt"
+    assert f"could not write {target}: No space left on device" in err
+    assert f"resume with: hatcl run {' '.join(THREE_TASKS)} resume={run}" in err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["task_1.ckpt"]
+    assert ckpt.load_checkpoint(run / "checkpoints" / "task_1.ckpt")["completed_tasks"] == 1
+    monkeypatch.undo()
+    assert main(["run", *THREE_TASKS, f"resume={run}"]) == 0
+    assert (run / "metrics.json").read_bytes() == (finished / "metrics.json").read_bytes()
+
+
+def test_a_lost_permission_on_an_output_file_exits_1_naming_it(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "no_permission"
+
+    def refused(folder, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder / "tasks.json"))
+
+    monkeypatch.setattr("hatcl.training.outputs.write_outputs", refused)
+    capsys.readouterr()
+    assert main(["run", *THREE_TASKS, "data.num_tasks=1", f"output_dir={run}"]) == 1
+    err = capsys.readouterr().err
+    assert f"could not write {run / 'tasks.json'}: Permission denied" in err
+    assert "Traceback" not in err and "task_1.ckpt" in err and f"resume={run}" in err

@@ -66,8 +66,8 @@ def test_sigkill_after_task_2_then_resume_equals_uninterrupted(tmp_path, uninter
     for name in ("tasks.json", "training_curves.csv", "accuracy_matrix.csv"):
         assert (run / name).read_bytes() == (uninterrupted / name).read_bytes(), name
     assert json.loads((run / "timing.json").read_text())["resumed_after_task"] == 2
-    # the resumed part logs into a new logger version; nothing earlier was overwritten
-    assert sorted(p.name for p in (run / "logs" / "csv").iterdir()) == ["version_0", "version_1"]
+    # the resumed part continues the CSV log: one file, the same as the uninterrupted run's
+    _assert_one_csv_log(run, uninterrupted)
 
 
 def test_same_configuration_and_seed_give_identical_metrics(tmp_path, uninterrupted):
@@ -136,9 +136,16 @@ class _SignalAt(RunCallback):
             os.kill(os.getpid(), self.signum)
 
 
+def _assert_one_csv_log(run: Path, reference: Path) -> None:
+    assert sorted(p.name for p in (run / "logs" / "csv").iterdir()) == ["version_0"]
+    log = Path("logs", "csv", "version_0", "metrics.csv")
+    assert (run / log).read_bytes() == (reference / log).read_bytes()
+
+
 def _assert_same_outputs(run: Path, reference: Path) -> None:
     for name in OUTPUTS:
         assert (run / name).read_bytes() == (reference / name).read_bytes(), name
+    _assert_one_csv_log(run, reference)
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from hatcl import cli_run
 from hatcl.cli_run import run_command
+from hatcl.training.run_callbacks import RunCallback
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 TINY = [
@@ -76,3 +81,61 @@ def test_joblib_launcher_with_two_workers(tmp_path):
     basic = tmp_path / "basic"
     assert run_command(["-m", "algorithm=hat", *TINY, f"hydra.sweep.dir={basic}"]) == 0
     assert _jobs(basic)["hat"] == jobs["hat"]
+
+
+class _SignalAt(RunCallback):
+    def __init__(self, task_id: int, step: int) -> None:
+        self.task_id, self.step = task_id, step
+
+    def on_step(self, *, task_id: int, step: int) -> None:
+        if (task_id, step) == (self.task_id, self.step):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_output_dir_per_job_and_an_interrupted_sweep_continues(tmp_path, monkeypatch, capsys):
+    sweep, runs = tmp_path / "sweep", tmp_path / "runs"
+    tiny = [arg for arg in TINY if arg != "trainer.checkpoints=false"]
+    args = ["-m", "seed=1,2", *tiny, f"output_dir={runs}/s_${{seed}}"]
+    real = cli_run.run_from_config
+
+    def second_job_interrupted(cfg, **kwargs):  # SIGTERM before step 3 of task 2 of seed 2
+        callbacks = [_SignalAt(2, 3)] if cfg.seed == 2 else []
+        return real(cfg, callbacks=callbacks, **kwargs)
+
+    monkeypatch.setattr(cli_run, "run_from_config", second_job_interrupted)
+    capsys.readouterr()
+    assert run_command([*args, f"hydra.sweep.dir={sweep}"]) == 143
+    err = capsys.readouterr().err
+    assert f"with: hatcl run {' '.join(args)} resume={sweep}" in err and "Traceback" not in err
+    assert (runs / "s_1" / "metrics.json").is_file()
+    assert (runs / "s_2" / "checkpoints" / "in_task_2.ckpt").is_file()
+    assert not (runs / "s_2" / "metrics.json").exists()
+    assert [p.name for p in sweep.iterdir()] == ["multirun.yaml"]  # no empty job folders
+    monkeypatch.undo()
+    finished = (runs / "s_1" / "metrics.json").stat().st_mtime_ns
+    assert run_command([*args, f"resume={sweep}"]) == 0
+    assert "finished earlier in" in capsys.readouterr().out
+    assert (runs / "s_1" / "metrics.json").stat().st_mtime_ns == finished
+    alone = tmp_path / "alone"
+    assert run_command([*tiny, "seed=2", f"output_dir={alone}"]) == 0
+    resumed = (runs / "s_2" / "metrics.json").read_bytes()
+    assert resumed == (alone / "metrics.json").read_bytes()
+
+
+def test_a_sweep_shares_one_auto_reference_and_compare_leaves_it_out(tmp_path, capsys):
+    from hatcl.reporting.compare import find_runs
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", "algorithm=hat,finetuning", "reference_run=auto", *TINY]
+    assert run_command([*args, f"hydra.sweep.dir={sweep}"]) == 0
+    references = list((sweep / "references").iterdir())
+    assert len(references) == 1  # one independent run for the two algorithms (same seed, data)
+    assert "algorithm:\n  name: independent" in (references[0] / "config.yaml").read_text()
+    assert capsys.readouterr().out.count("training the shared 'independent' FWT reference") == 1
+    reference = json.loads((references[0] / "metrics.json").read_text())["accuracy_matrix"]
+    for job in ("0", "1"):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        matrix = metrics["accuracy_matrix"]  # FWT (2 tasks) = a[2][2] - b[2], b: the reference's
+        assert metrics["fwt"] == pytest.approx(matrix[1][1] - reference[1][1])
+        assert not (sweep / job / "reference").exists()
+    assert find_runs([sweep]) == [sweep / "0", sweep / "1"]

@@ -278,8 +278,11 @@ class HATFamily(Algorithm):
 def _rates_by_layer(
     layers: tuple[LayerContext, ...], rates: list[torch.Tensor | None]
 ) -> list[tuple[str, list[torch.Tensor]]]:
-    """The step's rates grouped per layer, each in its parameter's shape (for reporting)."""
-    grouped, position = [], 0
+    """The step's rates grouped per mask key (the layer names of every file), each in its
+    parameter's shape (for reporting); layers sharing a mask (a ResNet block's conv2 and its
+    shortcut) are one entry."""
+    grouped: dict[str, list[torch.Tensor]] = {}
+    position = 0
     for layer in layers:
         parameters = [layer.weight] if layer.bias is None else [layer.weight, layer.bias]
         applied = [
@@ -288,8 +291,8 @@ def _rates_by_layer(
             if rate is not None
         ]
         position += len(parameters)
-        grouped.append((layer.layer.name, applied))
-    return grouped
+        grouped.setdefault(layer.layer.mask_key, []).extend(applied)
+    return list(grouped.items())
 
 
 def masker_of(model: ContinualModel) -> HATMasker:

@@ -76,8 +76,16 @@ class RunGroup:
         return [_aa_curve(run.metrics) for run in self.runs]
 
 
+#: Folders of FWT references (``reference_run=auto``): a run's ``reference/``, a sweep's
+#: ``references/``; found below a given folder they are not runs to compare.
+REFERENCE_FOLDERS = frozenset({"reference", "references"})
+
+
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
-    """Run folders (holding ``metrics.json``) given directly or found below the given folders."""
+    """Run folders (holding ``metrics.json``) given directly or found below the given folders.
+
+    FWT reference runs (:data:`REFERENCE_FOLDERS`) found below a folder are left out.
+    """
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -88,7 +96,11 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         if (path / "metrics.json").is_file():
             found.append(path)
             continue
-        below = sorted(p.parent for p in path.rglob("metrics.json"))
+        below = sorted(
+            p.parent
+            for p in path.rglob("metrics.json")
+            if not REFERENCE_FOLDERS.intersection(p.parent.relative_to(path).parts)
+        )
         if not below:
             raise FileNotFoundError(f"no finished run (metrics.json) in or below {str(path)!r}")
         found.extend(below)

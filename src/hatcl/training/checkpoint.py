@@ -18,18 +18,17 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from hatcl.mappings import flatten_mapping
 from hatcl.reporting.run_folder import make_user_file
+from hatcl.training.interrupt import WriteFailed
+from hatcl.training.rng_state import rng_states, set_rng_states
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_TAG = "hatcl-checkpoint"
@@ -94,6 +93,10 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
     The bytes go to a hidden temporary file in the same folder (never named like a
     checkpoint), are flushed and fsynced, and the file is renamed over ``path``; a crash at any
     point leaves either the previous file or the complete new one.
+
+    Raises:
+        WriteFailed: the file could not be written (its cause, e.g. no space left on device);
+            the temporary file is removed and an earlier file at ``path`` is left intact.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +110,9 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write as RuntimeError
+        Path(temporary).unlink(missing_ok=True)
+        raise WriteFailed.from_error(error, path=target) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -292,47 +298,6 @@ def check_identity(
         )
 
 
-def rng_states() -> dict[str, Any]:
-    """Every global RNG state (torch CPU and CUDA, NumPy, Python) as tensors and plain values."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "kind": str(kind),
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "position": int(position),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: Mapping[str, Any]) -> None:
-    """Restore the RNG states captured by :func:`rng_states`."""
-    torch.set_rng_state(states["torch"])
-    numpy_state = states["numpy"]
-    np.random.set_state(
-        (
-            numpy_state["kind"],
-            numpy_state["keys"].numpy().astype(np.uint32),
-            numpy_state["position"],
-            numpy_state["has_gauss"],
-            numpy_state["cached_gaussian"],
-        )
-    )
-    python_state = states["python"]
-    random.setstate(
-        (python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"])
-    )
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
 def _fsync_folder(folder: Path) -> None:
     """Persist the rename itself (where the platform allows opening a folder)."""
     try:
@@ -345,70 +310,3 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
-
-
-RESUME_IGNORED_KEYS = ("output_dir", "resume")
-
-
-def check_resumable(run_dir: str | os.PathLike[str], *, config_text: str) -> Path:
-    """Check that ``run_dir`` holds an unfinished run of the same configuration; return it.
-
-    Raises:
-        FileNotFoundError: ``run_dir`` or its ``config.yaml`` does not exist.
-        ValueError: the run is complete, or its configuration differs from ``config_text`` (the
-            message names every differing key; ``output_dir`` and ``resume`` are ignored).
-    """
-    folder = Path(run_dir)
-    saved = folder / "config.yaml"
-    if not saved.is_file():
-        raise FileNotFoundError(
-            f"resume={str(folder)!r} is not a run folder (no config.yaml): pass the folder of "
-            "the interrupted run"
-        )
-    if (folder / "metrics.json").exists():
-        raise ValueError(
-            f"resume={str(folder)!r} is a finished run (metrics.json exists); nothing to resume"
-        )
-    differences = config_differences(read_config_text(saved), config_text)
-    if differences:
-        raise ValueError(
-            f"resume={str(folder)!r} was run with another configuration; differing keys: "
-            f"{'; '.join(differences)}. Pass the same overrides as the interrupted run"
-        )
-    return folder
-
-
-def read_config_text(path: Path) -> str:
-    """The text of a run folder's ``config.yaml``; ``ValueError`` naming it if it is no mapping."""
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        loaded = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        detail = " ".join(str(error).split())[:200]
-        raise ValueError(
-            f"{str(path)!r} cannot be read as a hatcl configuration ({detail}); the run folder's "
-            "config.yaml is damaged: restore it or start a new run"
-        ) from None
-    if not isinstance(loaded, dict):
-        raise ValueError(
-            f"{str(path)!r} is not a hatcl configuration (it holds {type(loaded).__name__}, not a "
-            "mapping of keys); the run folder's config.yaml is damaged: restore it or start a "
-            "new run"
-        )
-    return text
-
-
-def config_differences(saved: str, current: str) -> list[str]:
-    """``key (saved X, now Y)`` for every dotted key whose value differs between two YAMLs."""
-    import yaml
-
-    before = flatten_mapping(yaml.safe_load(saved) or {})
-    after = flatten_mapping(yaml.safe_load(current) or {})
-    keys = sorted(
-        key
-        for key in set(before) | set(after)
-        if key.split(".")[0] not in RESUME_IGNORED_KEYS and before.get(key) != after.get(key)
-    )
-    return [f"{key} (saved {before.get(key)!r}, now {after.get(key)!r})" for key in keys]

@@ -148,4 +148,5 @@ def build_module(config: ExperimentConfig, *, model: ContinualModel, algorithm: 
         optimizer=config.optimizer,
         log_every_n_steps=config.trainer.log_every_n_steps,
         evaluator=evaluator,
+        stop_on_nonfinite=config.trainer.stop_on_nonfinite,
     )

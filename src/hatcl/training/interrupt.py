@@ -38,6 +38,7 @@ class RunInterrupted(Exception):  # noqa: N818 - an outcome, not an error
         total_steps: the task's steps in all.
         run_dir: the run folder.
         checkpoint: the checkpoint written (``None`` with ``trainer.checkpoints=false``).
+        resumable: whether ``resume=run_dir`` continues the run (default: a checkpoint exists).
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class RunInterrupted(Exception):  # noqa: N818 - an outcome, not an error
         total_steps: int | None,
         run_dir: Path,
         checkpoint: Path | None,
+        resumable: bool | None = None,
     ) -> None:
         self.signum = signum
         self.task_id = task_id
@@ -56,17 +58,37 @@ class RunInterrupted(Exception):  # noqa: N818 - an outcome, not an error
         self.total_steps = total_steps
         self.run_dir = run_dir
         self.checkpoint = checkpoint
-        where = (
-            f"after task {task_id}"
-            if step is None
-            else f"during task {task_id}, step {step}/{total_steps}"
-        )
+        self.resumable = checkpoint is not None if resumable is None else resumable
+        if step is not None:
+            where = f"during task {task_id}, step {step}/{total_steps}"
+        else:
+            where = f"after task {task_id}" if task_id else "before the first task"
         super().__init__(f"interrupted {where}")
 
     @property
     def exit_code(self) -> int:
         """``128 + signal``, as a shell reports a process ended by that signal."""
         return 128 + int(self.signum)
+
+
+class WriteFailed(OSError):
+    """A file of the run could not be written (disk full, permission lost, folder removed).
+
+    An ``OSError`` whose ``filename`` is the file and ``strerror`` the cause; ``run_dir`` (set by
+    the command) is the run folder to resume.
+    """
+
+    run_dir: Path | None = None
+
+    @classmethod
+    def from_error(cls, error: BaseException, *, path: str | Path) -> WriteFailed:
+        """The write failure of ``path``, its cause the first ``OSError`` in ``error``'s chain."""
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, OSError) and cause.strerror:
+            return cls(cause.errno, cause.strerror, str(path))
+        return cls(None, " ".join(str(error).split())[:200], str(path))
 
 
 class StopRequest:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,15 +17,25 @@ from hatcl.training.registries import LOGGERS
 _POSITION_KEYS = ("task", "epoch", "step")
 
 
-def build_loggers(names: Sequence[str], *, run_dir: Path) -> list[Logger]:
+def build_loggers(
+    names: Sequence[str], *, run_dir: Path, resume_step: int | None = None
+) -> list[Logger]:
     """One Lightning logger per name under ``<run_dir>/logs/<name>/version_N``.
 
-    A resumed run gets the next version, so nothing already logged is overwritten.
+    A resumed run (``resume_step``: the run step its checkpoint reached) continues the CSV log
+    of the interrupted one: the rows up to ``resume_step`` are kept in the same file and the
+    resumed run appends to them (rows after it, logged before the interruption, are logged
+    again by the resumed run). Other loggers get the next version, so nothing already logged
+    is overwritten.
     """
     loggers = []
     for name in names:
         logger_class = LOGGERS.resolve(name, parameter="trainer.loggers")
+        save_dir = run_dir / "logs"
         try:
+            if name == "csv" and resume_step is not None:
+                loggers.append(continued_csv_logger(logger_class, save_dir, step=resume_step))
+                continue
             loggers.append(logger_class(**logger_options(name, run_dir=run_dir)))
         except ModuleNotFoundError as error:
             raise ValueError(
@@ -54,6 +66,60 @@ def logger_options(name: str, *, run_dir: Path) -> dict[str, Any]:
             "save_dir": str(store),
         }
     return {"save_dir": str(logs), "name": name}
+
+
+def _last_csv_version(folder: Path) -> int | None:
+    versions = sorted(
+        int(p.name.removeprefix("version_"))
+        for p in (folder.iterdir() if folder.is_dir() else ())
+        if p.name.startswith("version_") and p.name.removeprefix("version_").isdigit()
+    )
+    return versions[-1] if versions else None
+
+
+def _csv_rows(save_dir: Path, *, step: int) -> tuple[list[str], list[dict[str, str]]] | None:
+    """Header and rows up to ``step`` of the last CSV log under ``save_dir`` (None: no file)."""
+    version = _last_csv_version(save_dir / "csv")
+    path = save_dir / "csv" / f"version_{version}" / "metrics.csv"
+    if version is None or not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        rows = [row for row in reader if float(row.get("step") or 0) <= step]
+        return list(reader.fieldnames or []), rows
+
+
+def records_logged(run_dir: Path, records: Sequence[Mapping[str, Any]], *, step: int) -> int:
+    """How many of a resumed run's ``records`` its CSV log holds (all: no CSV log kept).
+
+    The log is written in order, so it holds a prefix of the records: those up to its last
+    step (at most ``step``, the checkpoint's); the others are logged again.
+    """
+    found = _csv_rows(run_dir / "logs", step=step)
+    if found is None:
+        return len(records)
+    last = max((float(row.get("step") or 0) for row in found[1]), default=-1.0)
+    return sum(1 for record in records if record["step"] <= last)
+
+
+def continued_csv_logger(logger_class, save_dir: Path, *, step: int) -> Logger:
+    """The CSV logger of the last version under ``save_dir/csv``, its rows up to ``step`` kept."""
+    version = _last_csv_version(save_dir / "csv")
+    if version is None:
+        return logger_class(save_dir=str(save_dir), name="csv")
+    fields, rows = _csv_rows(save_dir, step=step) or ([], [])
+    path = save_dir / "csv" / f"version_{version}" / "metrics.csv"
+    logger = logger_class(save_dir=str(save_dir), name="csv", version=version)
+    with warnings.catch_warnings():  # "previous log files will be deleted": they are kept
+        warnings.simplefilter("ignore")
+        writer = logger.experiment  # it removes the old file: the kept rows are written back
+    if fields:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            output = csv.DictWriter(handle, fieldnames=fields)
+            output.writeheader()
+            output.writerows(rows)
+        writer.metrics_keys = sorted(fields)
+    return logger
 
 
 class RunLogger(L.Callback):
@@ -97,6 +163,12 @@ class RunLogger(L.Callback):
         metrics["average_accuracy"] = sum(row) / len(row)
         metrics["task"] = float(task_id)
         self._log(metrics, step=self.step)
+        for logger in self.loggers:
+            logger.save()
+
+    def flush(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Log the records not sent yet and write every logger's buffer (a run that stops)."""
+        self._flush(records)
         for logger in self.loggers:
             logger.save()
 

@@ -13,7 +13,13 @@ from hatcl.data.base import TaskData
 from hatcl.inference.evaluator import TaskAgnosticEvaluator
 from hatcl.masking.stage import Stage
 from hatcl.metrics.counts import TaskAgnosticCount
-from hatcl.training.distributed import all_reduce_sum, broadcast_buffers, is_distributed
+from hatcl.training.distributed import (
+    all_reduce_sum,
+    broadcast_buffers,
+    global_rank,
+    is_distributed,
+)
+from hatcl.training.loss_watch import LossWatch
 from hatcl.training.optim import build_optimizer, build_scheduler
 from hatcl.training.step import run_training_step
 
@@ -60,6 +66,8 @@ class ContinualModule(L.LightningModule):
         log_every_n_steps: how often step scalars are collected (logging is batched).
         evaluator: how a test input is predicted without its task id (``head=cil``/``dil``);
             ``None``: tested with the task id (``head=til``).
+        stop_on_nonfinite: stop the run when the training loss becomes non-finite (else warn;
+            see :mod:`hatcl.training.loss_watch`).
     """
 
     def __init__(
@@ -70,6 +78,7 @@ class ContinualModule(L.LightningModule):
         optimizer: OptimizerConfig,
         log_every_n_steps: int = 10,
         evaluator: TaskAgnosticEvaluator | None = None,
+        stop_on_nonfinite: bool = True,
     ) -> None:
         super().__init__()
         self.evaluator = evaluator
@@ -90,6 +99,8 @@ class ContinualModule(L.LightningModule):
         self._offset = (0, 0, 0)  # epoch and step a resumed fit starts at; batches it skips
         self._pending: dict | None = None  # an in-task checkpoint to load once fit has begun
         self.run_step_offset = 0  # steps of the run before this task (the records' step axis)
+        self._first_loss: torch.Tensor | None = None  # the task's first step loss (0-dim)
+        self.loss_watch = LossWatch(stop_on_nonfinite=stop_on_nonfinite, report=global_rank() == 0)
 
     # -- the task's life cycle -------------------------------------------------------------
 
@@ -107,6 +118,7 @@ class ContinualModule(L.LightningModule):
         self._consolidate = task_data
         self._offset = (0, 0, 0)
         self._pending = None
+        self._first_loss = None
 
     def resume_in_task(self, payload: dict, *, epoch: int, batch: int, step: int) -> None:
         """Continue the started task from an in-task checkpoint at (epoch, batch, step).
@@ -209,6 +221,8 @@ class ContinualModule(L.LightningModule):
         self._collect_step(result.loss.detach(), context.output.logits.detach(), context.targets)
 
     def on_train_epoch_end(self) -> None:
+        if self._window.steps:  # one 0-dim read per epoch: a window shorter than a log step
+            self._check_loss(self._window.mean_loss())
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
@@ -296,20 +310,32 @@ class ContinualModule(L.LightningModule):
     ) -> None:
         window = self._window
         window.add(loss, logits, targets)
+        if self._first_loss is None:
+            self._first_loss = loss
         if window.steps < self.log_every_n_steps:
             return
         epoch, _, _ = self.task_position(0)
+        mean_loss = window.mean_loss()
+        self._check_loss(mean_loss)
         record = {
             "task": self.task_id,
             "epoch": epoch,
             "step": self.run_step(),
-            "train_loss": window.mean_loss(),
+            "train_loss": mean_loss,
             "train_accuracy": window.accuracy.value(),
             **self.algorithm.step_metrics(),
         }
         self.curves.append(record)
         self.log_dict({k: record[k] for k in PROGRESS_BAR_KEYS if k in record}, prog_bar=True)
         self._window = _Window()
+
+
+    def _check_loss(self, mean_loss: float) -> None:
+        """The loss watch at a point where the loss is read anyway (a log step, an epoch end)."""
+        first = None if self._first_loss is None else float(self._first_loss)
+        self.loss_watch.check(
+            mean_loss, task_id=self.task_id, step=self.run_step(), first_loss=first
+        )
 
 
 class _Window:

@@ -87,6 +87,26 @@ def write_report(config: ExperimentConfig, folder: Path) -> None:
         write_html_report(folder)
 
 
+def write_run_files(
+    config: ExperimentConfig,
+    folder: Path,
+    *,
+    metrics: dict,
+    progress,
+    curves: list[dict],
+    task_seconds: list[float],
+    seconds: float,
+) -> None:
+    """Everything a finished run writes: metrics, tables, curves, timing, figures, report."""
+    write_outputs(folder, metrics=metrics, summaries=progress.summaries, curves=curves)
+    write_json(
+        folder / "timing.json",
+        timing(seconds=seconds, task_seconds=task_seconds, completed=progress.completed),
+    )
+    write_figures(config, folder)
+    write_report(config, folder)
+
+
 def timing(*, seconds: float, task_seconds: list[float], completed: int) -> dict:
     """``timing.json``: wall time of this process and of each task it trained."""
     return {
@@ -104,9 +124,17 @@ def run_logger(
     curves_sent: int,
     text: str,
     rank: int,
+    resume_step: int | None = None,
 ) -> RunLogger:
-    """One set of Lightning loggers for the whole run (none on processes other than rank 0)."""
-    loggers = build_loggers(config.trainer.loggers, run_dir=folder) if rank == 0 else []
+    """One set of Lightning loggers for the whole run (none on processes other than rank 0).
+
+    ``resume_step``: a resumed run's step reached (its CSV log continues up to there).
+    """
+    loggers = (
+        build_loggers(config.trainer.loggers, run_dir=folder, resume_step=resume_step)
+        if rank == 0
+        else []
+    )
     logger = RunLogger(loggers, step=log_step, sent=curves_sent)
     _LOGGER.info(
         "run %s: %s on %s/%s, %d tasks, seed %d; resolved configuration:\n%s",

@@ -7,41 +7,26 @@ The task loop itself (one Lightning ``fit`` and ``test`` per task) is in
 from __future__ import annotations
 
 import gc
-import logging
+import signal
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 
 from hatcl.data.base import ContinualData
 from hatcl.data.build import build_run_data
 from hatcl.reporting.console import summary_table, task_line
-from hatcl.reporting.run_folder import prepare_run_dir, write_json, write_text
-from hatcl.training.checkpoint import (
-    CheckpointError,
-    RunProgress,
-    capture,
-    check_identity,
-    check_resumable,
-    checkpoint_path,
-    latest_checkpoint,
-    load_checkpoint,
-    restore,
-    save_checkpoint,
-)
+from hatcl.training.checkpoint import RunProgress, checkpoint_path
 from hatcl.training.compile import compile_backbone
 from hatcl.training.distributed import global_rank
-from hatcl.training.experiment import (
-    ExperimentConfig,
-    build_algorithm,
-    build_model,
-    build_module,
-)
+from hatcl.training.experiment import ExperimentConfig, build_algorithm, build_model, build_module
 from hatcl.training.interrupt import (
     RunInterrupted,
     StopRequest,
@@ -51,15 +36,7 @@ from hatcl.training.interrupt import (
 )
 from hatcl.training.loggers import RunLogger
 from hatcl.training.module import ContinualModule
-from hatcl.training.outputs import (
-    run_logger,
-    run_logging,
-    run_metrics,
-    timing,
-    write_figures,
-    write_outputs,
-    write_report,
-)
+from hatcl.training.outputs import run_logger, run_logging, run_metrics, write_run_files
 from hatcl.training.reference import (
     AUTO,
     REFERENCE_SUBFOLDER,
@@ -70,12 +47,19 @@ from hatcl.training.reference import (
     read_reference,
     reference_config,
 )
+from hatcl.training.resume import (
+    logged_step,
+    open_run_dir,
+    pending_in_task,
+    records_sent,
+    resume_progress,
+    save_in_task_checkpoint,
+    save_task_checkpoint,
+)
 from hatcl.training.run_callbacks import RunCallback
 from hatcl.training.step_guard import StepGuard
 from hatcl.training.task_loop import test_tasks, train_task
 from hatcl.training.threads import apply_threads, note_short_run
-
-_LOGGER = logging.getLogger("hatcl")
 
 
 @dataclass(frozen=True)
@@ -103,6 +87,7 @@ class _Session:
     callbacks: Sequence[RunCallback]
     task_seconds: list[float] = field(default_factory=list)
     pending: tuple[dict, TaskPosition] | None = None  # an in-task checkpoint to continue from
+    stop: StopRequest | None = None  # the caller's stop flag (None: the run routes the signals)
 
 
 def run_experiment(
@@ -113,6 +98,7 @@ def run_experiment(
     console: Console | None = None,
     resume: bool = False,
     callbacks: Sequence[RunCallback] = (),
+    stop: StopRequest | None = None,
 ) -> RunResult:
     """Train the configured algorithm on every task in order and write the run folder.
 
@@ -128,12 +114,15 @@ def run_experiment(
         resume: continue the unfinished run in ``run_dir`` from its last complete task; its
             ``config.yaml`` must equal ``resolved_config`` (output_dir and resume aside).
         callbacks: observers of the run (see :mod:`hatcl.training.run_callbacks`).
+        stop: a stop flag the caller has routed SIGINT/SIGTERM to (:func:`stop_signals`), read
+            before every task and step; by default the run routes them itself while its tasks
+            run.
     """
     rank = global_rank()
     console = console or Console(quiet=rank != 0)
     text = resolved_config or config_yaml(config)
-    folder = _open_run_dir(run_dir, text=text, resume=resume, rank=rank)
-    reference = _reference(config, folder, console=console, resume=resume, rank=rank)
+    folder = open_run_dir(run_dir, text=text, resume=resume, rank=rank)
+    reference = _reference(config, folder, console=console, resume=resume, rank=rank, stop=stop)
     return _train_run(
         config,
         folder=folder,
@@ -142,6 +131,7 @@ def run_experiment(
         resume=resume,
         reference=reference,
         callbacks=callbacks,
+        stop=stop,
     )
 
 
@@ -154,11 +144,13 @@ def _train_run(
     resume: bool,
     reference: list[float] | None,
     callbacks: Sequence[RunCallback] = (),
+    stop: StopRequest | None = None,
 ) -> RunResult:
     """Build everything, run the task loop, write the outputs (the folder is open)."""
     rank = global_rank()
     with run_logging(folder, enabled=rank == 0):
-        _set_threads(config.trainer.num_threads)
+        if config.trainer.num_threads is not None:
+            torch.set_num_threads(config.trainer.num_threads)
         L.seed_everything(config.seed, verbose=False)
         started = time.perf_counter()
         data = build_run_data(config.data, seed=config.seed)
@@ -168,8 +160,9 @@ def _train_run(
         if config.trainer.compile:
             compile_backbone(model)
         module = build_module(config, model=model, algorithm=algorithm)
-        progress = _resume_progress(folder, module, data) if resume else RunProgress()
-        pending = _pending_in_task(folder, module, progress) if resume else None
+        progress = resume_progress(folder, module, data) if resume else RunProgress()
+        pending = pending_in_task(folder, module, progress) if resume else None
+        loggers = config.trainer.loggers
         session = _Session(
             config=config,
             folder=folder,
@@ -181,35 +174,36 @@ def _train_run(
                 config,
                 folder,
                 log_step=progress.log_step,
-                curves_sent=len(module.curves),
+                curves_sent=records_sent(folder, loggers, progress, module, resume=resume),
                 text=text,
                 rank=rank,
+                resume_step=logged_step(progress, module) if resume else None,
             ),
             rank=rank,
             callbacks=tuple(callbacks),
             pending=pending,
+            stop=stop,
         )
-        _run_tasks(session)
+        try:
+            _run_tasks(session)
+        except RunInterrupted:
+            session.run_logger.flush(module.curves)  # the log reaches the interruption
+            raise
         metrics = run_metrics(progress.matrix, progress.summaries)
         metrics["fwt"] = forward_transfer_or_none(progress.matrix, reference)
         if "accuracy_matrix_task_aware" in metrics:  # head=cil/dil: FWT on both matrices
             aware = metrics["accuracy_matrix_task_aware"]
             metrics["fwt_task_aware"] = forward_transfer_or_none(aware, reference)
         if rank == 0:
-            write_outputs(
-                folder, metrics=metrics, summaries=progress.summaries, curves=module.curves
+            write_run_files(
+                config,
+                folder,
+                metrics=metrics,
+                progress=progress,
+                curves=module.curves,
+                task_seconds=session.task_seconds,
+                seconds=time.perf_counter() - started,
             )
-            seconds = time.perf_counter() - started
-            write_json(
-                folder / "timing.json",
-                timing(
-                    seconds=seconds,
-                    task_seconds=session.task_seconds,
-                    completed=progress.completed,
-                ),
-            )
-            write_figures(config, folder)
-            write_report(config, folder)
         for callback in session.callbacks:
             callback.on_run_end(module=module, metrics=metrics, rank=rank)
     title = f"{config.algorithm.name} on {data.source}/{data.scenario} (seed {config.seed})"
@@ -219,20 +213,37 @@ def _train_run(
 
 
 def _run_tasks(session: _Session) -> None:
-    """Train and test every remaining task; a stop signal ends the run with a checkpoint."""
-    with stop_signals() as request:
+    """Train and test every remaining task; a stop signal ends the run with a checkpoint.
+
+    The stop flag is read before every task and every step, and once more after the last task
+    (before the outputs are written).
+    """
+    scope = nullcontext(session.stop) if session.stop is not None else stop_signals()
+    with scope as request:
         for task in session.data.tasks[session.progress.completed :]:
-            _run_task(session, task, request=request)
-            if request:
-                saved = checkpoint_path(session.folder, task.task_id)
-                raise RunInterrupted(
-                    signum=int(request.signum),
-                    task_id=task.task_id,
-                    step=None,
-                    total_steps=None,
-                    run_dir=session.folder,
-                    checkpoint=saved if saved.exists() else None,
-                )
+            _stop_between_tasks(session, request)
+            try:
+                _run_task(session, task, request=request)
+            except SIGTERMException:  # Lightning's own SIGTERM exit (a SystemExit with code 0)
+                _stop_between_tasks(session, request, signum=signal.SIGTERM)
+                raise
+        _stop_between_tasks(session, request)
+
+
+def _stop_between_tasks(session: _Session, request: StopRequest, *, signum: int = 0) -> None:
+    """Raise :class:`RunInterrupted` after the last saved task if a stop was requested."""
+    if not (request or signum):
+        return
+    completed = session.progress.completed
+    saved = checkpoint_path(session.folder, completed) if completed else None
+    raise RunInterrupted(
+        signum=int(request.signum or signum),
+        task_id=completed,
+        step=None,
+        total_steps=None,
+        run_dir=session.folder,
+        checkpoint=saved if saved is not None and saved.exists() else None,
+    )
 
 
 def _run_task(session: _Session, task, *, request: StopRequest) -> None:
@@ -252,7 +263,9 @@ def _run_task(session: _Session, task, *, request: StopRequest) -> None:
     session.task_seconds.append(round(time.perf_counter() - started, 3))
     _record_task(session, task_id=task.task_id, row=row)
     if session.rank == 0 and config.trainer.checkpoints:
-        _save_task_checkpoint(session, trainer)
+        save_task_checkpoint(
+            module=module, progress=session.progress, folder=session.folder, trainer=trainer
+        )
         in_task_path(session.folder, task.task_id).unlink(missing_ok=True)
     # A finished task's Lightning trainer sits in reference cycles that hold its batches
     # (joint: the union of every seen task); free them now, not at some later collection.
@@ -296,27 +309,14 @@ def _record_task(session: _Session, *, task_id: int, row: list[float]) -> None:
     task_line(session.console, task_id=task_id, num_tasks=len(session.data.tasks), row=row)
 
 
-def _set_threads(num_threads: int | None) -> None:
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-
-
-# -- run folder, FWT reference, resume and checkpoints ------------------------------------------
-
-
-def _open_run_dir(run_dir: str | Path, *, text: str, resume: bool, rank: int) -> Path:
-    """Rank 0 creates (or, resuming, checks) the folder; other processes never write to it."""
-    if rank != 0:
-        return Path(run_dir)
-    if resume:
-        return check_resumable(run_dir, config_text=text)
-    folder = prepare_run_dir(run_dir)
-    write_text(folder / "config.yaml", text)
-    return folder
-
-
 def _reference(
-    config: ExperimentConfig, folder: Path, *, console: Console, resume: bool, rank: int
+    config: ExperimentConfig,
+    folder: Path,
+    *,
+    console: Console,
+    resume: bool,
+    rank: int,
+    stop: StopRequest | None = None,
 ) -> list[float] | None:
     """The FWT reference b[tau]: none, a finished folder, or ``auto`` (trained here first).
 
@@ -334,78 +334,27 @@ def _reference(
     text = config_yaml(derived)
     result = _train_run(
         derived,
-        folder=_open_run_dir(target, text=text, resume=False, rank=rank),
+        folder=open_run_dir(target, text=text, resume=False, rank=rank),
         text=text,
         console=Console(quiet=True),
         resume=False,
         reference=None,
+        stop=stop,
     )
     return diagonal(result.metrics["accuracy_matrix"])
-
-
-def _resume_progress(folder: Path, module: ContinualModule, data: ContinualData) -> RunProgress:
-    """Restore the last complete task's checkpoint (a fresh start if there is none)."""
-    path = latest_checkpoint(folder)
-    if path is None:
-        _LOGGER.info("resume: no checkpoint in %s; starting at task 1", folder)
-        return RunProgress()
-    _LOGGER.info("resume: continuing after %s", path.name)
-    return restore(
-        load_checkpoint(path),
-        module=module,
-        num_classes=[task.num_classes for task in data.tasks],
-    )
-
-
-def _pending_in_task(
-    folder: Path, module: ContinualModule, progress: RunProgress
-) -> tuple[dict, TaskPosition] | None:
-    """The in-task checkpoint of the task after the last complete one, if there is one.
-
-    Its curves and logging window are taken now (the run logger starts after them); the model,
-    optimizer and RNG states are loaded once the task's ``fit`` has started.
-    """
-    path = in_task_path(folder, progress.completed + 1)
-    if not path.exists():
-        return None
-    try:
-        payload = load_checkpoint(path)
-        check_identity(payload, model=module.model, algorithm=module.algorithm, path=path)
-    except CheckpointError as error:
-        _LOGGER.warning(
-            "resume: %s; task %d starts from its beginning", error, progress.completed + 1
-        )
-        return None
-    _LOGGER.info("resume: continuing inside task %d from %s", progress.completed + 1, path.name)
-    module.curves = [dict(record) for record in payload["metrics"]["curves"]]
-    module.on_load_checkpoint(payload["loop"])
-    return payload, TaskPosition.from_payload(payload["position"])
-
-
-def _trainer_states(trainer: L.Trainer) -> tuple[dict | None, dict | None]:
-    optimizer = trainer.optimizers[0].state_dict() if trainer.optimizers else None
-    schedulers = trainer.lr_scheduler_configs
-    scheduler = schedulers[0].scheduler.state_dict() if schedulers else None
-    return optimizer, scheduler
-
-
-def _save_task_checkpoint(session: _Session, trainer: L.Trainer) -> None:
-    optimizer, scheduler = _trainer_states(trainer)
-    payload = capture(
-        module=session.module, progress=session.progress, optimizer=optimizer, scheduler=scheduler
-    )
-    save_checkpoint(checkpoint_path(session.folder, session.progress.completed), payload)
 
 
 def _save_in_task_checkpoint(
     session: _Session, task_id: int, trainer: L.Trainer, position: TaskPosition
 ) -> Path | None:
-    """Write ``in_task_<t>.ckpt``: the state before the step at ``position`` (rank 0 only)."""
+    """``in_task_<t>.ckpt`` of the session (rank 0, checkpoints on); its path or None."""
     if session.rank != 0 or not session.config.trainer.checkpoints:
         return None
-    optimizer, scheduler = _trainer_states(trainer)
-    payload = capture(
-        module=session.module, progress=session.progress, optimizer=optimizer, scheduler=scheduler
+    return save_in_task_checkpoint(
+        module=session.module,
+        progress=session.progress,
+        folder=session.folder,
+        task_id=task_id,
+        trainer=trainer,
+        position=position,
     )
-    payload["position"] = position.as_payload()
-    return save_checkpoint(in_task_path(session.folder, task_id), payload)

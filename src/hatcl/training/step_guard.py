@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,3 +76,36 @@ class StepGuard(L.Callback):
                 run_dir=self.run_dir,
                 checkpoint=path,
             )
+
+
+class KeepStopSignals(L.Callback):
+    """Keep hatcl's SIGTERM handler while Lightning runs a stage.
+
+    Lightning installs its own SIGTERM handler when ``fit``/``test`` starts; it chains the one it
+    found but then ends the epoch loop with ``SIGTERMException``, a ``SystemExit`` whose exit
+    code is 0, before hatcl's check of the next step can write a checkpoint. When the handler in
+    place at ``setup`` is a :class:`StopRequest`'s, it is put back as soon as the stage starts
+    (Lightning restores it itself at teardown); any other handler is left to Lightning.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handler: Any = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:  # noqa: ANN001
+        handler = signal.getsignal(signal.SIGTERM)
+        owner = getattr(handler, "__self__", None)
+        self._handler = handler if isinstance(owner, StopRequest) else None
+
+    def _restore(self) -> None:
+        if self._handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._handler)
+
+    def on_train_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+        self._restore()
+
+    def on_test_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+        self._restore()
+
+    def on_validation_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+        self._restore()

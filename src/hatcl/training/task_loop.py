@@ -14,6 +14,7 @@ from hatcl.training.experiment import ExperimentConfig
 from hatcl.training.interrupt import TaskPosition
 from hatcl.training.module import ContinualModule
 from hatcl.training.progress import EpochProgressBar
+from hatcl.training.step_guard import KeepStopSignals
 
 
 def train_task(
@@ -119,7 +120,10 @@ def make_trainer(
     progress: bool = True,
     callbacks: Sequence[L.Callback] = (),
 ) -> L.Trainer:
-    """A Lightning trainer for one task (no checkpointing or logger of Lightning's own)."""
+    """A Lightning trainer for one task (no checkpointing or logger of Lightning's own).
+
+    hatcl's stop handler stays in place while the trainer runs (:class:`KeepStopSignals`).
+    """
     trainer = config.trainer
     show_progress = trainer.enable_progress_bar and progress
     if show_progress:
@@ -132,7 +136,7 @@ def make_trainer(
         precision=trainer.precision,
         deterministic=trainer.deterministic,
         logger=False,
-        callbacks=list(callbacks),
+        callbacks=[KeepStopSignals(), *callbacks],
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=show_progress,
