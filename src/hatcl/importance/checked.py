@@ -3,8 +3,9 @@
 A measure must return ``{mask_key: tensor of shape (units,)}`` for every mask key, finite. A float,
 a tensor of the wrong shape or values for only some layers would otherwise fail deep inside the
 accumulator or, worse, leave the other layers with importance 0 (their protection silently gone).
-The first call of a measure is checked (one host read-back for the finiteness test, once per
-algorithm); later calls run unchecked.
+The first call of a measure is checked: type, keys and shapes at once (host-side facts); whether
+its values are finite is kept as a 0-dim tensor on the device and read at the end of the task
+(:meth:`FirstCallCheck.raise_if_not_finite`), so a training step never waits for the device.
 """
 
 from __future__ import annotations
@@ -33,13 +34,24 @@ class FirstCallCheck:
         self.compute = compute
         self.name = name
         self.checked = False
+        self.finite: torch.Tensor | None = None
 
     def __call__(self, context: ImportanceContext) -> Mapping[str, torch.Tensor]:
         output = self.compute(context)
         if not self.checked:
             check_measure_output(output, masks=context.output.backbone.masks, name=self.name)
+            self.finite = torch.stack([torch.isfinite(v).all() for v in output.values()]).all()
             self.checked = True
         return output
+
+    def raise_if_not_finite(self) -> None:
+        """Raise if the first call's values had an inf or nan (call outside a training step)."""
+        finite, self.finite = self.finite, None
+        if finite is not None and not bool(finite):
+            raise MeasureOutputError(
+                f"importance measure {self.name!r} returned non-finite values (inf or nan) at "
+                "its first call"
+            )
 
 
 def checked_measure(measure: ImportanceMeasure, *, name: str) -> ImportanceMeasure:
@@ -50,7 +62,9 @@ def checked_measure(measure: ImportanceMeasure, *, name: str) -> ImportanceMeasu
 def check_measure_output(
     output: object, *, masks: Mapping[str, torch.Tensor], name: str
 ) -> None:
-    """Raise :class:`MeasureOutputError` unless ``output`` is one finite (units,) tensor per key.
+    """Raise :class:`MeasureOutputError` unless ``output`` is one (units,) tensor per mask key.
+
+    Finiteness is :func:`check_finite_output` (it reads the values back to the host).
 
     Args:
         output: what the measure returned.
@@ -77,6 +91,15 @@ def check_measure_output(
         _check_value(output[key], key=key, units=units, name=name)
 
 
+def check_finite_output(output: Mapping[str, torch.Tensor], *, name: str) -> None:
+    """Raise :class:`MeasureOutputError` if a value of ``output`` is inf or nan (a host read)."""
+    for key, value in output.items():
+        if not bool(torch.isfinite(value).all()):
+            raise MeasureOutputError(
+                f"importance measure {name!r} returned non-finite values (inf or nan) for {key!r}"
+            )
+
+
 def _check_value(value: object, *, key: str, units: int, name: str) -> None:
     if not isinstance(value, torch.Tensor):
         raise MeasureOutputError(
@@ -87,10 +110,6 @@ def _check_value(value: object, *, key: str, units: int, name: str) -> None:
         raise MeasureOutputError(
             f"importance measure {name!r} returned shape {tuple(value.shape)} for {key!r}; it "
             f"must be ({units},), one value per unit (reduce the batch and spatial dimensions)"
-        )
-    if not bool(torch.isfinite(value).all()):  # once per algorithm, on the first call
-        raise MeasureOutputError(
-            f"importance measure {name!r} returned non-finite values (inf or nan) for {key!r}"
         )
 
 

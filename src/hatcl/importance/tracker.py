@@ -23,6 +23,7 @@ from hatcl.backbones.model import ContinualModel
 from hatcl.backbones.step_context import StepContext
 from hatcl.functional.reductions import min_max_normalise_each
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure, ImportancePlugin
+from hatcl.importance.checked import FirstCallCheck
 from hatcl.importance.store import ImportanceStore
 from hatcl.importance.summing import SummingStrategy
 
@@ -113,6 +114,8 @@ class ImportanceTracker(nn.Module):
         self, *, task_id: int, model: ContinualModel, task_masks: Mapping[str, torch.Tensor]
     ) -> None:
         """Remove the plugin; store ``I^t`` and update the summative importance."""
+        if isinstance(self.measure.compute, FirstCallCheck):
+            self.measure.compute.raise_if_not_finite()
         if self.plugin is not None:
             self.plugin.on_task_end(task_id=task_id, model=model)
         task_importance = self.store.task_average(base=self.base_importance)
