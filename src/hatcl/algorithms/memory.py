@@ -32,8 +32,9 @@ class ReservoirMemory(nn.Module):
     in the head's labelling, its task id and, with ``store_logits``, its logits at insertion
     (padded with ``-inf`` beyond the classes known then). Everything lives in buffers on the
     model's device, created at the first insertion; draws come from a checkpointed generator.
-    Memory is O(M), whatever the number of tasks. Under distributed training each process keeps
-    its own reservoir over its shard of the batches (M slots per process).
+    Memory is O(M), whatever the number of tasks. Under DDP the slots are broadcast from rank 0
+    with the module's other buffers before each forward, so every process replays rank 0's
+    reservoir (over rank 0's shard of the batches).
 
     Args:
         capacity: M, the number of slots.

@@ -25,7 +25,7 @@ class Replay(Algorithm):
     """The shared shell: a reservoir memory, replay draws and the insertion after each step.
 
     Args:
-        buffer_size: M, the memory's capacity in samples (per process under DDP).
+        buffer_size: M, the memory's capacity in samples.
         replay_batch_size: samples per replay draw (``None``: the current batch's size).
         store_logits: keep each sample's logits at insertion (DER, DER++).
     """
@@ -134,7 +134,7 @@ class ER(Replay):
     """Experience replay: CE(current batch) + CE(a replay batch drawn uniformly from memory).
 
     Args:
-        buffer_size: M, the memory's capacity in samples (per process under DDP).
+        buffer_size: M, the memory's capacity in samples.
         replay_batch_size: samples per replay draw (``None``: the training batch size).
     """
 
@@ -158,7 +158,7 @@ class DER(Replay):
     The MSE covers only the classes the stored logits cover (those known at insertion).
 
     Args:
-        buffer_size: M, the memory's capacity in samples (per process under DDP).
+        buffer_size: M, the memory's capacity in samples.
         replay_batch_size: samples per replay draw (``None``: the training batch size).
         alpha: weight of the logit-matching term (0.1 is a starting point: tune it).
     """
@@ -184,7 +184,7 @@ class DERPP(DER):
     """DER++: DER's loss + beta * CE(a second, independently drawn replay batch, its labels).
 
     Args:
-        buffer_size: M, the memory's capacity in samples (per process under DDP).
+        buffer_size: M, the memory's capacity in samples.
         replay_batch_size: samples per replay draw (``None``: the training batch size).
         alpha: weight of the logit-matching term (0.1 is a starting point: tune it).
         beta: weight of the replayed labels' cross-entropy (0.5 is a starting point: tune it).
