@@ -6,7 +6,7 @@ Split Fashion-MNIST (5 tasks of 2 classes), the results page's protocol (Adam 1e
 (default 1) epochs per task. Each method is trained ONCE per seed (``hatcl run ... head=cil``,
 one torch thread, task checkpoints kept). Task scores and calibrations act at test time only, so a
 per-task-network method's run is then re-evaluated from its task checkpoints under every
-(``cil.task_score``, ``cil.calibration``) pair (:func:`hatcl.inference.reevaluate.reevaluate`);
+(``cil.task_score``, ``cil.calibration``) pair (:func:`hatcl.training.reevaluate.reevaluate`);
 a shared network predicts over all seen classes and has one row. The table gives TAg AA (the
 headline), TAw AA and the task-id accuracy after the last task, mean ± std over seeds, and is
 written between the page's ``<!-- cil table -->`` markers (or printed).
@@ -84,7 +84,7 @@ def evaluate(folder: Path, method: str) -> dict[str, dict[str, float]]:
     if cache.is_file():
         return json.loads(cache.read_text())
     if method in PER_TASK_NETWORK:
-        from hatcl.inference.reevaluate import reevaluate
+        from hatcl.training.reevaluate import reevaluate
 
         pairs = [(s, c) for s in SCORES for c in CALIBRATIONS]
         results = reevaluate(folder, combinations=pairs)

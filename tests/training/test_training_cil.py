@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hatcl.cli_run import run_command
-from hatcl.inference.reevaluate import reevaluate
+from hatcl.training.reevaluate import reevaluate
 from hatcl.training.run_callbacks import RunCallback
 
 QUICK = [
