@@ -151,3 +151,28 @@ def test_a_task_score_by_import_path(tmp_path, monkeypatch):
 def test_bad_cil_options_are_refused_with_what_is_valid(options, message):
     with pytest.raises(ValueError, match=message):
         CilConfig(**options)
+
+
+def test_the_calibration_is_fitted_in_eval_mode_on_the_kept_samples():
+    from hatcl.data.base import TaskData, TensorSplit
+
+    torch.manual_seed(0)
+    backbone = MLPBackbone(input_shape=(6,), hidden_dims=(8,), dropout=0.5, masked=False)
+    heads = ClassIncrementalHeads(input_dim=backbone.output_dim, per_task_network=True)
+    model = ContinualModel(backbone=backbone, heads=heads)
+    tasks = []
+    for task_id, size in enumerate(SIZES, start=1):
+        model.setup_task(task_id=task_id, num_classes=size)
+        split = TensorSplit(x=torch.randn(10 * size, 6) + task_id, y=torch.arange(size).repeat(10))
+        tasks.append(
+            TaskData(task_id=task_id, train=split, val=split, test=split, num_classes=size,
+                     class_labels=tuple(range(size)))
+        )
+    model.train()
+    evaluator = TaskAgnosticEvaluator(
+        score=max_logit, calibration="affine", calibration_per_class=2, seed=5
+    )
+    first = evaluator.prepare(model, tasks)["calibration"]
+    assert model.training  # the mode is given back
+    assert first == evaluator.prepare(model, tasks)["calibration"]  # no dropout noise
+    assert first["samples"] == 2 * sum(SIZES) and len(first["weight"]) == 3

@@ -96,13 +96,18 @@ class TaskAgnosticEvaluator:
         self.weight = self.bias = None
         if not model.heads.per_task_network or self.calibration == "none":
             return {}
-        logits, truth = calibration_logits(
-            model,
-            tasks,
-            per_class=self.calibration_per_class,
-            seed=self.seed,
-            batch_size=batch_size,
-        )
+        training = model.training
+        model.eval()  # no dropout, running norm statistics: the calibration sees test behaviour
+        try:
+            logits, truth = calibration_logits(
+                model,
+                tasks,
+                per_class=self.calibration_per_class,
+                seed=self.seed,
+                batch_size=batch_size,
+            )
+        finally:
+            model.train(training)
         return self.fit(logits, truth)
 
     def fit(self, logits: list[Tensor], truth: Tensor) -> dict[str, object]:

@@ -42,7 +42,9 @@ def write_run_figures(run_dir: str | Path) -> list[Path]:
 
     ``figures/accuracy_matrix.png`` (heat map), ``figures/average_accuracy.png`` (AA after each
     task), ``figures/capacity.png`` (network capacity over training steps, HAT family) and
-    ``figures/mask_usage.png`` (per-layer mask usage after each task, HAT family).
+    ``figures/mask_usage.png`` (per-layer mask usage after each task, HAT family); without a
+    task id at test (``head=cil``/``dil``) also ``figures/accuracy_matrix_task_aware.png``
+    (the first heat map is then task-agnostic).
     """
     folder = Path(run_dir)
     target = folder / FIGURES_DIR
@@ -52,6 +54,10 @@ def write_run_figures(run_dir: str | Path) -> list[Path]:
         save_figure(accuracy_heat_map(matrix), target / "accuracy_matrix.png"),
         save_figure(average_accuracy_figure(matrix), target / "average_accuracy.png"),
     ]
+    aware = metrics.get("accuracy_matrix_task_aware")
+    if aware:
+        heat_map = accuracy_heat_map(aware, title="task-aware accuracy matrix (task id given)")
+        written.append(save_figure(heat_map, target / "accuracy_matrix_task_aware.png"))
     curves = _read_curves(folder / "training_curves.csv")
     if any(record.get("capacity") not in (None, "") for record in curves):
         written.append(save_figure(capacity_figure(curves), target / "capacity.png"))
@@ -64,7 +70,7 @@ def write_run_figures(run_dir: str | Path) -> list[Path]:
     return written
 
 
-def accuracy_heat_map(matrix: Sequence[Sequence[float]]):
+def accuracy_heat_map(matrix: Sequence[Sequence[float]], *, title: str = "accuracy matrix"):
     """Heat map of a[t][tau] (rows: after task t; columns: test task tau).
 
     Values are written in the cells up to ``ANNOTATE_UP_TO`` tasks, and the figure grows with
@@ -90,7 +96,7 @@ def accuracy_heat_map(matrix: Sequence[Sequence[float]]):
     axes.set_yticks(ticks, [str(i + 1) for i in ticks])
     axes.set_xlabel("test task")
     axes.set_ylabel("after training task")
-    axes.set_title("accuracy matrix")
+    axes.set_title(title)
     return figure
 
 

@@ -1,4 +1,4 @@
-"""``hatcl compare`` never pools task-aware and task-agnostic runs; it shows both accuracies."""
+"""Reports of runs without a task id at test: compare never pools heads; both heat maps."""
 
 from __future__ import annotations
 
@@ -38,3 +38,21 @@ def test_til_and_cil_runs_fall_in_separate_rows_with_both_accuracies(tmp_path):
 def test_a_table_of_til_runs_only_keeps_its_columns(tmp_path):
     runs = [_run(tmp_path / "til", head="til", seed=1, aa=0.9, aware=None)]
     assert "AA TAw" not in markdown_table(group_runs(runs))
+
+
+def test_a_cil_run_gets_a_task_aware_heat_map_too(tmp_path):
+    from hatcl.reporting.figures import write_run_figures
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    metrics = {
+        "accuracy_matrix": [[0.9], [0.3, 0.4]],
+        "accuracy_matrix_task_aware": [[0.9], [0.8, 0.7]],
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    names = sorted(p.name for p in write_run_figures(folder))
+    assert names == [
+        "accuracy_matrix.png",
+        "accuracy_matrix_task_aware.png",
+        "average_accuracy.png",
+    ]
