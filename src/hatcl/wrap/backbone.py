@@ -121,12 +121,15 @@ def wrap(
 ) -> WrappedBackbone:
     """Return a HAT-masked backbone of ``model``, ready for every algorithm and importance type.
 
-    Every ``Linear`` and ``Conv1d/2d/3d`` gets a mask on its output units, applied to its
-    pre-activation (after a batch norm that directly follows it, and after a residual addition
-    it flows into); h_l is taken after the nonlinearity that follows the mask. Which units feed
-    which is derived through flatten/view, pooling, residual additions and concatenation along
-    other dims than the units'. wrap works on a deep copy: the user's network is not modified
-    and the backbone trains its own parameters.
+    Every ``Linear`` and ``Conv1d/2d/3d`` gets a mask on its output units (a Linear on
+    ``(batch, tokens, features)``: on its features), applied to its pre-activation (after a
+    batch norm that directly follows it, and after a residual addition it flows into); h_l is
+    taken after the nonlinearity that follows the mask. Which units feed which is followed
+    through flatten/view, pooling, reductions, residual additions, concatenation along other
+    dims than the units', reshapes/permutes/indexing of token tensors and attention (a fused
+    qkv is split into q, k, v; torch's attention modules are rewritten with explicit
+    projections); a linear residual stream shares one mask. wrap works on a deep copy: the
+    user's network is not modified and the backbone trains its own parameters.
 
     Args:
         model: the network; its forward takes one tensor and returns the features the task
@@ -172,7 +175,7 @@ def wrap(
         if isinstance(module_of(network, node), WEIGHTED_TYPES)
         and not is_excluded(str(node.target), excluded)
     ]
-    check_layers(network, weighted, option_names)
+    check_layers(network, weighted)
     groups = unit_groups(network, weighted)
     extra = []
     if masked:
