@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-APT_PACKAGES ?= dataset-fashion-mnist
+APT_PACKAGES ?= dataset-fashion-mnist chromium
 ARGS ?=
 BIN := $(VENV)/bin
 
@@ -32,17 +32,18 @@ install-dev: $(BIN)/python system-deps
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 
-# Debian packages used by the tests (Fashion-MNIST IDX files); skipped where apt is unavailable.
+# Debian packages used by the tests (Fashion-MNIST IDX files; Chromium renders the HTML reports);
+# skipped where apt is unavailable.
 system-deps:
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get install -y -q $(APT_PACKAGES) >/dev/null || \
 		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(APT_PACKAGES); }; \
-	else echo "apt-get not found: install $(APT_PACKAGES) by hand for the Fashion-MNIST tests"; fi
+	else echo "apt-get not found: install $(APT_PACKAGES) by hand for the tests that use them"; fi
 
 test: install-dev
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --durations=15
 	$(BIN)/ruff check src tests benchmarks
 
 lint: install-dev

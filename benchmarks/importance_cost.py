@@ -72,7 +72,7 @@ def _fgadahat_class():
 
 @dataclass
 class Runner:
-    """One model, algorithm and optimizer; ``step()`` runs one training step (spec §3 order)."""
+    """One model, algorithm and optimizer; ``step()`` runs one step (docs/spec.md §3 order)."""
 
     model: ContinualModel
     algorithm: HAT

@@ -23,9 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-# Benchmarks of the FG-AdaHAT paper's protocol (spec §5): the Hydra presets conf/benchmark/<name>
-# (TIL heads, Adam 1e-3, batch 128, 2 epochs per task, 10% validation; Split Fashion-MNIST's CNN
-# at reduced width). split_fashion_mnist_full_cnn is supplementary, not run by default.
+# Benchmarks of the FG-AdaHAT paper's protocol (docs/spec.md §5): the Hydra presets
+# conf/benchmark/<name> (TIL heads, Adam 1e-3, batch 128, 2 epochs per task, 10% validation; Split
+# Fashion-MNIST's CNN at reduced width). split_fashion_mnist_full_cnn is supplementary, not run by
+# default.
 BENCHMARKS: dict[str, list[str]] = {
     name: [f"benchmark={name}"]
     for name in ("permuted_fashion_mnist", "split_fashion_mnist", "split_fashion_mnist_full_cnn")

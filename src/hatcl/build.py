@@ -14,7 +14,7 @@ def instantiate(registry: Registry, name: str, options: Mapping[str, Any], *, se
 
     Unknown or missing options become a ``ValueError`` naming the section and the valid options.
     """
-    factory = registry.get(registry.validate(name, parameter=f"{section}.name"))
+    factory = registry.resolve(name, parameter=f"{section}.name")
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # pragma: no cover - builtins without signatures

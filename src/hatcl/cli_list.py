@@ -18,6 +18,8 @@ REGISTRIES: tuple[tuple[str, str], ...] = (
     ("hatcl.backbones.registries", "BACKBONES"),
     ("hatcl.backbones.registries", "BATCH_NORM_MODES"),
     ("hatcl.heads.registries", "HEADS"),
+    ("hatcl.inference.registries", "TASK_SCORES"),
+    ("hatcl.inference.registries", "CALIBRATIONS"),
     ("hatcl.masking.registries", "INIT_MODES"),
     ("hatcl.masking.registries", "AGGREGATIONS"),
     ("hatcl.masking.registries", "SPARSITY_MODES"),

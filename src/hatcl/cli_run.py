@@ -342,18 +342,14 @@ def _fail(error: BaseException) -> int:
 
 
 def error_kind(error: BaseException) -> str:
-    """``data error`` for a failure raised while reading data files, else ``configuration error``.
+    """``data error`` for a :class:`~hatcl.data.errors.DataError` of a run, else ``configuration
+    error``.
 
-    A data file that is missing, truncated or damaged is found when the run loads it (inside the
-    data package's sources and cache), after the configuration was checked.
+    A data file that is missing, truncated or damaged is found when the run loads it, after the
+    configuration was checked; the data package raises it as a typed ``DataError``.
     """
-    traceback = error.__traceback__
-    while traceback is not None:
-        filename = Path(traceback.tb_frame.f_code.co_filename).as_posix()
-        if getattr(error, "hatcl_during_run", False) and _DATA_CODE.search(filename):
-            return "data error"
-        traceback = traceback.tb_next
+    from hatcl.data.errors import DataError
+
+    if getattr(error, "hatcl_during_run", False) and isinstance(error, DataError):
+        return "data error"
     return "configuration error"
-
-
-_DATA_CODE = re.compile(r"/hatcl/data/(sources/|cache\.py|source\.py|rows\.py)")

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hatcl.training.precision import check_precision
+from hatcl.training.registries import LOGGERS, LR_SCHEDULERS, OPTIMIZERS
 from hatcl.validation import (
     check_bool,
     check_choice,
@@ -47,8 +49,6 @@ class OptimizerConfig:
     scheduler_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from hatcl.training.registries import LR_SCHEDULERS, OPTIMIZERS
-
         OPTIMIZERS.validate(self.name, parameter="optimizer.name")
         check_number(self.lr, parameter="optimizer.lr", low=0.0, low_inclusive=False)
         check_number(self.weight_decay, parameter="optimizer.weight_decay", low=0.0)
@@ -83,7 +83,7 @@ PRECISIONS = (
     64,
     16,
 )
-_BOOLEAN_KEYS = ("enable_progress_bar", "deterministic", "figures", "checkpoints")
+_BOOLEAN_KEYS = ("enable_progress_bar", "deterministic", "figures", "checkpoints", "report")
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,7 @@ class TrainerConfig:
     num_threads: int | None = None
     loggers: tuple[str, ...] = ("csv",)
     figures: bool = True
+    report: bool = True
     checkpoints: bool = True
     checkpoint_every_n_steps: int | None = None
 
@@ -131,8 +132,6 @@ class TrainerConfig:
             )
         object.__setattr__(self, "devices", _check_devices(self.devices, self.accelerator))
         _check_loggers(self)
-        from hatcl.training.precision import check_precision
-
         check_precision(precision=self.precision, accelerator=self.accelerator)
 
 
@@ -161,8 +160,6 @@ def _check_devices(devices: Any, accelerator: str) -> Any:
 
 
 def _check_loggers(trainer: TrainerConfig) -> None:
-    from hatcl.training.registries import LOGGERS
-
     loggers = trainer.loggers
     if loggers is None:
         loggers = ()
@@ -191,15 +188,3 @@ def _plain(mapping: Mapping[str, Any], *, section: str) -> dict[str, Any]:
     if not isinstance(mapping, Mapping):
         raise TypeError(f"{section} must be a mapping of options, got {mapping!r}")
     return dict(mapping)
-
-
-def flatten_mapping(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as ``{"a.b": value}`` (lists stay values)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_mapping(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from hatcl.data.registries import SOURCES, source_info
 from hatcl.validation import check_keys
 
 #: The name of a user's network (``backbone=custom``) and task sequence (``data=custom``).
@@ -32,22 +33,17 @@ TOP_LEVEL_KEYS = (
     "trainer",
     "seed",
     "head",
+    "cil",
     "reference_run",
     "output_dir",
     "resume",
 )
-#: Per-sample input shape of each built-in source, known without loading it (dry model build).
-SOURCE_INPUT_SHAPES: dict[str, tuple[int, ...]] = {
-    "digits": (1, 8, 8),
-    "fashion_mnist": (1, 28, 28),
-    "mnist": (1, 28, 28),
-    "kmnist": (1, 28, 28),
-    "cifar10": (3, 32, 32),
-    "cifar100": (3, 32, 32),
-    "mnist1d": (1, 40),
-}
 #: Packages a logger needs beyond the core dependencies (any one of them).
-LOGGER_PACKAGES: dict[str, tuple[str, ...]] = {"tensorboard": ("tensorboard", "tensorboardX")}
+LOGGER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    "wandb": ("wandb",),
+    "mlflow": ("mlflow",),
+}
 #: Environment variables through which launchers give a process its rank (as Lightning reads them).
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 #: Constructor arguments hatcl itself sets, not the configuration.
@@ -246,7 +242,7 @@ def dry_model(config, *, algorithm):
     Returns ``None`` for a data source whose input shape is not known without loading it, and
     for a user's network (``backbone=custom``: its factory is the user's code, run once).
     """
-    shape = SOURCE_INPUT_SHAPES.get(config.data.source)
+    shape = source_info(config.data.source).input_shape if config.data.source in SOURCES else None
     if shape is None or config.backbone.name == CUSTOM:  # a user's network is built once, later
         return None
     import torch

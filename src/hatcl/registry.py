@@ -20,6 +20,7 @@ class Entry:
     name: str
     summary: str
     target: str | None = None
+    info: Any = None
 
 
 class Registry:
@@ -34,10 +35,14 @@ class Registry:
         self._entries: dict[str, Entry] = {}
         self._objects: dict[str, Any] = {}
 
-    def add(self, name: str, target: str, *, summary: str = "") -> None:
-        """Register ``target`` (``"module:attribute"``) under ``name``, imported on first use."""
+    def add(self, name: str, target: str, *, summary: str = "", info: Any = None) -> None:
+        """Register ``target`` (``"module:attribute"``) under ``name``, imported on first use.
+
+        ``info`` is what is known about the entry without importing it (e.g. a data source's
+        classes and input shape), read back with :meth:`info`.
+        """
         self._check_new(name)
-        self._entries[name] = Entry(name=name, summary=summary, target=target)
+        self._entries[name] = Entry(name=name, summary=summary, target=target, info=info)
 
     def register(self, name: str, *, summary: str = "") -> Callable[[Any], Any]:
         """Decorator registering the decorated object under ``name``."""
@@ -61,6 +66,13 @@ class Registry:
             self._objects[name] = getattr(importlib.import_module(module_name), attribute)
         return self._objects[name]
 
+    def resolve(self, name: object, *, parameter: str | None = None) -> Any:
+        """The object registered under ``name``; the ``ValueError`` names ``parameter``.
+
+        One call instead of ``get(validate(name, parameter=...))``.
+        """
+        return self.get(self.validate(name, parameter=parameter))
+
     def validate(self, name: object, *, parameter: str | None = None) -> str:
         """Return ``name`` if registered; raise ``ValueError`` naming the valid choices."""
         if not isinstance(name, str) or name not in self._entries:
@@ -69,6 +81,10 @@ class Registry:
                 f"unknown {what} {name!r}; valid choices are: {', '.join(self.names())}"
             )
         return name
+
+    def info(self, name: object, *, parameter: str | None = None) -> Any:
+        """The ``info`` registered with ``name`` (``None`` if none); ``ValueError`` if unknown."""
+        return self._entries[self.validate(name, parameter=parameter)].info
 
     def names(self) -> tuple[str, ...]:
         """The registered names, in registration order."""

@@ -178,7 +178,7 @@ def test_invalid_parameters(options, error, fragment):
 
 
 def test_defaults_are_the_preset_and_keyword_only():
-    """Omitted parameters take the adahat preset's values (spec section 4; the CLI's too)."""
+    """Omitted parameters take the adahat preset's values (docs/spec.md §4; the CLI's too)."""
     algorithm = AdaHAT()
     assert (algorithm.adjustment_intensity, algorithm.epsilon) == (1e-6, 0.1)
     assert algorithm.adjustment_mode == "adahat"

@@ -46,7 +46,7 @@ def _model(hidden=(2, 2), inputs=2, tasks=4):
     return model
 
 
-# -- summing strategies: cumulative weight of task tau in I^{<t+1}, t = 1..4 (spec §7) --------
+# -- summing strategies: cumulative weight of task tau in I^{<t+1}, t = 1..4 (docs/spec.md §7) --
 ADD_AVERAGE = [
     [1.0],
     [1.5, 0.5],
@@ -159,7 +159,7 @@ def test_summative_mask_sparsity_reg_rates_by_hand():
 
 @pytest.mark.parametrize("scheduler", IMPORTANCE_SCHEDULERS.names())
 def test_scheduler_matches_the_functional_formula(scheduler):
-    """rate == alpha / (c I + alpha) with c written out from spec section 5, every scheduler."""
+    """rate == alpha / (c I + alpha) with c written out from docs/spec.md §5, every scheduler."""
     model = _model(hidden=(3, 2), inputs=2)
     store = model.backbone.masker.store
     store.store(task_id=1, masks={"fc1": torch.tensor([1.0, 0, 1]), "fc2": torch.tensor([1.0, 1])})
@@ -177,7 +177,7 @@ def test_scheduler_matches_the_functional_formula(scheduler):
         task_id=3, layer=layer, network_sparsity=torch.tensor(0.4)
     )
     param_importance = torch.minimum(importance["fc2"][:, None], importance["fc1"][None, :])
-    # spec section 5 written out: c = task factor x (R_l + b_R), rate = alpha / (c I + alpha)
+    # docs/spec.md §5 written out: c = task factor x (R_l + b_R), rate = alpha / (c I + alpha)
     min_summative = torch.minimum(summative["fc2"][:, None], summative["fc1"][None, :])
     factor = {
         "linear_sparsity_reg": (3 + 2.0) * (0.4 + 0.3),
@@ -437,7 +437,7 @@ def test_invalid_parameters(options, error, fragment):
 
 
 def test_defaults_are_the_reference_preset_and_keyword_only():
-    """Omitted parameters take spec section 5's preset values (the CLI's defaults too)."""
+    """Omitted parameters take docs/spec.md §5's preset values (the CLI's defaults too)."""
     algorithm = FGAdaHAT()
     assert algorithm.adjustment_intensity == 1.5e-7
     assert algorithm.importance_type == "input_weight_gradient_abs_sum"

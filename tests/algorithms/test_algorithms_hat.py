@@ -129,7 +129,7 @@ def test_constant_adjustment_modes(mode, alpha, protected_rate):
     linears = model.backbone.linears
     raw = [(layer.weight.grad.clone(), layer.bias.grad.clone()) for layer in linears]
     algorithm.adjust_gradients(context)
-    # spec §1: rate = c P + (1 - P), P the parameter-wise cumulative mask (min): layer 1's
+    # docs/spec.md §1: rate = c P + (1 - P), P the parameter-wise cumulative mask (min): layer 1's
     # weights and every bias take the unit's mask, fc2's weight (i, j) min(fc2_i, fc1_j)
     fc1, fc2 = torch.tensor([1.0, 0, 1, 0]), torch.tensor([0.0, 1, 0])
     protected = [
@@ -155,7 +155,7 @@ def test_embedding_gradients_are_compensated_with_the_step_scale():
     algorithm.compensate_gradients(context)
     for key, embedding in embeddings.items():
         e = embedding.detach()
-        # spec §1: (s_max / s) (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1), s = 3, c = 2
+        # docs/spec.md §1: (s_max / s) (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1), s = 3, c = 2
         factor = (400.0 / 3.0) * (torch.cosh((3.0 * e).clamp(-2.0, 2.0)) + 1) / (torch.cosh(e) + 1)
         torch.testing.assert_close(embedding.grad, raw[key] * factor, msg=key)
     assert bool((raw["fc1"] != 0).all())

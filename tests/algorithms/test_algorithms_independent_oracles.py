@@ -1,6 +1,6 @@
-"""HAT, AdaHAT and FG-AdaHAT gradient adjustment after a real training step, against the spec.
+"""HAT, AdaHAT and FG-AdaHAT gradient adjustment after a real training step, against docs/spec.md.
 
-Every expected value is written out here from shared/spec/hat-family.md (§1, §2, §4, §5), with
+Every expected value is written out here from docs/spec.md (§1, §2, §4, §5), with
 no call into hatcl's functional code: the annealed scale, the soft masks, the network sparsity
 R_l (wide layers, so the 10-unit guard is crossed in both directions), the parameter-wise
 importance and the rates. Only the algorithms' public API is used: constructors, the task hooks,
@@ -33,7 +33,7 @@ KEYS = ("fc1", "fc2", "fc3")
 WIDTHS = (12, 14, 24)
 INPUTS = 3
 S_MAX = 4.0
-GUARD = 10  # spec §2: a denominator of 10 units or fewer gives 0
+GUARD = 10  # docs/spec.md §2: a denominator of 10 units or fewer gives 0
 
 
 def _model() -> ContinualModel:
@@ -76,7 +76,7 @@ def _binary(used: dict[str, int]) -> dict[str, torch.Tensor]:
 
 
 def _scale(batch_index: int, num_batches: int) -> float:
-    """Spec §1 annealing."""
+    """docs/spec.md §1 annealing."""
     return 1 / S_MAX + (S_MAX - 1 / S_MAX) * batch_index / (num_batches - 1)
 
 
@@ -117,7 +117,7 @@ def _step(algorithm, model, *, task_id: int, batch_index: int = 1, num_batches: 
 
 
 def _network_sparsity(soft, cumulative, mode: str) -> list[float]:
-    """Spec §2 per-layer R_l."""
+    """docs/spec.md §2 per-layer R_l."""
     result = []
     for key in KEYS:
         m, cum = soft[key], cumulative[key]
@@ -133,7 +133,7 @@ def _network_sparsity(soft, cumulative, mode: str) -> list[float]:
 
 
 def _parameter_wise(values: dict[str, torch.Tensor], aggregate=torch.minimum):
-    """Spec §1: weight (i, j) of layer l gets Agg(v_l,i, v_l-1,j); layer 1 and biases v_l,i."""
+    """docs/spec.md §1: weight (i, j) of layer l gets Agg(v_l,i, v_l-1,j); layer 1, biases v_l,i."""
     result = []
     for index, key in enumerate(KEYS):
         unit = values[key]
@@ -228,8 +228,8 @@ def test_fgadahat_rates_from_real_steps(scheduler, rtol):
     _assert_adjusted(raw, adjusted, [(torch.ones_like(w), torch.ones_like(b)) for w, b in raw])
     algorithm.on_task_end(task_id=1, model=model, task_data=None)
 
-    # spec §5: u = fan_in |W| (weights unchanged by lr 0), min-max normalised, times the soft
-    # training mask of the step; one step, so I^1 = that + b_I; add_latest: I^{<2} = I^1
+    # docs/spec.md §5: u = fan_in |W| (weights unchanged by lr 0), min-max normalised, times the
+    # soft training mask of the step; one step, so I^1 = that + b_I; add_latest: I^{<2} = I^1
     importance = {}
     for key, linear in zip(KEYS, model.backbone.linears):
         u = linear.weight.detach().abs().sum(dim=1)

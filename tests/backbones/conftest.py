@@ -59,7 +59,7 @@ def task_batches(kind: str, *, seed: int, batches: int, batch_size: int = 16):
 
 
 def train_task(model: ContinualModel, algorithm, *, task_id: int, batches, epochs: int = 1):
-    """Train one task exactly as the runner and ContinualModule do (spec §3 hook order)."""
+    """Train one task exactly as the runner and ContinualModule do (docs/spec.md §3 hook order)."""
     model.setup_task(task_id=task_id, num_classes=2)
     algorithm.on_task_start(task_id=task_id, model=model)
     optimizer = torch.optim.Adam(list(algorithm.trainable_parameters(model)), lr=1e-2)

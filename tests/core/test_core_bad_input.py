@@ -94,6 +94,11 @@ CASES = [
         "did you mean optimizer.scheduler_options.gamma?",
     ),
     (["head=cil"], "head 'cil'"),
+    (["cil.task_score=softmax"], "cil.task_score 'softmax'"),
+    (["cil.task_score=no_such_pkg_q:fn"], "cannot import module 'no_such_pkg_q'"),
+    (["cil.calibration=platt"], "cil.calibration 'platt'"),
+    (["cil.calibration_per_class=0"], "cil.calibration_per_class"),
+    (["+cil.temperature=2"], "cil"),
     (["head=foo"], "head 'foo'"),
     # devices, precision, accelerators
     (["trainer.precision=8"], "trainer.precision must be one of"),

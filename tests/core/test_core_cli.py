@@ -152,7 +152,7 @@ def test_an_importance_measure_by_import_path(tmp_path, monkeypatch):
         "def ones(ctx):\n"
         "    acts = ctx.output.backbone.activations\n"
         "    return {k: h.new_ones(h.shape[1]) for k, h in acts.items()}\n"
-        "ONES = ImportanceMeasure(compute=ones, needs_activations=True)\n"
+        "ONES = ImportanceMeasure(compute=ones)\n"
         "NOT_A_MEASURE = 3\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))

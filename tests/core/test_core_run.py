@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from hatcl.cli_run import compose_config, run_from_config
 
@@ -35,7 +36,7 @@ def test_run_writes_the_run_folder(tmp_path):
     assert rows[2].split(",")[1] == f"{matrix[1][0]:.6f}"
     tasks = json.loads((run_dir / "tasks.json").read_text())["tasks"]
     assert set(tasks[1]["mask_usage"]) == {"fc1", "fc2", "fc3"}
-    assert "algorithm:\n  name: hat" in (run_dir / "config.yaml").read_text()
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["algorithm"]["name"] == "hat"
 
 
 def test_a_run_folder_is_never_overwritten(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hatcl.data.base import DataConfig, build_continual_data, validate_config
-from hatcl.data.registries import SCENARIOS, SOURCE_NUM_CLASSES, SOURCES
+from hatcl.data.registries import SCENARIOS, SOURCES, SourceInfo, source_info
 
 
 def test_registries_list_all_names():
@@ -19,7 +19,7 @@ def test_registries_list_all_names():
         "mnist1d",
     )
     assert SCENARIOS.names() == ("permuted", "split", "rotated")
-    assert set(SOURCE_NUM_CLASSES) == set(SOURCES.names())
+    assert all(isinstance(source_info(name), SourceInfo) for name in SOURCES.names())
     assert all(entry.summary for entry in SOURCES.entries() + SCENARIOS.entries())
 
 
@@ -120,3 +120,28 @@ def test_every_preset_is_a_valid_flat_data_config():
         )
         == DataConfig()
     ), "the default preset must equal the DataConfig defaults"
+
+
+def test_a_source_without_its_info_is_refused_by_name():
+    from hatcl.registry import Registry
+
+    registry = Registry("data source")
+    registry.add("bare", "x:y", summary="no info")
+    assert registry.info("bare") is None
+    SOURCES.add("test_bare_source", "hatcl.data.sources.digits:load_digits", summary="no info")
+    try:
+        with pytest.raises(TypeError, match="'test_bare_source' is registered without"):
+            source_info("test_bare_source")
+    finally:
+        SOURCES._entries.pop("test_bare_source")
+
+
+def test_the_digits_info_is_what_loading_gives():
+    from hatcl.data.sources.digits import load_digits
+
+    source = load_digits()
+    info = source_info("digits")
+    assert (source.num_classes, tuple(source.train_x.shape[1:])) == (10, (1, 8, 8)) == (
+        info.num_classes,
+        info.input_shape,
+    )

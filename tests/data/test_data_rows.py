@@ -97,3 +97,15 @@ def test_memory_of_a_task_is_its_plan_not_a_copy():
     assert first.train.x.source.data_ptr() == last.train.x.source.data_ptr()
     assert first.train.x.source.dtype == torch.uint8
     assert first.test.x.indices is None  # all test rows: no index tensor at all
+
+
+def test_an_unknown_attribute_fails_without_building_the_split():
+    built = []
+    rows = PlannedRows(
+        _source(), indices=torch.tensor([0, 1]), apply=lambda raw: built.append(1) or raw
+    )
+    with pytest.raises(AttributeError, match="no attribute 'not_a_tensor_attribute'"):
+        getattr(rows, "not_a_tensor_attribute")  # noqa: B009
+    assert built == []
+    assert rows.float().shape == (2, 1, 2, 2)  # a tensor attribute: the materialised split
+    assert built == [1]

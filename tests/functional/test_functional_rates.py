@@ -71,7 +71,7 @@ def test_fg_adahat_rate():
 
 
 def test_scheduler_factors():
-    """c = task factor x step factor; the products of spec section 5 written out."""
+    """c = task factor x step factor; the products of docs/spec.md §5 written out."""
     step = fg_adahat_step_factor(network_sparsity=0.4, base_mask_sparsity_reg=0.1)
     assert step == pytest.approx(0.5)
     assert linear_task_factor(task_id=3, base_linear=10.0) * step == pytest.approx(6.5)
@@ -83,7 +83,7 @@ def test_scheduler_factors():
 def test_scaled_fg_adahat_rate_equals_the_direct_formula():
     importance = torch.tensor([[0.0, 2.0], [5.0, 1e6]])
     alpha, factor = 1.5e-7, torch.tensor(3.2)
-    direct = alpha / (factor * importance + alpha)  # spec section 5, written out
+    direct = alpha / (factor * importance + alpha)  # docs/spec.md §5, written out
     scaled = adjustment_rate_from_inverse(importance / alpha, inverse_k=factor)
     torch.testing.assert_close(scaled, direct, rtol=1e-6, atol=0)
     assert scaled[0, 0] == 1.0  # no importance: the full gradient passes

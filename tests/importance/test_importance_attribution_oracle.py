@@ -5,7 +5,7 @@ per-task batch norm and dropout, the CNN with max pooling, ResNet-18 with its st
 downsample shortcuts), a plain torch module written here reproduces the backbone's forward in
 eval mode with the step's training masks ``sigmoid(s * e_l)`` and task 2's head, from weights
 copied out of the hatcl model. Captum 0.9.0's layer methods are called on it directly, one
-layer at a time, with the spec's settings (§6), and ``bam`` (mean of |.| over every dim but the
+layer at a time, with docs/spec.md's settings (§6), and ``bam`` (mean of |.| over every dim but the
 unit dim) is taken here. The masks are standard modules (a diagonal linear layer, a depthwise
 1x1 conv), so every method, LRP included, treats them with Captum's own rules.
 
@@ -66,7 +66,7 @@ class Tap(nn.Module):
 
 
 def _gates(model: ContinualModel) -> dict[str, torch.Tensor]:
-    """The step's training masks, spec §1: sigmoid(s * e_l)."""
+    """The step's training masks, docs/spec.md §1: sigmoid(s * e_l)."""
     embeddings = model.backbone.masker.embeddings
     return {key: torch.sigmoid(SCALE * value.detach()) for key, value in embeddings.items()}
 

@@ -177,19 +177,3 @@ def test_missing_gradient_counts_as_zero(mlp_model):
         _context(mlp_model, activations)
     )
     assert_close(result["fc1"], torch.zeros(2))
-
-
-@pytest.mark.parametrize(
-    ("name", "gradients", "activations"),
-    [
-        ("input_weight_abs_sum", False, False),
-        ("input_weight_gradient_abs_sum", True, False),
-        ("activation_abs", False, True),
-        ("output_weight_gradient_square_sum_x_activation_abs", True, True),
-        ("cbp_adaptive_contribution", False, True),
-    ],
-)
-def test_measures_declare_what_they_need(name, gradients, activations):
-    measure = IMPORTANCE_TYPES.get(name)
-    assert measure.needs_gradients is gradients
-    assert measure.needs_activations is activations

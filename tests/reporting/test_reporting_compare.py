@@ -53,12 +53,12 @@ def test_groups_pool_seeds_and_the_table_holds_hand_computed_values(sweep):
     assert [(g.label, len(g.runs)) for g in groups] == [("hat", 2), ("finetuning", 1)]
     table = markdown_table(groups).splitlines()
     std = math.sqrt(2 * 0.1**2)  # sample std of {0.8, 0.6}, of {-0.1, -0.3}, of {0.05, 0.15}/2
-    assert table[0] == "| configuration | n | AA | BWT | forgetting | FWT |"
+    assert table[0] == "| configuration | n | AA | BWT | forgetting | FWT | capacity |"
     assert table[2] == (
         f"| hat | 2 | 0.7000 ± {std:.4f} | -0.2000 ± {std:.4f} | 0.2000 ± {std:.4f} "
-        f"| 0.1000 ± {std / 2:.4f} |"
+        f"| 0.1000 ± {std / 2:.4f} | n/a |"
     )
-    assert table[3] == "| finetuning | 1 | 0.5000 | -0.5000 | 0.5000 | n/a |"
+    assert table[3] == "| finetuning | 1 | 0.5000 | -0.5000 | 0.5000 | n/a | n/a |"
 
 
 def test_label_names_the_differing_key(tmp_path):
@@ -81,10 +81,11 @@ def test_cli_prints_and_writes_table_and_figure(sweep, tmp_path, capsys):
 def test_cli_run_folders_given_one_by_one(sweep, tmp_path, capsys):
     output = tmp_path / "t.md"
     assert main(["compare", str(sweep / "0"), str(sweep / "2"), "--output", str(output)]) == 0
-    assert "| hat | 1 | 0.8000 | -0.1000 | 0.1000 | 0.0500 |" in output.read_text()
+    assert "| hat | 1 | 0.8000 | -0.1000 | 0.1000 | 0.0500 | n/a |" in output.read_text()
 
 
-def test_cli_errors_exit_2(tmp_path, capsys):
+def test_cli_errors_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default ./comparison.md
     assert main(["compare", str(tmp_path / "missing")]) == 2
     assert main(["compare", str(tmp_path)]) == 2
     assert "no finished run" in capsys.readouterr().err
@@ -114,5 +115,5 @@ def test_runs_sharing_a_seed_are_flagged_and_get_no_std(tmp_path):
     table, _, _ = compare([tmp_path], output=tmp_path / "table.md")
     row = next(line for line in table.splitlines() if line.startswith("| hat"))
     # AA: mean of (0.8 + 0.8) / 2 = 0.8 and (0.4 + 0.8) / 2 = 0.6 is 0.7; no std
-    assert row == "| hat (same seed: no std) | 2 | 0.7000 | -0.2000 | 0.2000 | n/a |"
+    assert row == "| hat (same seed: no std) | 2 | 0.7000 | -0.2000 | 0.2000 | n/a | n/a |"
     assert "share seed 1" in table and str(tmp_path / "a") in table

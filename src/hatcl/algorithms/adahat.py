@@ -1,4 +1,4 @@
-"""AdaHAT: adaptive hard attention to the task (Wang et al., ECML-PKDD 2024), spec §4.
+"""AdaHAT: adaptive hard attention to the task (Wang et al., ECML-PKDD 2024), docs/spec.md §4.
 
 AdaHAT is the HAT mechanism with another adjustment rule: instead of blocking every gradient of a
 used parameter, the rate ``r_l / (I + r_l)`` shrinks it by how many earlier tasks used it
@@ -9,11 +9,13 @@ used parameter, the rate ``r_l / (I + r_l)`` shrinks it by how many earlier task
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from hatcl.algorithms.hat_family import HATFamily
 from hatcl.algorithms.hat_mechanism import AdjustmentRule, LayerContext, to_weight_shape
+from hatcl.algorithms.hat_options import HATOptions, options_signature, split_options
 from hatcl.algorithms.registries import ADAHAT_ADJUSTMENT_MODES
 from hatcl.functional.aggregation import aggregate_min, neuron_to_bias
 from hatcl.functional.rates import adahat_scale, adjustment_rate
@@ -80,6 +82,7 @@ class AdaHATRule(AdjustmentRule):
         return adjustment_rate(weight, k=k), bias_rate
 
 
+@options_signature(HATOptions)
 class AdaHAT(HATFamily):
     """HAT whose protection of used parameters adapts to their use and to the network sparsity.
 
@@ -87,12 +90,9 @@ class AdaHAT(HATFamily):
         adjustment_intensity: alpha > 0 (presets: 1e-6).
         epsilon: epsilon > 0 in ``r_l = alpha / (epsilon + R_l)``.
         adjustment_mode: ``adahat``, ``adahat_no_sum`` or ``adahat_no_reg``.
-        s_max: the largest mask scale.
-        clamp_threshold: clamp of ``s * e`` in the embedding gradient compensation.
-        mask_sparsity_reg_factor: weight of the mask sparsity regulariser.
-        mask_sparsity_reg_mode: ``original`` or ``cross``.
-        task_embedding_init_mode: ``N01``, ``U-11``, ``U01``, ``U-10`` or ``last``.
-        embedding_clamp: clamp embeddings to [-value, value] after each step (None: off).
+        **options: the shared HAT-family options (:class:`~hatcl.algorithms.hat_options.HATOptions`:
+            ``s_max``, ``clamp_threshold``, ``mask_sparsity_reg_factor``,
+            ``mask_sparsity_reg_mode``, ``task_embedding_init_mode``, ``embedding_clamp``).
     """
 
     def __init__(
@@ -101,13 +101,9 @@ class AdaHAT(HATFamily):
         adjustment_intensity: float = 1.0e-6,
         epsilon: float = 0.1,
         adjustment_mode: str = "adahat",
-        s_max: float = 400.0,
-        clamp_threshold: float = 50.0,
-        mask_sparsity_reg_factor: float = 0.1,
-        mask_sparsity_reg_mode: str = "original",
-        task_embedding_init_mode: str = "N01",
-        embedding_clamp: float | None = None,
+        **options: Any,
     ) -> None:
+        (shared,) = split_options(options, (HATOptions,), owner="AdaHAT")
         alpha = check_number(
             adjustment_intensity, parameter="adjustment_intensity", low=0.0, low_inclusive=False
         )
@@ -115,12 +111,7 @@ class AdaHAT(HATFamily):
         mode = ADAHAT_ADJUSTMENT_MODES.validate(adjustment_mode, parameter="adjustment_mode")
         super().__init__(
             rule=AdaHATRule(mode=ADAHAT_ADJUSTMENT_MODES.get(mode), alpha=alpha, epsilon=epsilon),
-            s_max=s_max,
-            clamp_threshold=clamp_threshold,
-            mask_sparsity_reg_factor=mask_sparsity_reg_factor,
-            mask_sparsity_reg_mode=mask_sparsity_reg_mode,
-            task_embedding_init_mode=task_embedding_init_mode,
-            embedding_clamp=embedding_clamp,
+            **shared,
         )
         self.adjustment_intensity = alpha
         self.epsilon = epsilon

@@ -1,6 +1,6 @@
 """The algorithm interface: named hooks called by the one training loop in a fixed order.
 
-Step order (spec §3): zero grads; forward; loss = cross-entropy + ``loss_terms``; backward;
+Step order (docs/spec.md §3): zero grads; forward; loss = cross-entropy + ``loss_terms``; backward;
 ``adjust_gradients``; ``compensate_gradients``; optimizer step; ``after_optimizer_step``.
 Around the steps: ``on_task_start`` (inside the task's ``fit``, once the model is on its device
 and in its dtype, right before the task's optimizer is built) and ``on_task_end`` (at the end of
@@ -13,36 +13,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 from torch import nn
 
-from hatcl.backbones.model import ContinualModel, ModelOutput
-from hatcl.data.base import TaskData
+from hatcl.backbones.model import ContinualModel
+from hatcl.backbones.step_context import StepContext
 
 
-@dataclass(frozen=True)
-class StepContext:
-    """Everything a hook may read about the current training step.
+class SplitView(Protocol):
+    """A task split as an algorithm reads it: inputs ``x`` and labels ``y``, first dim = samples."""
 
-    ``gradients_finite`` is set (from the optimizer step on) when the loop checks gradients
-    because a grad scaler may skip the step (``16-mixed``): a 0-dim bool tensor, ``False`` when
-    some gradient was inf or nan and the optimizer step was skipped; hooks must then change no
-    state (use it in ``torch.where``, never in a Python ``if``: no host sync). ``None``: the
-    step was not checked (every optimizer step is applied).
+    @property
+    def x(self) -> torch.Tensor: ...
+
+    @property
+    def y(self) -> torch.Tensor: ...
+
+
+class TaskView(Protocol):
+    """What an algorithm reads of a task: its 1-based id and its training split.
+
+    ``hatcl.data``'s ``TaskView`` is one; algorithms depend on this shape, not on the data
+    package, so that the layers stay in the order of docs/architecture.md.
     """
 
-    model: ContinualModel
-    task_id: int
-    batch_index: int
-    num_batches: int
-    scale: float | None
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    output: ModelOutput
-    task_ids: torch.Tensor | None = None
-    gradients_finite: torch.Tensor | None = None
+    @property
+    def task_id(self) -> int: ...
+
+    @property
+    def train(self) -> SplitView: ...
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,16 @@ class Algorithm(nn.Module):
     """
 
     uses_masks: ClassVar[bool] = False
+    #: One network (a mask or a backbone) per task: each task trains on its own output block
+    #: and, without a task id at test time (``head=cil``/``dil``), the task is predicted first
+    #: (spec/class-incremental.md). Shared-network algorithms train on all seen classes.
+    per_task_network: ClassVar[bool] = False
 
     def configure_model(self, *, model: ContinualModel) -> None:
         """Adapt the freshly built model once, before any task (e.g. wrap its backbone)."""
 
     def training_split(
-        self, *, task_data: TaskData, seen_tasks: Sequence[TaskData]
+        self, *, task_data: TaskView, seen_tasks: Sequence[TaskView]
     ) -> TrainingSplit:
         """The data the task trains on (``seen_tasks``: tasks 1..current, in order)."""
         return TrainingSplit(x=task_data.train.x, y=task_data.train.y)
@@ -106,7 +111,7 @@ class Algorithm(nn.Module):
     def after_optimizer_step(self, context: StepContext) -> None:
         """Work after the optimizer step (clamps, importance observation)."""
 
-    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
+    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskView) -> None:
         """Consolidate after the task's last training step (before testing)."""
 
     def distributed_sums(self) -> list[torch.Tensor]:

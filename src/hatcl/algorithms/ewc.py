@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
-from hatcl.algorithms.base import Algorithm, StepContext
+from hatcl.algorithms.base import Algorithm, StepContext, TaskView
 from hatcl.algorithms.fisher import diagonal_fisher
 from hatcl.algorithms.registries import EWC_MODES
 from hatcl.backbones.model import ContinualModel
-from hatcl.data.base import TaskData
 from hatcl.functional.ewc import ewc_penalty, merge_online, merge_separate
 from hatcl.validation import check_int, check_number
 
@@ -95,9 +94,10 @@ class EWC(Algorithm):
         )
         return {"ewc": penalty}
 
-    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
+    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskView) -> None:
         """Estimate the task's Fisher and merge it (with its optimum) into the penalty."""
         inputs, targets = _fisher_subset(task_data, samples=self.fisher_samples)
+        targets = model.heads.training_targets(targets, task_id=task_id)  # global under cil
         fishers = diagonal_fisher(
             model,
             inputs=inputs,
@@ -148,7 +148,7 @@ class EWC(Algorithm):
 
 
 def _fisher_subset(
-    task_data: TaskData, *, samples: int | None
+    task_data: TaskView, *, samples: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = task_data.train.x, task_data.train.y
     if samples is None or samples >= len(y):

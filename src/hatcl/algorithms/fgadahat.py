@@ -1,4 +1,6 @@
-"""FG-AdaHAT: AdaHAT guided by fine-grained neuron-wise importance (Wang et al., 2025), spec §5.
+"""FG-AdaHAT: AdaHAT guided by fine-grained neuron-wise importance (Wang et al., 2025).
+
+The method of docs/spec.md §5.
 
 The HAT mechanism with the rule ``rate = alpha / (c * I + alpha)``, i.e. ``k / (I + k)`` with
 ``k = alpha / c``: ``I`` is the summative importance of earlier tasks (kept by an
@@ -9,14 +11,20 @@ only computes the scalar ``R_l + b_R`` of each layer and the rate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 
 from hatcl.algorithms.hat_family import HATFamily
 from hatcl.algorithms.hat_mechanism import AdjustmentRule, LayerContext, to_weight_shape
+from hatcl.algorithms.hat_options import HATOptions, options_signature, split_options
 from hatcl.algorithms.registries import IMPORTANCE_SCHEDULERS, SUMMING_STRATEGIES
 from hatcl.functional.aggregation import neuron_to_bias
 from hatcl.functional.rates import adjustment_rate_from_inverse, fg_adahat_step_factor
+from hatcl.importance.checked import checked_measure
 from hatcl.importance.registry import IMPORTANCE_TYPES
+from hatcl.importance.stochastic_gates import StochasticGatesPlugin
 from hatcl.importance.tracker import ImportanceTracker
 from hatcl.masking.registries import AGGREGATIONS
 from hatcl.validation import check_bool, check_number
@@ -97,40 +105,56 @@ class FGAdaHATRule(AdjustmentRule):
         return weight_rate, bias_rate
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrackingOptions:
+    """FG-AdaHAT's options of the importance tracking (docs/spec.md §5, §7).
+
+    Attributes:
+        filter_unmasked_importance: multiply each task importance by the task's binary mask.
+        step_multiply_training_mask: multiply each step's importance by the soft training mask.
+        importance_summing_strategy_linear_step: > 0, required by ``linear_decrease``.
+        importance_summing_strategy_exponential_rate: > 1, required by ``exponential_decrease``.
+        importance_summing_strategy_log_base: > 1, required by ``log_decrease``.
+    """
+
+    filter_unmasked_importance: bool = False
+    step_multiply_training_mask: bool = True
+    importance_summing_strategy_linear_step: float | None = None
+    importance_summing_strategy_exponential_rate: float | None = None
+    importance_summing_strategy_log_base: float | None = None
+
+
+#: Where FG-AdaHAT's options beyond its own parameters are defined: the shared HAT-family options,
+#: the tracking options, and the options of the measures' plugins (each plugin's constructor).
+OPTION_SOURCES = (HATOptions, TrackingOptions, StochasticGatesPlugin)
+
+
+@options_signature(*OPTION_SOURCES)
 class FGAdaHAT(HATFamily):
     """Fine-grained AdaHAT: adjustment rates from accumulated neuron-wise importance.
 
-    The defaults are the reference experiment's values (spec §5), the same as
+    The defaults are the reference experiment's values (docs/spec.md §5), the same as
     ``hatcl run algorithm=fgadahat``.
 
     Args:
         adjustment_intensity: alpha > 0.
-        importance_type: an ``IMPORTANCE_TYPES`` entry (spec §6).
-        importance_summing_strategy: a ``SUMMING_STRATEGIES`` entry (spec §7).
+        importance_type: an ``IMPORTANCE_TYPES`` entry (docs/spec.md §6).
+        importance_summing_strategy: a ``SUMMING_STRATEGIES`` entry (docs/spec.md §7).
         importance_scheduler_type: ``linear_sparsity_reg``, ``sparsity_reg`` or
             ``summative_mask_sparsity_reg``.
         neuron_to_weight_importance_aggregation_mode: ``min``, ``max`` or ``mean``.
-        mask_sparsity_reg_factor: weight of the mask sparsity regulariser (>= 0).
-        s_max: the largest mask scale (> 1).
-        clamp_threshold: clamp of ``s * e`` in the embedding gradient compensation (> 0).
-        mask_sparsity_reg_mode: ``original`` or ``cross``.
         base_importance: b_I >= 0, added to every task importance.
         base_mask_sparsity_reg: b_R > 0.
         base_linear: b_L > 0.
         filter_by_cumulative_mask: multiply the importance by the parameter-wise cumulative mask.
-        filter_unmasked_importance: multiply each task importance by the task's binary mask.
-        step_multiply_training_mask: multiply each step's importance by the soft training mask.
-        task_embedding_init_mode: ``N01``, ``U-11``, ``U01``, ``U-10`` or ``last``.
-        importance_summing_strategy_linear_step: > 0, required by ``linear_decrease``.
-        importance_summing_strategy_exponential_rate: > 1, required by ``exponential_decrease``.
-        importance_summing_strategy_log_base: > 1, required by ``log_decrease``.
-        embedding_clamp: clamp embeddings to [-value, value] after each step (None: off).
-        stochastic_gates_reg_weight: weight (>= 0) of the gates' L0 regulariser in the loss,
-            used by ``importance_type=stochastic_gates``.
-        stochastic_gates_std: noise standard deviation (> 0) of those gates.
+        **options: the shared HAT-family options (:class:`HATOptions`), the tracking options
+            (:class:`TrackingOptions`) and the plugin options (``stochastic_gates_reg_weight``
+            >= 0 and ``stochastic_gates_std`` > 0, used by ``importance_type=stochastic_gates``:
+            :class:`~hatcl.importance.stochastic_gates.StochasticGatesPlugin`); the class's
+            signature lists each with its default.
 
-    A strategy's parameter is read (and validated) only when that strategy is chosen; a
-    plugin's options only when the measure has that plugin.
+    A strategy's parameter is read (and validated) only when that strategy is chosen; the
+    plugin options are validated whatever the importance type.
     """
 
     def __init__(
@@ -141,68 +165,41 @@ class FGAdaHAT(HATFamily):
         importance_summing_strategy: str = "add_all",
         importance_scheduler_type: str = "linear_sparsity_reg",
         neuron_to_weight_importance_aggregation_mode: str = "min",
-        mask_sparsity_reg_factor: float = 0.1,
-        s_max: float = 400.0,
-        clamp_threshold: float = 50.0,
-        mask_sparsity_reg_mode: str = "original",
         base_importance: float = 1.0e-8,
         base_mask_sparsity_reg: float = 0.1,
         base_linear: float = 5.0,
         filter_by_cumulative_mask: bool = False,
-        filter_unmasked_importance: bool = False,
-        step_multiply_training_mask: bool = True,
-        task_embedding_init_mode: str = "N01",
-        importance_summing_strategy_linear_step: float | None = None,
-        importance_summing_strategy_exponential_rate: float | None = None,
-        importance_summing_strategy_log_base: float | None = None,
-        embedding_clamp: float | None = None,
-        stochastic_gates_reg_weight: float = 0.001,
-        stochastic_gates_std: float = 0.5,
+        **options: Any,
     ) -> None:
+        shared, tracking, plugin = split_options(options, OPTION_SOURCES, owner="FGAdaHAT")
+        StochasticGatesPlugin(**plugin)  # its options are checked whatever the importance type
         alpha = check_number(
             adjustment_intensity, parameter="adjustment_intensity", low=0.0, low_inclusive=False
         )
         tracker = ImportanceTracker(
-            measure=IMPORTANCE_TYPES.get(
-                IMPORTANCE_TYPES.validate(importance_type, parameter="importance_type")
+            measure=checked_measure(
+                IMPORTANCE_TYPES.resolve(importance_type, parameter="importance_type"),
+                name=importance_type,
             ),
-            **_summing(
-                importance_summing_strategy,
-                {
-                    "importance_summing_strategy_linear_step": (
-                        importance_summing_strategy_linear_step
-                    ),
-                    "importance_summing_strategy_exponential_rate": (
-                        importance_summing_strategy_exponential_rate
-                    ),
-                    "importance_summing_strategy_log_base": importance_summing_strategy_log_base,
-                },
-            ),
+            **_summing(importance_summing_strategy, tracking),
             base_importance=check_number(base_importance, parameter="base_importance", low=0.0),
             filter_unmasked_importance=check_bool(
-                filter_unmasked_importance, parameter="filter_unmasked_importance"
+                tracking["filter_unmasked_importance"], parameter="filter_unmasked_importance"
             ),
             step_multiply_training_mask=check_bool(
-                step_multiply_training_mask, parameter="step_multiply_training_mask"
+                tracking["step_multiply_training_mask"], parameter="step_multiply_training_mask"
             ),
-            plugin_options={
-                "stochastic_gates_reg_weight": stochastic_gates_reg_weight,
-                "stochastic_gates_std": stochastic_gates_std,
-            },
+            plugin_options=plugin,
         )
         rule = FGAdaHATRule(
             tracker=tracker,
             alpha=alpha,
-            aggregate=AGGREGATIONS.get(
-                AGGREGATIONS.validate(
-                    neuron_to_weight_importance_aggregation_mode,
-                    parameter="neuron_to_weight_importance_aggregation_mode",
-                )
+            aggregate=AGGREGATIONS.resolve(
+                neuron_to_weight_importance_aggregation_mode,
+                parameter="neuron_to_weight_importance_aggregation_mode",
             ),
-            scheduler=IMPORTANCE_SCHEDULERS.get(
-                IMPORTANCE_SCHEDULERS.validate(
-                    importance_scheduler_type, parameter="importance_scheduler_type"
-                )
+            scheduler=IMPORTANCE_SCHEDULERS.resolve(
+                importance_scheduler_type, parameter="importance_scheduler_type"
             ),
             base_linear=_positive(base_linear, "base_linear"),
             base_mask_sparsity_reg=_positive(base_mask_sparsity_reg, "base_mask_sparsity_reg"),
@@ -210,16 +207,7 @@ class FGAdaHAT(HATFamily):
                 filter_by_cumulative_mask, parameter="filter_by_cumulative_mask"
             ),
         )
-        super().__init__(
-            rule=rule,
-            tracker=tracker,
-            s_max=s_max,
-            clamp_threshold=clamp_threshold,
-            mask_sparsity_reg_factor=mask_sparsity_reg_factor,
-            mask_sparsity_reg_mode=mask_sparsity_reg_mode,
-            task_embedding_init_mode=task_embedding_init_mode,
-            embedding_clamp=embedding_clamp,
-        )
+        super().__init__(rule=rule, tracker=tracker, **shared)
         self.adjustment_intensity = alpha
         self.importance_type = importance_type
         self.importance_summing_strategy = importance_summing_strategy

@@ -1,4 +1,4 @@
-"""The HAT-family mechanism (spec §1-§5): masks per task and rate-adjusted gradients.
+"""The HAT-family mechanism (docs/spec.md §1-§5): masks per task and rate-adjusted gradients.
 
 HAT, AdaHAT and FG-AdaHAT are this one algorithm with different injected parts: an
 :class:`~hatcl.algorithms.hat_mechanism.AdjustmentRule` (how much of each used parameter's
@@ -13,11 +13,10 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from hatcl.algorithms.base import Algorithm, StepContext
+from hatcl.algorithms.base import Algorithm, StepContext, TaskView
 from hatcl.algorithms.hat_mechanism import AdjustmentRule, LayerContext, build_layer_contexts
 from hatcl.algorithms.rate_statistics import network_capacity, rate_statistics
 from hatcl.backbones.model import ContinualModel
-from hatcl.data.base import TaskData
 from hatcl.functional.annealing import annealed_scale
 from hatcl.functional.compensation import embedding_compensation_factor
 from hatcl.importance.tracker import ImportanceTracker
@@ -41,6 +40,7 @@ class HATFamily(Algorithm):
     """
 
     uses_masks = True
+    per_task_network = True
 
     def __init__(
         self,
@@ -107,7 +107,7 @@ class HATFamily(Algorithm):
         """The importance accumulator and its step count (nothing without a tracker)."""
         return [] if self.tracker is None else self.tracker.distributed_sums()
 
-    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskData) -> None:
+    def on_task_end(self, *, task_id: int, model: ContinualModel, task_data: TaskView) -> None:
         """Store the task's binary masks; let the tracker store the task's importance."""
         masker = masker_of(model)
         masker.store_current(task_id=task_id)
@@ -154,7 +154,7 @@ class HATFamily(Algorithm):
 
     @torch.no_grad()
     def compensate_gradients(self, context: StepContext) -> None:
-        """Embedding gradient compensation (spec §1), with the step's annealed scale."""
+        """Embedding gradient compensation (docs/spec.md §1), with the step's annealed scale."""
         embeddings = [
             e for e in masker_of(context.model).embeddings.values() if e.grad is not None
         ]
@@ -180,7 +180,7 @@ class HATFamily(Algorithm):
             self.tracker.observe(context)
 
     def _network_sparsity(self, context: StepContext) -> dict[str, torch.Tensor]:
-        """Per mask key the layer's network sparsity R_l of the step's masks (spec §2)."""
+        """Per mask key the layer's network sparsity R_l of the step's masks (docs/spec.md §2)."""
         masks = context.output.backbone.masks
         cumulative = masker_of(context.model).store.cumulative()
         keys = list(cumulative)

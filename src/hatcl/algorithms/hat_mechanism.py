@@ -52,7 +52,7 @@ def build_layer_contexts(
 def to_weight_shape(
     layer: WeightedLayer, weight: torch.Tensor, unit_values: dict[str, torch.Tensor], aggregate
 ) -> torch.Tensor:
-    """Make neuron-wise ``unit_values`` parameter-wise for ``layer``'s weight (spec §1)."""
+    """Make neuron-wise ``unit_values`` parameter-wise for ``layer``'s weight (docs/spec.md §1)."""
     inputs = unit_values[layer.input_mask_key] if layer.input_mask_key is not None else None
     return neuron_to_weight(
         unit_values=unit_values[layer.mask_key],

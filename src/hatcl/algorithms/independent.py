@@ -69,6 +69,8 @@ class Independent(Algorithm):
     fully independent reference).
     """
 
+    per_task_network = True
+
     def __init__(self) -> None:
         super().__init__()
         self._task_id = 1

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from hatcl.algorithms.base import Algorithm, TrainingSplit
-from hatcl.data.base import TaskData
+from hatcl.algorithms.base import Algorithm, TaskView, TrainingSplit
 
 
 class Joint(Algorithm):
@@ -20,7 +19,7 @@ class Joint(Algorithm):
     """
 
     def training_split(
-        self, *, task_data: TaskData, seen_tasks: Sequence[TaskData]
+        self, *, task_data: TaskView, seen_tasks: Sequence[TaskView]
     ) -> TrainingSplit:
         """The union of ``seen_tasks``' training splits with per-sample task ids."""
         tasks = list(seen_tasks) or [task_data]

@@ -1,4 +1,4 @@
-"""FG-AdaHAT's importance schedulers (spec §5): the task-fixed part of the factor ``c``.
+"""FG-AdaHAT's importance schedulers (docs/spec.md §5): the task-fixed part of the factor ``c``.
 
 Each is an ``IMPORTANCE_SCHEDULERS`` entry. Every scheduler factor has the form
 ``c = task_factor * (R_l + b_R)`` where ``task_factor`` is fixed during a task: ``t + b_L``

@@ -67,7 +67,7 @@ class CNNBackbone(Backbone):
             )
         check_fraction(conv_dropout, parameter="backbone.conv_dropout")
         check_fraction(fc_dropout, parameter="backbone.fc_dropout")
-        norm_class = BATCH_NORM_MODES.get(BATCH_NORM_MODES.validate(batch_norm))
+        norm_class = BATCH_NORM_MODES.resolve(batch_norm)
         bias = batch_norm == "none"
 
         self.convs = nn.ModuleList()

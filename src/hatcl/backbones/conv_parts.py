@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from hatcl.backbones.norms import NoNorm, PerTaskNorm, SharedNorm
@@ -32,17 +31,6 @@ def same_padding(kernel_size: int) -> tuple[int, int, int, int]:
     before = (kernel_size - 1) // 2
     after = kernel_size - 1 - before
     return (before, after, before, after)
-
-
-def apply_mask(pre: torch.Tensor, masks: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
-    """Multiply ``pre`` unit-wise by ``masks[key]`` (broadcast over conv spatial dims).
-
-    Without masks (a plain backbone) ``pre`` is returned unchanged.
-    """
-    if not masks:
-        return pre
-    mask = masks[key]
-    return pre * mask.reshape(1, -1, *([1] * (pre.dim() - 2)))
 
 
 def setup_norms(module: nn.Module, task_id: int) -> None:

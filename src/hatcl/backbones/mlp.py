@@ -41,7 +41,7 @@ class MLPBackbone(Backbone):
         hidden_dims = check_positive_ints(hidden_dims, parameter="backbone.hidden_dims")
         input_dim = math.prod(check_positive_ints(input_shape, parameter="input_shape"))
         check_fraction(dropout, parameter="backbone.dropout")
-        norm_class = BATCH_NORM_MODES.get(BATCH_NORM_MODES.validate(batch_norm))
+        norm_class = BATCH_NORM_MODES.resolve(batch_norm)
         dims = (input_dim, *hidden_dims)
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.norms = nn.ModuleList(norm_class(num_features=units) for units in hidden_dims)

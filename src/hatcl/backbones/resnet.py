@@ -175,7 +175,7 @@ class ResNetBackbone(Backbone):
         num_blocks = check_positive_ints(num_blocks, parameter="backbone.num_blocks")
         if not isinstance(small_input, bool):
             raise TypeError(f"backbone.small_input must be true or false, got {small_input!r}")
-        norm_class = BATCH_NORM_MODES.get(BATCH_NORM_MODES.validate(batch_norm))
+        norm_class = BATCH_NORM_MODES.resolve(batch_norm)
         bias = batch_norm == "none"
         self.small_input = small_input
         kernel, stride, padding = (3, 1, 1) if small_input else (7, 2, 3)

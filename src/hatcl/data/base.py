@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from hatcl.data.cache import cached_source
-from hatcl.data.registries import SCENARIOS, SOURCE_NUM_CLASSES, SOURCES
+from hatcl.data.registries import SCENARIOS, SOURCES, source_info
 from hatcl.data.rows import LazyRows, PlannedRows
 from hatcl.data.seeding import derive_seed
 from hatcl.data.source import Normalisation, SourceData
@@ -215,7 +215,7 @@ def validate_config(config: DataConfig, *, seed: int) -> None:
 
 
 def _validate_split_keys(config: DataConfig) -> None:
-    num_classes = SOURCE_NUM_CLASSES[config.source]
+    num_classes = source_info(config.source).num_classes
     order = config.class_order
     if order is not None:
         if config.scenario != "split":
@@ -289,10 +289,12 @@ def build_continual_data(config: DataConfig, *, seed: int) -> ContinualData:
     """
     validate_config(config, seed=seed)
     source = load_source(config)
-    if source.num_classes != SOURCE_NUM_CLASSES[config.source]:
+    info = source_info(config.source)
+    shape = tuple(source.train_x.shape[1:])
+    if source.num_classes != info.num_classes or shape != tuple(info.input_shape):
         raise ValueError(
-            f"source {config.source!r} loaded {source.num_classes} classes, expected "
-            f"{SOURCE_NUM_CLASSES[config.source]}"
+            f"source {config.source!r} loaded {source.num_classes} classes of shape {shape}, "
+            f"its registry entry says {info.num_classes} of shape {tuple(info.input_shape)}"
         )
     planner = SCENARIOS.get(config.scenario)
     plans = planner(source=source, config=config, seed=seed)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from hatcl.data.errors import DataValueError
 from hatcl.data.source import SourceData
 
 #: Bumped whenever decoding or normalisation changes, so stale caches are not reused.
@@ -75,9 +76,9 @@ def read_cache(path: Path) -> SourceData:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a corrupt cache
-        raise ValueError(f"cannot read data cache {path}: {error}") from error
+        raise DataValueError(f"cannot read data cache {path}: {error}") from error
     if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT:
-        raise ValueError(f"data cache {path} has an unknown format")
+        raise DataValueError(f"data cache {path} has an unknown format")
     return SourceData(
         train_x=payload["train_x"],
         train_y=payload["train_y"],

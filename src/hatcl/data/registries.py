@@ -2,55 +2,85 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hatcl.registry import Registry
 
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What is known about a data source without loading it (checks before any work).
+
+    Attributes:
+        num_classes: number of classes of the source.
+        input_shape: per-sample input shape, e.g. ``(1, 28, 28)``.
+    """
+
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+
 SOURCES = Registry("data source")
+"""Data sources; each entry carries its :class:`SourceInfo` (``SOURCES.info(name)``)."""
 SOURCES.add(
     "digits",
     "hatcl.data.sources.digits:load_digits",
     summary="scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), no download",
+    info=SourceInfo(num_classes=10, input_shape=(1, 8, 8)),
 )
 SOURCES.add(
     "fashion_mnist",
     "hatcl.data.sources.idx:load_fashion_mnist",
     summary="Fashion-MNIST IDX files (28x28, 10 classes); Debian dataset-fashion-mnist found",
+    info=SourceInfo(num_classes=10, input_shape=(1, 28, 28)),
 )
 SOURCES.add(
     "mnist",
     "hatcl.data.sources.idx:load_mnist",
     summary="MNIST IDX files (28x28 handwritten digits, 10 classes)",
+    info=SourceInfo(num_classes=10, input_shape=(1, 28, 28)),
 )
 SOURCES.add(
     "kmnist",
     "hatcl.data.sources.idx:load_kmnist",
     summary="Kuzushiji-MNIST IDX files (28x28 cursive Japanese characters, 10 classes)",
+    info=SourceInfo(num_classes=10, input_shape=(1, 28, 28)),
 )
 SOURCES.add(
     "cifar10",
     "hatcl.data.sources.cifar:load_cifar10",
     summary="CIFAR-10 'python version' pickled batches (3x32x32, 10 classes)",
+    info=SourceInfo(num_classes=10, input_shape=(3, 32, 32)),
 )
 SOURCES.add(
     "cifar100",
     "hatcl.data.sources.cifar:load_cifar100",
     summary="CIFAR-100 'python version' pickles (3x32x32, 100 fine classes)",
+    info=SourceInfo(num_classes=100, input_shape=(3, 32, 32)),
 )
 SOURCES.add(
     "mnist1d",
     "hatcl.data.sources.mnist1d:load_mnist1d",
     summary="MNIST-1D, procedurally generated 1-D signals (length 40, 10 classes), no download",
+    info=SourceInfo(num_classes=10, input_shape=(1, 40)),
 )
 
-#: Number of classes of every source, known without loading it (used to validate configurations).
-SOURCE_NUM_CLASSES: dict[str, int] = {
-    "digits": 10,
-    "fashion_mnist": 10,
-    "mnist": 10,
-    "kmnist": 10,
-    "cifar10": 10,
-    "cifar100": 100,
-    "mnist1d": 10,
-}
+def source_info(name: object) -> SourceInfo:
+    """The :class:`SourceInfo` of data source ``name``.
+
+    Raises:
+        ValueError: an unknown source (the valid ones named).
+        TypeError: a source registered without its ``SourceInfo``.
+    """
+    info = SOURCES.info(name, parameter="data.source")
+    if not isinstance(info, SourceInfo):
+        raise TypeError(
+            f"data source {name!r} is registered without its SourceInfo; register it with "
+            "SOURCES.add(name, target, summary=..., info=SourceInfo(num_classes=..., "
+            "input_shape=...))"
+        )
+    return info
+
 
 SCENARIOS = Registry("scenario")
 SCENARIOS.add(

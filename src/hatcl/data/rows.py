@@ -87,9 +87,14 @@ class LazyRows:
         return iter(self.materialize())
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for names rows do not define: behave like the materialised tensor.
-        if name.startswith("__") or name in {"sample_shape", "dtype"}:
-            raise AttributeError(name)
+        # Only reached for names rows do not define: a tensor attribute gets the materialised
+        # split; any other name is an error at once (building a whole split to then fail would
+        # hide a typo behind O(N) work).
+        if name.startswith("__") or name in {"sample_shape", "dtype"} or not hasattr(Tensor, name):
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute {name!r} (lazy rows answer torch.Tensor "
+                "attributes by materialising the split; index them for a batch)"
+            )
         return getattr(self.materialize(), name)
 
     @classmethod

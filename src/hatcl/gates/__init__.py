@@ -12,6 +12,7 @@ _EXPORTS = {
     "GaussianStochasticGates": "hatcl.gates.gaussian",
     "BinaryConcreteStochasticGates": "hatcl.gates.binary_concrete",
     "StochasticGatesBase": "hatcl.gates.base",
+    "GatesInputError": "hatcl.gates.base",
     "REG_REDUCTIONS": "hatcl.gates.base",
     "GATES": "hatcl.gates.kinds",
     "FeatureSelection": "hatcl.gates.selection",

@@ -7,7 +7,8 @@ hard-sigmoid, the reduction of the regulariser -- is implemented once here.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -15,6 +16,28 @@ from torch import Tensor, nn
 from hatcl.functional.gates import hard_sigmoid
 from hatcl.registry import Registry
 from hatcl.validation import check_int, check_number
+
+_T = TypeVar("_T")
+
+
+class GatesInputError(ValueError, AssertionError):
+    """A bad argument or input of the stochastic gates, with a message naming what fits.
+
+    Both a ``ValueError`` (hatcl's kind of user error) and an ``AssertionError``, which is what
+    Captum's ``captum.module`` gates raise for the same inputs: code written against Captum that
+    catches ``AssertionError`` keeps working with ``hatcl.gates``.
+    """
+
+
+def checked(check: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run a :mod:`hatcl.validation` check; a ``ValueError`` becomes a :class:`GatesInputError`."""
+    try:
+        return check(*args, **kwargs)
+    except GatesInputError:
+        raise
+    except ValueError as error:
+        raise GatesInputError(str(error)) from None
+
 
 REG_REDUCTIONS = Registry("reg_reduction")
 """How the per-gate active probabilities are reduced into the L0 regulariser."""
@@ -42,22 +65,26 @@ def check_mask(mask: Any, n_gates: int) -> Tensor | None:
     """Validate a gate-grouping mask and return a detached int64 copy (or ``None``).
 
     Raises:
-        ValueError: if the mask is not an integer tensor with values in ``0..n_gates - 1`` whose
-            largest value is ``n_gates - 1``.
+        GatesInputError: if the mask is not an integer tensor with values in
+            ``0..n_gates - 1`` whose largest value is ``n_gates - 1``.
     """
     if mask is None:
         return None
     if not isinstance(mask, Tensor):
-        raise ValueError(f"mask must be an integer torch.Tensor or None, got {type(mask).__name__}")
+        raise GatesInputError(
+            f"mask must be an integer torch.Tensor or None, got {type(mask).__name__}"
+        )
     if mask.dtype not in _INTEGER_DTYPES:
-        raise ValueError(f"mask must have an integer dtype (e.g. torch.long), got {mask.dtype}")
+        raise GatesInputError(
+            f"mask must have an integer dtype (e.g. torch.long), got {mask.dtype}"
+        )
     if mask.numel() == 0:
-        raise ValueError(f"mask must not be empty, got shape {tuple(mask.shape)}")
+        raise GatesInputError(f"mask must not be empty, got shape {tuple(mask.shape)}")
     low, high = int(mask.min()), int(mask.max())
     if low < 0:
-        raise ValueError(f"mask values must lie in 0..{n_gates - 1} (0..n_gates-1), got {low}")
+        raise GatesInputError(f"mask values must lie in 0..{n_gates - 1} (0..n_gates-1), got {low}")
     if high != n_gates - 1:
-        raise ValueError(
+        raise GatesInputError(
             f"the largest mask value must equal n_gates - 1 = {n_gates - 1} "
             f"(each mask index is one gate), got {high}"
         )
@@ -100,9 +127,11 @@ class StochasticGatesBase(nn.Module):
         reg_reduction: str = "sum",
     ) -> None:
         super().__init__()
-        self.n_gates = check_int(n_gates, parameter="n_gates", low=1)
-        self.reg_weight = check_number(reg_weight, parameter="reg_weight", low=0.0)
-        self.reg_reduction = REG_REDUCTIONS.validate(reg_reduction, parameter="reg_reduction")
+        self.n_gates = checked(check_int, n_gates, parameter="n_gates", low=1)
+        self.reg_weight = checked(check_number, reg_weight, parameter="reg_weight", low=0.0)
+        self.reg_reduction = checked(
+            REG_REDUCTIONS.validate, reg_reduction, parameter="reg_reduction"
+        )
         self.register_buffer("mask", check_mask(mask, self.n_gates))
 
     def forward(self, input_tensor: Tensor) -> tuple[Tensor, Tensor]:
@@ -116,7 +145,8 @@ class StochasticGatesBase(nn.Module):
             probabilities (a scalar, or (n_gates,) for ``reg_reduction="none"``).
 
         Raises:
-            ValueError: if the input does not fit the gates or the mask (both shapes named).
+            GatesInputError: if the input does not fit the gates or the mask (both shapes named;
+                a ``ValueError`` and an ``AssertionError``).
         """
         self._check_input(input_tensor)
         batch_size = input_tensor.shape[0]
@@ -153,7 +183,7 @@ class StochasticGatesBase(nn.Module):
     def _build_pretrained(cls, values: Any, args: tuple, kwargs: dict) -> StochasticGatesBase:
         if not isinstance(values, Tensor) or values.dim() != 1 or not values.is_floating_point():
             shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
-            raise ValueError(
+            raise GatesInputError(
                 f"{cls.param_name} must be a 1-D floating-point tensor of length n_gates, "
                 f"got {shape}"
             )
@@ -168,16 +198,16 @@ class StochasticGatesBase(nn.Module):
 
     def _check_input(self, input_tensor: Tensor) -> None:
         if not isinstance(input_tensor, Tensor):
-            raise ValueError(f"input_tensor must be a torch.Tensor, got {type(input_tensor)}")
+            raise GatesInputError(f"input_tensor must be a torch.Tensor, got {type(input_tensor)}")
         shape = tuple(input_tensor.shape)
         if input_tensor.dim() < 2:
-            raise ValueError(
+            raise GatesInputError(
                 f"input_tensor must have shape (batch, ...) with at least 2 dimensions, "
                 f"got shape {shape}"
             )
         if self.mask is None:
             if input_tensor[0].numel() != self.n_gates:
-                raise ValueError(
+                raise GatesInputError(
                     f"without a mask each element of input_tensor[0] needs its own gate: input "
                     f"shape {shape} has {input_tensor[0].numel()} elements per example, but "
                     f"n_gates is {self.n_gates}"
@@ -185,7 +215,7 @@ class StochasticGatesBase(nn.Module):
             return
         mask_shape = tuple(self.mask.shape)
         if not _broadcasts_to(mask_shape, shape):
-            raise ValueError(
+            raise GatesInputError(
                 f"mask of shape {mask_shape} does not broadcast to input_tensor shape {shape}"
             )
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from hatcl.functional.gates import concrete_active_probs, concrete_relaxed_sample, stretch
-from hatcl.gates.base import StochasticGatesBase, normal_init
+from hatcl.gates.base import StochasticGatesBase, checked, normal_init
 from hatcl.validation import check_number
 
 
@@ -47,7 +47,8 @@ class BinaryConcreteStochasticGates(StochasticGatesBase):
         reg_reduction: str = "sum",
     ) -> None:
         super().__init__(n_gates, mask=mask, reg_weight=reg_weight, reg_reduction=reg_reduction)
-        self.temperature = check_number(
+        self.temperature = checked(
+            check_number,
             temperature,
             parameter="temperature",
             low=0.0,
@@ -55,13 +56,15 @@ class BinaryConcreteStochasticGates(StochasticGatesBase):
             low_inclusive=False,
             high_inclusive=False,
         )
-        self.lower_bound = check_number(
-            lower_bound, parameter="lower_bound", high=0.0, high_inclusive=False
+        self.lower_bound = checked(
+            check_number, lower_bound, parameter="lower_bound", high=0.0, high_inclusive=False
         )
-        self.upper_bound = check_number(
-            upper_bound, parameter="upper_bound", low=1.0, low_inclusive=False
+        self.upper_bound = checked(
+            check_number, upper_bound, parameter="upper_bound", low=1.0, low_inclusive=False
         )
-        self.eps = check_number(eps, parameter="eps", low=0.0, high=0.5, high_inclusive=False)
+        self.eps = checked(
+            check_number, eps, parameter="eps", low=0.0, high=0.5, high_inclusive=False
+        )
         self.log_alpha_param = normal_init(self.n_gates, mean=0.0, std=0.01)
 
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from hatcl.functional.gates import gaussian_active_probs
-from hatcl.gates.base import StochasticGatesBase, normal_init
+from hatcl.gates.base import StochasticGatesBase, checked, normal_init
 from hatcl.validation import check_number
 
 
@@ -43,7 +43,7 @@ class GaussianStochasticGates(StochasticGatesBase):
         reg_reduction: str = "sum",
     ) -> None:
         super().__init__(n_gates, mask=mask, reg_weight=reg_weight, reg_reduction=reg_reduction)
-        self.std = check_number(std, parameter="std", low=0.0, low_inclusive=False)
+        self.std = checked(check_number, std, parameter="std", low=0.0, low_inclusive=False)
         self.mu = normal_init(self.n_gates, mean=0.5, std=0.01)
 
     @classmethod

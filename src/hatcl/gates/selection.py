@@ -62,7 +62,7 @@ class GatedClassifier(nn.Module):
         gate_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        gate_class = GATES.get(GATES.validate(gate, parameter="gate"))
+        gate_class = GATES.resolve(gate, parameter="gate")
         self.gates: StochasticGatesBase = gate_class(n_features, **dict(gate_kwargs or {}))
         layers: list[nn.Module] = []
         width = n_features

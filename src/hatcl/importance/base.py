@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from hatcl.backbones.model import ContinualModel, ModelOutput
-
-if TYPE_CHECKING:
-    from hatcl.algorithms.base import StepContext
+from hatcl.backbones.step_context import StepContext
 
 
 class ImportancePlugin(Protocol):
@@ -39,7 +37,9 @@ class ImportancePlugin(Protocol):
 
 @dataclass(frozen=True)
 class ImportanceContext:
-    """What a measure may read at one training step, after the optimizer step (spec §3, step 9).
+    """What a measure may read at one training step, after the optimizer step.
+
+    docs/spec.md §3, step 9.
 
     Attributes:
         model: the model with its post-step weights; ``.grad`` holds the gradients as applied
@@ -87,15 +87,11 @@ class ImportanceMeasure:
     Attributes:
         compute: ``compute(context) -> {mask_key: tensor of shape (units,)}``, detached,
             finite and non-negative; must leave gradients, modes and RNG state untouched.
-        needs_gradients: reads parameter gradients.
-        needs_activations: reads the step's activations.
         plugin: optional factory of the measure's :class:`ImportancePlugin`, called once per
             algorithm with the keyword options named in ``plugin_options``.
         plugin_options: names of FG-AdaHAT parameters passed to ``plugin`` (same names).
     """
 
     compute: Callable[[ImportanceContext], Mapping[str, torch.Tensor]]
-    needs_gradients: bool = False
-    needs_activations: bool = False
     plugin: Callable[..., ImportancePlugin] | None = None
     plugin_options: tuple[str, ...] = ()

@@ -1,4 +1,4 @@
-"""The 13 importance types that need no attribution method (spec §6): weight, gradient,
+"""The 13 importance types that need no attribution method (docs/spec.md §6): weight, gradient,
 activation and CBP measures.
 
 Each is a product (or quotient) of a few per-unit factors built from the shared reductions of
@@ -180,11 +180,8 @@ class FactorProduct:
 
 
 def _measure(*numerator, denominator: tuple = ()) -> ImportanceMeasure:
-    factors = (*numerator, *denominator)
     return ImportanceMeasure(
-        compute=FactorProduct(numerator=tuple(numerator), denominator=denominator),
-        needs_gradients=any(getattr(f, "source", "") == "grad" for f in factors),
-        needs_activations=any(isinstance(f, ActivationAbs) for f in factors),
+        compute=FactorProduct(numerator=tuple(numerator), denominator=denominator)
     )
 
 

@@ -1,4 +1,6 @@
-"""Summing strategies (spec §7): how the summative importance follows from the task importances.
+"""Summing strategies: how the summative importance follows from the task importances.
+
+The strategies of docs/spec.md §7.
 
 Each strategy is a :class:`SummingStrategy` entry of ``SUMMING_STRATEGIES``; the math is in
 :mod:`hatcl.functional.summing`. A strategy that needs a parameter names it and validates it.

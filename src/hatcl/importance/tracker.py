@@ -4,9 +4,9 @@ It owns the measure and its plugin, the per-task accumulator (buffers of an
 :class:`ImportanceStore`), the step count, the step filters, and the summing strategy that turns
 task importances into the summative importance the FG-AdaHAT rule reads.
 
-Per step (after the optimizer step, spec §3 step 9): the measure's raw neuron-wise importance,
-min-max normalised per layer, optionally times the step's soft training mask, is added to the
-accumulator. At the end of the task ``I^t = sum / steps + b_I`` (optionally times the task's
+Per step (after the optimizer step, docs/spec.md §3 step 9): the measure's raw neuron-wise
+importance, min-max normalised per layer, optionally times the step's soft training mask, is added
+to the accumulator. At the end of the task ``I^t = sum / steps + b_I`` (optionally times the task's
 binary mask) is stored and the summing strategy updates the summative importance. The
 accumulator is a sum and a count: :meth:`distributed_sums` lists them for the runner's one
 cross-process reduction, which runs before :meth:`on_task_end`.
@@ -15,19 +15,16 @@ cross-process reduction, which runs before :meth:`on_task_end`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from hatcl.backbones.model import ContinualModel
+from hatcl.backbones.step_context import StepContext
 from hatcl.functional.reductions import min_max_normalise
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure, ImportancePlugin
 from hatcl.importance.store import ImportanceStore
 from hatcl.importance.summing import SummingStrategy
-
-if TYPE_CHECKING:
-    from hatcl.algorithms.base import StepContext
 
 
 class ImportanceTracker(nn.Module):

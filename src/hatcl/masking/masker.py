@@ -33,7 +33,7 @@ class HATMasker(nn.Module):
 
     def reset_embeddings(self, *, init_mode: str) -> None:
         """Re-initialise every embedding by ``init_mode`` (a ``task_embedding_init_mode``)."""
-        initialise = INIT_MODES.get(INIT_MODES.validate(init_mode))
+        initialise = INIT_MODES.resolve(init_mode)
         for embedding in self.embeddings.values():
             initialise(embedding.data)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatcl.config import flatten_mapping
+from hatcl.mappings import flatten_mapping
 
 # Keys that do not change what a run computes: runs differing only here are pooled.
 POOLED_KEYS = (
@@ -22,10 +22,23 @@ POOLED_KEYS = (
     "trainer.enable_progress_bar",
     "trainer.loggers",
     "trainer.figures",
+    "trainer.report",
     "trainer.checkpoints",
     "trainer.num_threads",
 )
-METRICS = (("AA", "average_accuracy"), ("BWT", "bwt"), ("forgetting", "forgetting"), ("FWT", "fwt"))
+METRICS = (
+    ("AA", "average_accuracy"),
+    ("BWT", "bwt"),
+    ("forgetting", "forgetting"),
+    ("FWT", "fwt"),
+    ("capacity", "final_capacity"),
+)
+#: Columns added when a run was tested without the task id (``head=cil``/``dil``): its AA above
+#: is then task-agnostic. Runs of different heads are never pooled (``head`` is no pooled key).
+TASK_AGNOSTIC_METRICS = (
+    ("AA TAw", "average_accuracy_task_aware"),
+    ("task-id acc", "average_task_id_accuracy"),
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,10 @@ class RunGroup:
         """Seeds shared by two or more of the group's runs (repeats, not independent samples)."""
         seeds = [run.config.get("seed") for run in self.runs]
         return sorted({seed for seed in seeds if seeds.count(seed) > 1}, key=str)
+
+    def seeds(self) -> tuple[str, ...]:
+        """The seeds of the group's runs, in run order (repeats kept)."""
+        return tuple(str(run.config.get("seed")) for run in self.runs)
 
     def aa_curves(self) -> list[list[float]]:
         """AA after each task, per run."""
@@ -130,22 +147,50 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return mean, statistics.stdev(values) if len(values) > 1 else None
 
 
-def markdown_table(groups: Sequence[RunGroup]) -> str:
-    """One row per group: n and mean +- std of AA, BWT, forgetting and FWT (n/a if unknown).
+def table_rows(groups: Sequence[RunGroup]) -> list:
+    """One :class:`~hatcl.reporting.table_formats.TableRow` per group: n, seeds, mean +- std.
+
+    With runs tested without the task id, the task-aware AA and the task-id accuracy follow.
 
     A group whose runs share a seed is flagged: its std is not computed (repeats of one seed are
-    not independent samples) and a note under the table names the seed and the folders.
+    not independent samples) and its note names the seed and the folders.
     """
-    header = ["configuration", "n", *(label for label, _ in METRICS)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    from hatcl.reporting.table_formats import TableRow
+
+    metrics = table_metrics(groups)
+    rows = []
     for group in groups:
         repeated = bool(group.repeated_seeds())
-        label = f"{group.label} (same seed: no std)" if repeated else group.label
-        cells = [label, str(len(group.runs))]
-        cells.extend(_cell(group.values(key), std=not repeated) for _, key in METRICS)
-        lines.append("| " + " | ".join(cells) + " |")
-    notes = [same_seed_note(group) for group in groups if group.repeated_seeds()]
-    return "\n".join(lines) + "\n" + "".join(f"\n{note}\n" for note in notes)
+        cells = []
+        for _, key in metrics:
+            mean, std = mean_std(group.values(key))
+            cells.append((mean, None if repeated else std))
+        note = same_seed_note(group) if repeated else ""
+        runs = len(group.runs)
+        rows.append(TableRow(group.label, runs, group.seeds(), tuple(cells), repeated, note))
+    return rows
+
+
+def format_table(groups: Sequence[RunGroup], table_format: str = "md") -> str:
+    """The comparison table in ``table_format`` (md, csv or latex)."""
+    from hatcl.reporting.table_formats import TABLE_FORMATS
+
+    writer = TABLE_FORMATS.get(TABLE_FORMATS.validate(table_format, parameter="--format"))
+    return writer([label for label, _ in table_metrics(groups)], table_rows(groups))
+
+
+def table_metrics(groups: Sequence[RunGroup]) -> list[tuple[str, str]]:
+    """The columns: AA .. capacity, then TAw AA and task-id accuracy when a run has them."""
+    metrics = list(METRICS)
+    if any(group.values("average_accuracy_task_aware") for group in groups):
+        metrics.extend(TASK_AGNOSTIC_METRICS)
+    return metrics
+
+
+def markdown_table(groups: Sequence[RunGroup]) -> str:
+    """One row per group: n and mean +- std of AA, BWT, forgetting, FWT and capacity (n/a if
+    unknown); runs sharing a seed get no std and a note under the table."""
+    return format_table(groups, "md")
 
 
 def same_seed_note(group: RunGroup) -> str:
@@ -191,20 +236,49 @@ def aa_figure(groups: Sequence[RunGroup]):
     return figure
 
 
-def compare(paths: Iterable[str | Path], *, output: str | Path) -> tuple[str, Path, Path]:
-    """Group the runs under ``paths``; write the Markdown table and the AA figure.
+def compare(
+    paths: Iterable[str | Path],
+    *,
+    output: str | Path,
+    table_format: str | None = None,
+    figure_format: str = "png",
+    force: bool = False,
+) -> tuple[str, Path, Path]:
+    """Group the runs under ``paths``; write the table and the AA figure.
+
+    Args:
+        paths: run folders or folders holding runs.
+        output: the table's file; its extension names the format when ``table_format`` is None.
+        table_format: ``md``, ``csv`` or ``latex``.
+        figure_format: ``png``, ``svg`` or ``pdf`` (the figure is ``<output stem>_aa.<format>``).
+        force: replace existing files (otherwise an existing table or figure is refused).
 
     Returns:
-        the table text, the table's path and the figure's path (``<output stem>_aa.png``).
+        the table text, the table's path and the figure's path.
+
+    Raises:
+        ValueError: an unknown format, or a file that exists (without ``force``); checked before
+            any run is read or any file written.
+        FileNotFoundError: a path that is not a folder or holds no finished run.
     """
+    from hatcl.reporting.table_formats import check_figure_format, table_format_for
+
+    chosen = table_format_for(output, table_format)
+    table_path = Path(output)
+    figure_path = table_path.with_name(f"{table_path.stem}_aa.{check_figure_format(figure_format)}")
+    existing = [str(p) for p in (table_path, figure_path) if p.exists() or p.is_symlink()]
+    if existing and not force:
+        raise ValueError(
+            f"{' and '.join(existing)} already exist(s); hatcl compare never overwrites a file: "
+            "give another --output or add --force to replace it"
+        )
+    groups = group_runs([load_run(path) for path in find_runs(paths)])
+    table = format_table(groups, chosen)
     from hatcl.reporting.figures import save_figure
 
-    groups = group_runs([load_run(path) for path in find_runs(paths)])
-    table = markdown_table(groups)
-    table_path = Path(output)
     table_path.parent.mkdir(parents=True, exist_ok=True)
     table_path.write_text(table, encoding="utf-8")
-    figure_path = save_figure(aa_figure(groups), table_path.with_name(f"{table_path.stem}_aa.png"))
+    save_figure(aa_figure(groups), figure_path)
     return table, table_path, figure_path
 
 
@@ -224,13 +298,6 @@ def _short(value: Any) -> str:
     if isinstance(value, tuple):
         return "[" + ",".join(_short(v) for v in value) + "]"
     return str(value)
-
-
-def _cell(values: Sequence[float], *, std: bool = True) -> str:
-    mean, deviation = mean_std(values)
-    if mean is None:
-        return "n/a"
-    return f"{mean:.4f}" if deviation is None or not std else f"{mean:.4f} ± {deviation:.4f}"
 
 
 def _aa_curve(metrics: Mapping[str, Any]) -> list[float]:

@@ -21,8 +21,10 @@ def task_line(console: Console, *, task_id: int, num_tasks: int, row: Sequence[f
 def summary_table(
     console: Console, *, title: str, metrics: Mapping[str, Any], run_dir: str
 ) -> None:
-    """The accuracy matrix and the headline metrics."""
+    """The accuracy matrix and the headline metrics (TAg and TAw without a task id at test)."""
     matrix = metrics["accuracy_matrix"]
+    if "accuracy_matrix_task_aware" in metrics:
+        title = f"{title}: task-agnostic accuracy (no task id at test)"
     table = Table(title=title, show_lines=False)
     table.add_column("after task", justify="right")
     for tau in range(1, len(matrix) + 1):
@@ -35,6 +37,9 @@ def summary_table(
         ("bwt", "BWT"),
         ("forgetting", "forgetting"),
         ("fwt", "FWT"),
+        ("average_accuracy_task_aware", "AA TAw"),
+        ("bwt_task_aware", "BWT TAw"),
+        ("forgetting_task_aware", "forget TAw"),
         ("final_capacity", "capacity"),
     ):
         if key in metrics:

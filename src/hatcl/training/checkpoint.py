@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hatcl.config import flatten_mapping
+from hatcl.mappings import flatten_mapping
 from hatcl.reporting.run_folder import make_user_file
 
 CHECKPOINT_DIR = "checkpoints"

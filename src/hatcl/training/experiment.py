@@ -14,6 +14,7 @@ from hatcl.build import instantiate
 from hatcl.config import ComponentConfig, OptimizerConfig, TrainerConfig, dataclass_from_mapping
 from hatcl.data.base import ContinualData, DataConfig
 from hatcl.heads.registries import HEADS
+from hatcl.inference.config import CilConfig
 from hatcl.validation import check_int
 
 
@@ -29,18 +30,17 @@ class ExperimentConfig:
     head: str = "til"
     seed: int = 1
     reference_run: str | None = None
+    cil: CilConfig = field(default_factory=CilConfig)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> ExperimentConfig:
         """Validate and convert a (Hydra) mapping; extra top-level keys are ignored."""
         seed = check_int(mapping.get("seed", 1), parameter="seed", low=0)
         head = mapping.get("head", "til")
-        if head == "cil":
-            raise ValueError(
-                "head 'cil' (class-incremental) is not supported: HAT-family masks need the task "
-                f"id at test time; valid heads: {', '.join(HEADS.names())}"
-            )
         HEADS.validate(head, parameter="head")
+        data = _data_config(mapping.get("data") or {})
+        cil = dataclass_from_mapping(CilConfig, mapping.get("cil"), section="cil")
+        _check_head(head, data, cil)
         reference_run = mapping.get("reference_run")
         if reference_run is not None and not isinstance(reference_run, str):
             raise TypeError(
@@ -54,7 +54,7 @@ class ExperimentConfig:
         return cls(
             algorithm=ComponentConfig.from_mapping(mapping["algorithm"], section="algorithm"),
             backbone=backbone,
-            data=_data_config(mapping.get("data") or {}),
+            data=data,
             optimizer=dataclass_from_mapping(
                 OptimizerConfig, mapping.get("optimizer"), section="optimizer"
             ),
@@ -64,6 +64,26 @@ class ExperimentConfig:
             head=head,
             seed=seed,
             reference_run=reference_run,
+            cil=cil,
+        )
+
+
+#: The scenario whose tasks have disjoint classes, the only one ``head=cil`` accepts.
+CLASS_INCREMENTAL_SCENARIO = "split"
+
+
+def _check_head(head: str, data: DataConfig, cil: CilConfig) -> None:
+    """``head=cil`` needs disjoint classes (a split); a calibration needs validation samples."""
+    if cil.calibration != "none" and head != "til" and not data.val_fraction:
+        raise ValueError(
+            f"cil.calibration={cil.calibration} is fitted on validation samples, but "
+            "data.val_fraction=0: set data.val_fraction > 0 or cil.calibration=none"
+        )
+    if head == "cil" and data.scenario != CLASS_INCREMENTAL_SCENARIO:
+        raise ValueError(
+            f"head 'cil' (class-incremental) needs tasks with disjoint classes, i.e. "
+            f"data.scenario={CLASS_INCREMENTAL_SCENARIO}; scenario {data.scenario!r} gives every "
+            "task the same classes: use head=dil for it"
         )
 
 
@@ -98,7 +118,9 @@ def build_model(
         },
         section="backbone",
     )
-    heads = HEADS.get(config.head)(input_dim=backbone.output_dim)
+    heads = HEADS.get(config.head)(
+        input_dim=backbone.output_dim, per_task_network=algorithm.per_task_network
+    )
     model = ContinualModel(backbone=backbone, heads=heads)
     algorithm.configure_model(model=model)
     return model
@@ -106,11 +128,16 @@ def build_model(
 
 def build_module(config: ExperimentConfig, *, model: ContinualModel, algorithm: Algorithm):
     """The Lightning module running the one training loop (Lightning is imported here)."""
+    from hatcl.inference.evaluator import TaskAgnosticEvaluator
     from hatcl.training.module import ContinualModule
 
+    evaluator = None
+    if not model.heads.task_id_at_test:
+        evaluator = TaskAgnosticEvaluator.from_config(config.cil, seed=config.seed)
     return ContinualModule(
         model=model,
         algorithm=algorithm,
         optimizer=config.optimizer,
         log_every_n_steps=config.trainer.log_every_n_steps,
+        evaluator=evaluator,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,38 @@ def build_loggers(names: Sequence[str], *, run_dir: Path) -> list[Logger]:
     """
     loggers = []
     for name in names:
-        logger_class = LOGGERS.get(LOGGERS.validate(name, parameter="trainer.loggers"))
+        logger_class = LOGGERS.resolve(name, parameter="trainer.loggers")
         try:
-            loggers.append(logger_class(save_dir=str(run_dir / "logs"), name=name))
+            loggers.append(logger_class(**logger_options(name, run_dir=run_dir)))
         except ModuleNotFoundError as error:
             raise ValueError(
                 f"trainer.loggers entry {name!r} needs a package that is not installed "
                 f"({error.name}); install it or remove {name!r} from trainer.loggers"
             ) from None
     return loggers
+
+
+def logger_options(name: str, *, run_dir: Path) -> dict[str, Any]:
+    """The keyword options of logger ``name``: every logger writes below ``<run_dir>/logs``.
+
+    ``wandb`` logs to ``logs/wandb`` (project ``hatcl``, run named after the folder; offline with
+    ``WANDB_MODE=offline``), ``mlflow`` to the local file store ``logs/mlruns`` (experiment
+    ``hatcl``; MLflow 3 keeps that store only with ``MLFLOW_ALLOW_FILE_STORE=true``, which is set
+    when unset) or to ``MLFLOW_TRACKING_URI`` when given, the others to ``logs/<name>/version_N``.
+    """
+    logs = run_dir / "logs"
+    if name == "wandb":
+        return {"save_dir": str(logs), "project": "hatcl", "name": run_dir.name}
+    if name == "mlflow":
+        store = logs / "mlruns"
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        return {
+            "experiment_name": "hatcl",
+            "run_name": run_dir.name,
+            "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or store.absolute().as_uri(),
+            "save_dir": str(store),
+        }
+    return {"save_dir": str(logs), "name": name}
 
 
 class RunLogger(L.Callback):

@@ -10,7 +10,9 @@ from hatcl.algorithms.base import Algorithm
 from hatcl.backbones.model import ContinualModel
 from hatcl.config import OptimizerConfig
 from hatcl.data.base import TaskData
+from hatcl.inference.evaluator import TaskAgnosticEvaluator
 from hatcl.masking.stage import Stage
+from hatcl.metrics.counts import TaskAgnosticCount
 from hatcl.training.distributed import all_reduce_sum, broadcast_buffers, is_distributed
 from hatcl.training.optim import build_optimizer, build_scheduler
 from hatcl.training.step import run_training_step
@@ -20,23 +22,12 @@ from hatcl.training.step import run_training_step
 PROGRESS_BAR_KEYS = ("train_loss", "train_accuracy", "capacity")
 
 
-class _Accuracy:
-    """Correct and total counts kept as tensors (no host sync per batch)."""
-
-    def __init__(self) -> None:
-        self.correct = torch.zeros((), dtype=torch.long)
-        self.total = torch.zeros((), dtype=torch.long)
-
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        self.correct = self.correct.to(logits.device) + (logits.argmax(1) == targets).sum()
-        self.total = self.total.to(logits.device) + targets.numel()
-
-    def value(self) -> float:
-        return float(self.correct) / max(int(self.total), 1)
-
-
 class CorrectCount(torchmetrics.Metric):
-    """Correct predictions and samples of one task's test set, summed across processes."""
+    """Correct predictions and samples (test counts, validation and training accuracy).
+
+    Both counts are tensors on the logits' device (no host sync per batch), reduced by sum
+    across processes.
+    """
 
     full_state_update = False
 
@@ -46,21 +37,29 @@ class CorrectCount(torchmetrics.Metric):
         self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        if self.correct.device != logits.device:  # a counter outside the module follows the data
+            self.to(logits.device)
         self.correct += (logits.argmax(1) == targets).sum()
         self.total += targets.numel()
 
     def compute(self) -> torch.Tensor:
         return torch.stack([self.correct, self.total])
 
+    def value(self) -> float:
+        """correct / total as a Python float (0 when empty): read once per epoch, not per step."""
+        return float(self.correct) / max(int(self.total), 1)
+
 
 class ContinualModule(L.LightningModule):
-    """Trains one task at a time with the algorithm's hooks in the order of spec §3.
+    """Trains one task at a time with the algorithm's hooks in the order of docs/spec.md §3.
 
     Args:
         model: backbone and heads.
         algorithm: the continual-learning algorithm (its hooks are called here only).
         optimizer: optimizer and scheduler settings (a fresh optimizer per ``fit``).
         log_every_n_steps: how often step scalars are collected (logging is batched).
+        evaluator: how a test input is predicted without its task id (``head=cil``/``dil``);
+            ``None``: tested with the task id (``head=til``).
     """
 
     def __init__(
@@ -70,8 +69,11 @@ class ContinualModule(L.LightningModule):
         algorithm: Algorithm,
         optimizer: OptimizerConfig,
         log_every_n_steps: int = 10,
+        evaluator: TaskAgnosticEvaluator | None = None,
     ) -> None:
         super().__init__()
+        self.evaluator = evaluator
+        self.test_report: dict[str, object] = {}  # the last test's TAw/task-id rows (cil, dil)
         self.automatic_optimization = False
         self.model = model
         self.algorithm = algorithm
@@ -82,9 +84,9 @@ class ContinualModule(L.LightningModule):
         self._task_started = False
         self._consolidate: TaskData | None = None
         self._test_task_ids: tuple[int, ...] = ()
-        self._test_counts: dict[int, CorrectCount] = {}
+        self._test_counts: dict[int, CorrectCount | TaskAgnosticCount] = {}
         self._window = _Window()  # a plain object: no nn.Module attribute overhead per step
-        self._val_accuracy = _Accuracy()
+        self._val_accuracy = CorrectCount()
         self._offset = (0, 0, 0)  # epoch and step a resumed fit starts at; batches it skips
         self._pending: dict | None = None  # an in-task checkpoint to load once fit has begun
         self.run_step_offset = 0  # steps of the run before this task (the records' step axis)
@@ -203,7 +205,8 @@ class ContinualModule(L.LightningModule):
             # a grad scaler (16-mixed) skips steps with inf/nan gradients: hooks are told
             check_finite=getattr(self.trainer.precision_plugin, "scaler", None) is not None,
         )
-        self._collect_step(result.loss.detach(), result.context.output.logits.detach(), batch[1])
+        context = result.context
+        self._collect_step(result.loss.detach(), context.output.logits.detach(), context.targets)
 
     def on_train_epoch_end(self) -> None:
         scheduler = self.lr_schedulers()
@@ -216,11 +219,12 @@ class ContinualModule(L.LightningModule):
         inputs, targets = batch
         scale = self.algorithm.evaluation_scale()
         output = self.model(inputs, task_id=self.task_id, stage=Stage.VALIDATION, scale=scale)
+        targets = self.model.heads.training_targets(targets, task_id=self.task_id)
         self._val_accuracy.update(output.logits, targets)
 
     def on_validation_epoch_end(self) -> None:
         accuracy = self._val_accuracy.value()
-        self._val_accuracy = _Accuracy()
+        self._val_accuracy = CorrectCount()
         epoch, _, _ = self.task_position(0)
         record = {"task": self.task_id, "epoch": epoch, "step": self.run_step()}
         self.curves.append({**record, "val_accuracy": accuracy})
@@ -229,10 +233,15 @@ class ContinualModule(L.LightningModule):
     def start_testing(self, *, task_ids: tuple[int, ...]) -> None:
         """Reset the test counts; the next ``test`` call's loaders are these tasks in order."""
         self._test_task_ids = tuple(task_ids)
-        self._test_counts = {task_id: CorrectCount() for task_id in task_ids}
+        count = CorrectCount if self.evaluator is None else TaskAgnosticCount
+        self._test_counts = {task_id: count() for task_id in task_ids}
 
     def test_counts(self) -> torch.Tensor:
-        """``[[correct, samples], ...]`` per tested task, summed over processes (int64, CPU)."""
+        """``[[correct, samples, TAw correct, task-id correct], ...]`` per tested task.
+
+        Summed over processes (int64, CPU); the last two are counted without a task id at test
+        time only (``evaluator`` set).
+        """
         counts = [self._test_counts[t] for t in self._test_task_ids]
         for metric in counts:
             metric.sync(should_sync=is_distributed())
@@ -244,9 +253,16 @@ class ContinualModule(L.LightningModule):
     ) -> None:
         inputs, targets = batch
         task_id = self._test_task_ids[dataloader_idx]
-        output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
         metric = self._test_counts[task_id]
-        metric.to(output.logits.device)
+        metric.to(inputs.device)
+        if self.evaluator is not None:
+            seen = self._test_task_ids[-1]
+            counts = self.evaluator.batch_counts(
+                self.model, inputs, targets, task_id=task_id, seen=seen
+            )
+            metric.update(counts, targets.numel())
+            return
+        output = self.model(inputs, task_id=task_id, stage=Stage.TEST)
         metric.update(output.logits, targets)
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -301,7 +317,7 @@ class _Window:
 
     def __init__(self) -> None:
         self.loss = torch.zeros(())
-        self.accuracy = _Accuracy()
+        self.accuracy = CorrectCount()
         self.steps = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:

@@ -77,9 +77,7 @@ def build_scheduler(
     """
     if name is None:
         return None
-    scheduler_class = LR_SCHEDULERS.get(
-        LR_SCHEDULERS.validate(name, parameter="optimizer.scheduler")
-    )
+    scheduler_class = LR_SCHEDULERS.resolve(name, parameter="optimizer.scheduler")
     options = given_options(options)
     check_required_options(scheduler_class, options, name=name)
     try:

@@ -23,11 +23,33 @@ _QUIET_WARNINGS = (
 
 
 def run_metrics(matrix: list[list[float]], summaries: list[dict]) -> dict:
-    """The run's metrics; deterministic (wall time goes to ``timing.json``)."""
+    """The run's metrics; deterministic (wall time goes to ``timing.json``).
+
+    Without a task id at test time (``head=cil``/``dil``) ``accuracy_matrix`` is task-agnostic
+    and the task summaries' rows add the task-aware matrix with its metrics and the task-id
+    accuracy matrix (spec/class-incremental.md).
+    """
     metrics = summary(matrix)
+    metrics.update(task_agnostic_metrics(summaries))
     capacity = summaries[-1].get("capacity") if summaries else None
     if capacity is not None:
         metrics["final_capacity"] = capacity
+    return metrics
+
+
+def task_agnostic_metrics(summaries: list[dict]) -> dict:
+    """``accuracy_matrix_task_aware`` and its metrics (``*_task_aware``), ``task_id_accuracy``."""
+    if not summaries or "accuracy_task_aware" not in summaries[0]:
+        return {}
+    aware = summary([list(s["accuracy_task_aware"]) for s in summaries])
+    metrics = {
+        "accuracy_matrix_task_aware": aware.pop("accuracy_matrix"),
+        **{f"{key}_task_aware": value for key, value in aware.items()},
+    }
+    if "task_id_accuracy" in summaries[0]:
+        metrics["task_id_accuracy"] = [list(s["task_id_accuracy"]) for s in summaries]
+        last = metrics["task_id_accuracy"][-1]
+        metrics["average_task_id_accuracy"] = sum(last) / len(last)
     return metrics
 
 
@@ -39,7 +61,8 @@ def write_outputs(
     write_accuracy_matrix(folder / "accuracy_matrix.csv", metrics["accuracy_matrix"])
     write_json(folder / "tasks.json", {"tasks": summaries})
     write_curves(folder / "training_curves.csv", curves)
-    shown = {key: metrics.get(key) for key in ("average_accuracy", "bwt", "forgetting", "fwt")}
+    keys = ("average_accuracy", "bwt", "forgetting", "fwt", "average_accuracy_task_aware")
+    shown = {key: metrics.get(key) for key in keys if key in metrics}
     if "final_capacity" in metrics:
         shown["final_capacity"] = metrics["final_capacity"]
     _LOGGER.info(
@@ -54,6 +77,14 @@ def write_figures(config: ExperimentConfig, folder: Path) -> None:
         from hatcl.reporting.figures import write_run_figures
 
         write_run_figures(folder)
+
+
+def write_report(config: ExperimentConfig, folder: Path) -> None:
+    """The run's HTML report ``report.html``, if ``trainer.report``."""
+    if config.trainer.report:
+        from hatcl.reporting.report import write_report as write_html_report
+
+        write_html_report(folder)
 
 
 def timing(*, seconds: float, task_seconds: list[float], completed: int) -> dict:

@@ -23,3 +23,13 @@ LOGGERS.add(
     "lightning.pytorch.loggers:TensorBoardLogger",
     summary="<run>/logs/tensorboard/version_N (needs tensorboard)",
 )
+LOGGERS.add(
+    "wandb",
+    "lightning.pytorch.loggers:WandbLogger",
+    summary="<run>/logs/wandb (needs wandb; WANDB_MODE=offline works without an account)",
+)
+LOGGERS.add(
+    "mlflow",
+    "lightning.pytorch.loggers:MLFlowLogger",
+    summary="local MLflow store <run>/logs/mlruns (needs mlflow or mlflow-skinny)",
+)

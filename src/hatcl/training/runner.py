@@ -57,6 +57,7 @@ from hatcl.training.outputs import (
     timing,
     write_figures,
     write_outputs,
+    write_report,
 )
 from hatcl.training.reference import (
     AUTO,
@@ -186,6 +187,9 @@ def _train_run(
         _run_tasks(session)
         metrics = run_metrics(progress.matrix, progress.summaries)
         metrics["fwt"] = forward_transfer_or_none(progress.matrix, reference)
+        if "accuracy_matrix_task_aware" in metrics:  # head=cil/dil: FWT on both matrices
+            aware = metrics["accuracy_matrix_task_aware"]
+            metrics["fwt_task_aware"] = forward_transfer_or_none(aware, reference)
         if rank == 0:
             write_outputs(
                 folder, metrics=metrics, summaries=progress.summaries, curves=module.curves
@@ -200,6 +204,7 @@ def _train_run(
                 ),
             )
             write_figures(config, folder)
+            write_report(config, folder)
         for callback in session.callbacks:
             callback.on_run_end(module=module, metrics=metrics, rank=rank)
     title = f"{config.algorithm.name} on {data.source}/{data.scenario} (seed {config.seed})"
@@ -273,7 +278,11 @@ def _record_task(session: _Session, *, task_id: int, row: list[float]) -> None:
     progress, module = session.progress, session.module
     progress.matrix.append(row)
     progress.summaries.append(
-        {"task": task_id, **module.algorithm.task_summary(task_id=task_id, model=module.model)}
+        {
+            "task": task_id,
+            **module.test_report,
+            **module.algorithm.task_summary(task_id=task_id, model=module.model),
+        }
     )
     progress.completed = task_id
     session.run_logger.log_test(task_id=task_id, row=row)

@@ -1,4 +1,4 @@
-"""One training step in the order of spec §3: the only place that order is written.
+"""One training step in the order of docs/spec.md §3: the only place that order is written.
 
 The Lightning loop (:class:`hatcl.training.module.ContinualModule`), the benchmarks and the tests
 that train by hand all call :func:`run_training_step`; the facade for any loop
@@ -65,7 +65,9 @@ def run_training_step(
         num_batches=num_batches,
         task_ids=task_ids,
     )
-    loss = add_loss_terms(algorithm, context, F.cross_entropy(context.output.logits, targets))
+    loss = add_loss_terms(
+        algorithm, context, F.cross_entropy(context.output.logits, context.targets)
+    )
     if backward is None:
         loss.backward()
     else:
@@ -78,8 +80,8 @@ def run_training_step(
     return StepResult(loss=loss, context=context)
 
 
-# The phases below are the steps of spec §3 in pieces, for loops that own the optimizer and the
-# loss themselves (:class:`hatcl.learner.Learner`); :func:`run_training_step` chains them.
+# The phases below are the steps of docs/spec.md §3 in pieces, for loops that own the optimizer
+# and the loss themselves (:class:`hatcl.learner.Learner`); :func:`run_training_step` chains them.
 
 
 def training_forward(
@@ -93,8 +95,13 @@ def training_forward(
     num_batches: int,
     task_ids: torch.Tensor | None = None,
 ) -> StepContext:
-    """Step 2: the forward with the annealed training masks; returns the step's context."""
+    """Step 2: the forward with the annealed training masks; returns the step's context.
+
+    The context's targets are those the logits are scored against (the heads'
+    ``training_targets``: global labels for a shared network under ``head=cil``).
+    """
     scale = algorithm.training_scale(batch_index=batch_index, num_batches=num_batches)
+    targets = model.heads.training_targets(targets, task_id=task_id, task_ids=task_ids)
     if task_ids is None:
         output = model(inputs, task_id=task_id, stage=Stage.TRAIN, scale=scale)
     else:

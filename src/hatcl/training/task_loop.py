@@ -79,8 +79,16 @@ def test_tasks(
 ) -> list[float]:
     """Test accuracy (correct / samples) on each of ``tasks`` with its own mask and head.
 
+    Without a task id at test time (``module.evaluator`` set: ``head=cil``/``dil``) the accuracy
+    is task-agnostic, the calibration is fitted first, and ``module.test_report`` gets the
+    task-aware accuracies, the task-id accuracies and the calibration (else it is empty).
     Under distributed training each process tests its shard and the counts are summed.
     """
+    report: dict[str, object] = {}
+    if module.evaluator is not None:
+        report = module.evaluator.prepare(
+            module.model, tasks, batch_size=config.trainer.eval_batch_size
+        )
     module.start_testing(task_ids=tuple(task.task_id for task in tasks))
     loaders = [eval_batches(task.test, config) for task in tasks]
     make_trainer(config, max_epochs=1, progress=False, callbacks=[ShardBatches(loaders)]).test(
@@ -88,7 +96,19 @@ def test_tasks(
     )
     counts = module.test_counts().tolist()
     release_freed_memory()  # the freed batch buffers, so memory stays flat over many tasks
-    return [int(correct) / max(int(total), 1) for correct, total in counts]
+    if module.evaluator is not None:
+        with_task_id = module.evaluator.predicts_task(module.model)
+        report = {**test_report(counts, with_task_id=with_task_id), **report}
+    module.test_report = report
+    return [int(row[0]) / max(int(row[1]), 1) for row in counts]
+
+
+def test_report(counts: list[list[int]], *, with_task_id: bool) -> dict[str, list[float]]:
+    """Task-aware (and task-id) accuracy of each tested task from its test counts."""
+    report = {"accuracy_task_aware": [row[2] / max(row[1], 1) for row in counts]}
+    if with_task_id:
+        report["task_id_accuracy"] = [row[3] / max(row[1], 1) for row in counts]
+    return report
 
 
 def make_trainer(

@@ -32,7 +32,7 @@ def is_excluded(name: str, excluded: tuple[str, ...]) -> bool:
 
 
 def check_layers(network: fx.GraphModule, weighted: list[fx.Node]) -> None:
-    """Refuse weighted layers whose units wrap cannot mask as the spec says."""
+    """Refuse weighted layers whose units wrap cannot mask as docs/spec.md says."""
     if not weighted:
         raise ValueError(
             "wrap found no Linear or Conv1d/2d/3d layer to mask (outside exclude) in the network"

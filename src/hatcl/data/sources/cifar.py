@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hatcl.data.errors import DataFileNotFoundError, DataValueError
 from hatcl.data.source import SourceData
 from hatcl.data.sources.common import normalised_source
 from hatcl.data.sources.files import download as download_file
@@ -128,7 +129,7 @@ def locate_cifar_folder(dataset: CifarDataset, *, root: str | None, allow_downlo
         if len(missing) < len(dataset.files):
             partial = f" {folder} lacks {', '.join(missing)}."
             break
-    raise FileNotFoundError(
+    raise DataFileNotFoundError(
         f"{dataset.title} batches not found.{partial} Put {', '.join(dataset.files)} (the "
         f"'python version', extracted from {dataset.url.rsplit('/', 1)[-1]}) into one of: "
         f"{', '.join(str(c) for c in candidates)} (or set data.root); or set "
@@ -148,15 +149,15 @@ def _download_cifar(dataset: CifarDataset, target: Path) -> Path:
                 try:
                     member = tar.extractfile(f"{dataset.folder}/{name}")
                 except KeyError as error:
-                    raise ValueError(f"archive {archive} has no member {name}") from error
+                    raise DataValueError(f"archive {archive} has no member {name}") from error
                 if member is None:
-                    raise ValueError(f"archive {archive}: {name} is not a regular file")
+                    raise DataValueError(f"archive {archive}: {name} is not a regular file")
                 (staging / name).write_bytes(member.read())
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise ValueError(f"cannot extract {archive}: {error}; delete it and retry") from error
+        raise DataValueError(f"cannot extract {archive}: {error}; delete it and retry") from error
     finally:
         if staging.exists():
             shutil.rmtree(staging)
@@ -192,34 +193,34 @@ def read_batch(path: Path, dataset: CifarDataset) -> tuple[np.ndarray, np.ndarra
         ValueError: naming the file for a corrupt pickle, missing keys, wrong shapes or labels.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"{dataset.title} batch file {path} does not exist")
+        raise DataFileNotFoundError(f"{dataset.title} batch file {path} does not exist")
     try:
         raw = path.read_bytes()
         batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        raise ValueError(
+        raise DataValueError(
             f"{path} is not a readable {dataset.title} batch (corrupt or truncated: {error})"
         ) from error
     if not isinstance(batch, dict):
-        raise ValueError(f"{path} holds a {type(batch).__name__}, expected a dict batch")
+        raise DataValueError(f"{path} holds a {type(batch).__name__}, expected a dict batch")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     for key in ("data", dataset.label_key):
         if key not in batch:
-            raise ValueError(f"{path} has no {key!r} entry (keys: {sorted(batch)})")
+            raise DataValueError(f"{path} has no {key!r} entry (keys: {sorted(batch)})")
     data = np.asarray(batch["data"])
     labels = np.asarray(batch[dataset.label_key])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_IMAGE_SIZE:
-        raise ValueError(
+        raise DataValueError(
             f"{path}: 'data' has shape {data.shape} and dtype {data.dtype}, expected "
             f"(N, {CIFAR_IMAGE_SIZE}) uint8"
         )
     if labels.ndim != 1 or labels.shape[0] != data.shape[0]:
-        raise ValueError(
+        raise DataValueError(
             f"{path}: {data.shape[0]} images but {labels.shape} labels; the counts must agree"
         )
     if labels.size and (labels.min() < 0 or labels.max() >= dataset.num_classes):
         bad = sorted({int(v) for v in labels if not 0 <= v < dataset.num_classes})[:5]
-        raise ValueError(
+        raise DataValueError(
             f"{path} has label values {bad} outside the valid range [0, {dataset.num_classes})"
         )
     return data, labels.astype(np.int64)

@@ -25,9 +25,15 @@ import torch
 from torch import Tensor
 
 from hatcl.data.base import ContinualData, DataConfig, TaskData, TensorSplit
+from hatcl.data.errors import DataTypeError, DataValueError
 from hatcl.data.seeding import derive_seed
 
 CUSTOM = "custom"
+#: The ``data`` keys a user's task sequence reads; the built-in sources' keys (num_tasks,
+#: train_subset, ...) do not apply to it and are refused, so config.yaml records only what ran.
+ACCEPTED_KEYS = ("source", "scenario", "target", "options", "val_fraction")
+#: Samples of a Dataset read twice to detect per-read randomness (random transforms).
+REREAD_SAMPLES = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,8 +47,20 @@ class CustomDataConfig(DataConfig):
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> CustomDataConfig:
-        """As :meth:`DataConfig.from_mapping`; ``options`` stays a plain dict."""
+        """As :meth:`DataConfig.from_mapping`; ``options`` stays a plain dict.
+
+        Raises:
+            ValueError: a key of the built-in sources (e.g. ``num_tasks``), which a task sequence
+                of one's own does not read, naming the keys it accepts.
+        """
         items = {str(k): v for k, v in mapping.items()}
+        ignored = sorted(set(items) - set(ACCEPTED_KEYS))
+        if ignored:
+            raise ValueError(
+                f"data=custom does not use data.{', data.'.join(ignored)} (keys of the built-in "
+                f"sources); it accepts {', '.join(ACCEPTED_KEYS)}: pass your function's own "
+                "arguments as data.options.<name> (e.g. +data.options.num_tasks=2)"
+            )
         options = items.pop("options", None) or {}
         if hasattr(options, "_metadata"):
             from omegaconf import OmegaConf
@@ -63,24 +81,24 @@ def build_custom_data(config: CustomDataConfig, *, seed: int) -> ContinualData:
     produce = resolve_target(config.target, parameter="data.target")
     entries = produce(**config.options)
     if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, Sequence):
-        raise TypeError(
+        raise DataTypeError(
             f"data.target={config.target!r} returned a {type(entries).__name__}; it must return "
             "a list with one mapping per task (keys train, test, optional val and num_classes)"
         )
     if not entries:
-        raise ValueError(f"data.target={config.target!r} returned no tasks")
+        raise DataValueError(f"data.target={config.target!r} returned no tasks")
     tasks = tuple(
         _task(entry, task_id=index + 1, config=config) for index, entry in enumerate(entries)
     )
     shapes = {tuple(task.train.x.shape[1:]) for task in tasks}
     if len(shapes) != 1:
-        raise ValueError(f"every task's inputs must have the same shape, got {sorted(shapes)}")
+        raise DataValueError(f"every task's inputs must have the same shape, got {sorted(shapes)}")
     return ContinualData(source=CUSTOM, scenario=CUSTOM, input_shape=shapes.pop(), tasks=tasks)
 
 
 def _task(entry: object, *, task_id: int, config: CustomDataConfig) -> TaskData:
     if not isinstance(entry, Mapping) or not {"train", "test"} <= set(entry):
-        raise TypeError(
+        raise DataTypeError(
             f"task {task_id} of data.target={config.target!r} must be a mapping with keys "
             f"'train' and 'test' (optional 'val', 'num_classes'), got {type(entry).__name__}"
             + (f" with keys {sorted(entry)}" if isinstance(entry, Mapping) else "")
@@ -94,7 +112,7 @@ def _task(entry: object, *, task_id: int, config: CustomDataConfig) -> TaskData:
     labels = torch.cat([train.y, val.y, test.y])
     num_classes = int(entry.get("num_classes", int(labels.max()) + 1))
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
+        raise DataValueError(
             f"task {task_id}: labels must lie in [0, {num_classes}), got "
             f"[{int(labels.min())}, {int(labels.max())}]"
         )
@@ -110,28 +128,45 @@ def _task(entry: object, *, task_id: int, config: CustomDataConfig) -> TaskData:
 
 def _split(value: object, *, task_id: int, key: str) -> TensorSplit:
     if isinstance(value, torch.utils.data.Dataset) and hasattr(value, "__len__"):
-        pairs = [value[i] for i in range(len(value))]
-        value = (
-            torch.stack([torch.as_tensor(x) for x, _ in pairs]),
-            torch.as_tensor([int(y) for _, y in pairs]),
-        )
+        value = _read_dataset(value, task_id=task_id, key=key)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(
+        raise DataTypeError(
             f"task {task_id} '{key}' must be (inputs, labels) or a Dataset of (input, label) "
             f"pairs, got {type(value).__name__}"
         )
     x, y = (torch.as_tensor(v) for v in value)
     if not torch.is_floating_point(x) or x.dim() < 2:
-        raise TypeError(
+        raise DataTypeError(
             f"task {task_id} '{key}' inputs must be a float tensor (samples, ...), got "
             f"{x.dtype} of shape {tuple(x.shape)}"
         )
     if y.dim() != 1 or len(y) != len(x) or torch.is_floating_point(y) or len(y) == 0:
-        raise ValueError(
+        raise DataValueError(
             f"task {task_id} '{key}' labels must be a non-empty 1-D integer tensor with one "
             f"label per input ({len(x)}), got {y.dtype} of shape {tuple(y.shape)}"
         )
     return TensorSplit(x=x.float().contiguous(), y=y.long())
+
+
+def _read_dataset(dataset: Any, *, task_id: int, key: str) -> tuple[Tensor, Tensor]:
+    """Every ``(input, label)`` pair, read once; a dataset whose reads differ is refused.
+
+    hatcl reads a Dataset once and trains on those tensors every epoch, so a random transform in
+    ``__getitem__`` would be drawn once and reused: refused rather than silently frozen.
+    """
+    pairs = [dataset[i] for i in range(len(dataset))]
+    inputs = torch.stack([torch.as_tensor(x) for x, _ in pairs])
+    for index in range(min(REREAD_SAMPLES, len(pairs))):
+        again = torch.as_tensor(dataset[index][0])
+        if again.shape != inputs[index].shape or not torch.equal(again, inputs[index]):
+            raise DataValueError(
+                f"task {task_id} '{key}': the Dataset returned a different input when sample "
+                f"{index} was read again (a random transform in __getitem__?). hatcl reads a "
+                "Dataset once and would reuse that one draw every epoch; return fixed inputs and "
+                "use data.augment for per-epoch random crops and flips (applied to every "
+                "training batch, docs/spec.md §13)"
+            )
+    return inputs, torch.as_tensor([int(y) for _, y in pairs])
 
 
 def _hold_out(train: TensorSplit, fraction: float, task_id: int) -> tuple[TensorSplit, TensorSplit]:

@@ -12,6 +12,8 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from hatcl.data.errors import DataFileNotFoundError, DataValueError
+
 #: Where sources look for (and download) their files when ``data.root`` is not set.
 DEFAULT_DATA_HOME = Path("~/.cache/hatcl/data")
 #: Seconds before a download attempt gives up.
@@ -63,29 +65,20 @@ def read_maybe_gzip(path: Path) -> bytes:
         ValueError: if it cannot be read or is a corrupt or truncated gzip file.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"dataset file {path} does not exist")
+        raise DataFileNotFoundError(f"dataset file {path} does not exist")
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise ValueError(f"cannot read dataset file {path}: {error}") from error
+        raise DataValueError(f"cannot read dataset file {path}: {error}") from error
     if path.suffix != ".gz":
         return raw
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as error:
-        raise ValueError(
+        raise DataValueError(
             f"dataset file {path} is a corrupt or truncated gzip file ({error}); "
             "delete it and put a complete copy there"
         ) from error
-
-
-def md5_of(path: Path) -> str:
-    """Hex MD5 digest of a file."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(*, urls: Sequence[str], dest: Path, md5: str | None) -> Path:
@@ -106,7 +99,7 @@ def download(*, urls: Sequence[str], dest: Path, md5: str | None) -> Path:
             return dest
         except (urllib.error.URLError, OSError) as error:
             failures.append(f"{url}: {error}")
-    raise FileNotFoundError(
+    raise DataFileNotFoundError(
         f"could not download {dest.name} ({'; '.join(failures)}); put the file at {dest}"
     )
 
@@ -126,7 +119,7 @@ def _fetch(url: str, dest: Path, md5: str | None) -> None:
                 digest.update(block)
                 out.write(block)
         if md5 is not None and digest.hexdigest() != md5:
-            raise ValueError(
+            raise DataValueError(
                 f"download of {url} has MD5 {digest.hexdigest()}, expected {md5}; "
                 f"nothing was written to {dest}"
             )

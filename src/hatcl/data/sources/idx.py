@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hatcl.data.errors import DataFileNotFoundError, DataValueError
 from hatcl.data.source import SourceData
 from hatcl.data.sources.common import normalised_source
 from hatcl.data.sources.files import download as download_file
@@ -120,7 +121,7 @@ def load_idx_dataset(dataset: IdxDataset, *, root: str | None, allow_download: b
     _check_pair(train_x, train_y, paths[0], paths[1], dataset.num_classes)
     _check_pair(test_x, test_y, paths[2], paths[3], dataset.num_classes)
     if train_x.shape[1:] != test_x.shape[1:]:
-        raise ValueError(
+        raise DataValueError(
             f"{paths[0]} holds {train_x.shape[1:]} images but {paths[2]} holds "
             f"{test_x.shape[1:]} images; both must have the same size"
         )
@@ -150,7 +151,7 @@ def locate_idx_files(
             best = (directory, missing)
     if allow_download:
         return _download_idx(dataset, download_dir(dataset.name, root))
-    raise FileNotFoundError(_missing_message(dataset, dirs, best))
+    raise DataFileNotFoundError(_missing_message(dataset, dirs, best))
 
 
 def _download_idx(dataset: IdxDataset, target: Path) -> tuple[Path, ...]:
@@ -192,12 +193,12 @@ def read_idx(path: Path, *, ndim: int) -> np.ndarray:
     expected_magic = (IDX_UBYTE << 8) | ndim
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
-        raise ValueError(
+        raise DataValueError(
             f"{path} is truncated: {len(data)} bytes, shorter than the {header_size}-byte header"
         )
     magic = int.from_bytes(data[:4], "big")
     if magic != expected_magic:
-        raise ValueError(
+        raise DataValueError(
             f"{path} has magic number 0x{magic:08x}, expected 0x{expected_magic:08x} (an "
             f"unsigned-byte IDX file with {ndim} dimension(s)); is it the right file?"
         )
@@ -205,7 +206,7 @@ def read_idx(path: Path, *, ndim: int) -> np.ndarray:
     expected = header_size + int(np.prod(dims, dtype=np.int64))
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "longer than its header declares"
-        raise ValueError(
+        raise DataValueError(
             f"{path} is {problem}: the header declares shape {dims} ({expected} bytes with "
             f"header) but the {'decompressed ' if path.suffix == '.gz' else ''}file holds "
             f"{len(data)} bytes"
@@ -217,12 +218,12 @@ def _check_pair(
     images: np.ndarray, labels: np.ndarray, image_path: Path, label_path: Path, num_classes: int
 ) -> None:
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise DataValueError(
             f"{image_path} holds {images.shape[0]} images but {label_path} holds "
             f"{labels.shape[0]} labels; the counts must agree"
         )
     if labels.size and int(labels.max()) >= num_classes:
         bad = sorted({int(v) for v in labels[labels >= num_classes]})[:5]
-        raise ValueError(
+        raise DataValueError(
             f"{label_path} has label values {bad} outside the valid range [0, {num_classes})"
         )

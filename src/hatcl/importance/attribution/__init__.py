@@ -1,4 +1,4 @@
-"""Attribution importance: the Captum-based neuron-wise measures of FG-AdaHAT (spec §6).
+"""Attribution importance: the Captum-based neuron-wise measures of FG-AdaHAT (docs/spec.md §6).
 
 Modules: ``bound`` (the logits-only module and the side-effect guard), ``shared`` (exact
 implementations serving every layer from shared passes), ``per_layer`` (Captum called once per

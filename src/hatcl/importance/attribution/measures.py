@@ -1,4 +1,4 @@
-"""The ten attribution importance measures (spec §6): u_l = bam(attribution of h_l).
+"""The ten attribution importance measures (docs/spec.md §6): u_l = bam(attribution of h_l).
 
 Each measure attributes every weighted layer's output h_l (after mask and nonlinearity) to the
 target logit of each sample (target = its label) through the current task's head, under the
@@ -92,7 +92,20 @@ SHARED_METHODS: dict[str, _Method] = {
     "lrp": _Method(shared.lrp, 1),
 }
 
-_SALTS = {name: index + 1 for index, name in enumerate(SHARED_METHODS)}
+#: Each method's salt of its random stream, by name and fixed for good: a new method takes an unused
+#: number, so adding or reordering methods never changes another method's draws.
+_SALTS = {
+    "gradient_x_activation": 1,
+    "gradcam": 2,
+    "deeplift": 3,
+    "deepliftshap": 4,
+    "gradientshap": 5,
+    "integrated_gradients": 6,
+    "conductance": 7,
+    "internal_influence": 8,
+    "feature_ablation": 9,
+    "lrp": 10,
+}
 
 
 def step_seed(*, task_id: int, step: int, method: str) -> int:
@@ -222,7 +235,7 @@ def attribution_measure(
     compute = AttributionImportance(
         method=method, implementation=implementation, internal_batch_size=internal_batch_size
     )
-    return ImportanceMeasure(compute=compute, needs_gradients=False, needs_activations=False)
+    return ImportanceMeasure(compute=compute)
 
 
 GRADIENT_X_ACTIVATION_ABS = attribution_measure("gradient_x_activation")

@@ -1,7 +1,7 @@
 """Captum called once per layer (the reference's way): the oracle of the shared implementations.
 
 Each function returns ``{mask_key: attribution of h_l}`` with Captum 0.9.0's own result for
-every tap, using the spec's parameters (Captum's defaults unless stated: internal influence
+every tap, using docs/spec.md's parameters (Captum's defaults unless stated: internal influence
 uses 5 steps; Grad-CAM keeps the per-channel term; zero baselines).
 """
 

@@ -37,7 +37,7 @@ from hatcl.importance.attribution.lrp_rules import lrp_rules
 
 Attributions = dict[str, Tensor]
 
-#: Captum's defaults, used unless the spec says otherwise (internal influence: 5 steps).
+#: Captum's defaults, used unless docs/spec.md says otherwise (internal influence: 5 steps).
 CONDUCTANCE_STEPS = 50
 INTERNAL_INFLUENCE_STEPS = 5
 INTEGRATED_GRADIENTS_STEPS = 50

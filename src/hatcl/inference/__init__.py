@@ -1,0 +1,1 @@
+"""Task-agnostic inference: predict the task of an input, then classify within it."""
