@@ -91,3 +91,13 @@ def test_adahat_family_leaves_task_1_copies_untouched(algorithm):
     _, _, (copies_1, copies_2) = _train_two_tasks(NETS["vit"](), algorithm)
     assert copies_1 and copies_1.keys() == copies_2.keys()
     assert all(torch.equal(copies_1[name], copies_2[name]) for name in copies_1)
+
+
+def test_the_residual_stream_shares_one_mask():
+    backbone = hatcl.wrap(TinyViT(), torch.randn(2, 1, 8, 8), unmasked="per_task")
+    writers = {w.name.removeprefix("network."): w.mask_key for w in backbone.weighted_layers}
+    stream = {writers[name] for name in writers if name.endswith(("proj", "fc2", "embed"))}
+    assert stream == {"embed"}
+    readers = [w for w in backbone.weighted_layers if w.name.endswith(("fc1", "_q", "_k", "_v"))]
+    assert readers and all(w.input_mask_key == "embed" for w in readers)
+    assert len({w.mask_key for w in readers}) == len(readers)  # q, k, v, fc1: their own masks

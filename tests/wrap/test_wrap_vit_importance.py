@@ -101,3 +101,27 @@ def test_activation_importance_reduces_over_batch_and_tokens_by_hand():
     assert hidden.shape == (4, 32, 5)
     expected = torch.stack([hidden[:, u, :].abs().mean() for u in range(32)])
     torch.testing.assert_close(importance[key], expected)
+
+
+def test_gradient_x_activation_reduces_over_batch_and_tokens_by_hand():
+    """bam(h * d logit_target / d h) with h the tapped (batch, units, tokens) tensor."""
+    model, x, targets = _model()
+    model.train()
+    key = "blocks_0_fc1"
+    tapped = {}
+    tap = model.backbone.activation_module(key)
+    handle = tap.register_forward_hook(lambda module, args, out: tapped.setdefault("h", out))
+    try:
+        with attribution_guard(model):
+            logits = model(x, task_id=1, stage=Stage.TRAIN, scale=3.0).logits
+            hidden = tapped["h"]
+            (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), hidden)
+    finally:
+        handle.remove()
+    expected = (hidden * grad).abs().mean(dim=(0, 2)).detach()
+    output = model(x, task_id=1, stage=Stage.TRAIN, scale=3.0)
+    context = ImportanceContext(
+        model=model, task_id=1, inputs=x, targets=targets, scale=3.0, output=output
+    )
+    importance = IMPORTANCE_TYPES.get("gradient_x_activation_abs").compute(context)
+    torch.testing.assert_close(importance[key], expected, rtol=1e-9, atol=1e-12)

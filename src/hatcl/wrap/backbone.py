@@ -34,6 +34,7 @@ from hatcl.wrap.rewrite import (
     token_wise,
     unit_groups,
 )
+from hatcl.wrap.stream import merge, stream_merges
 from hatcl.wrap.units import ALWAYS_ON, Segments, Unfollowable, Units, propagate
 from hatcl.wrap.unmasked import (
     UNMASKED_CHOICES,
@@ -120,12 +121,15 @@ def wrap(
 ) -> WrappedBackbone:
     """Return a HAT-masked backbone of ``model``, ready for every algorithm and importance type.
 
-    Every ``Linear`` and ``Conv1d/2d/3d`` gets a mask on its output units, applied to its
-    pre-activation (after a batch norm that directly follows it, and after a residual addition
-    it flows into); h_l is taken after the nonlinearity that follows the mask. Which units feed
-    which is derived through flatten/view, pooling, residual additions and concatenation along
-    other dims than the units'. wrap works on a deep copy: the user's network is not modified
-    and the backbone trains its own parameters.
+    Every ``Linear`` and ``Conv1d/2d/3d`` gets a mask on its output units (a Linear on
+    ``(batch, tokens, features)``: on its features), applied to its pre-activation (after a
+    batch norm that directly follows it, and after a residual addition it flows into); h_l is
+    taken after the nonlinearity that follows the mask. Which units feed which is followed
+    through flatten/view, pooling, reductions, residual additions, concatenation along other
+    dims than the units', reshapes/permutes/indexing of token tensors and attention (a fused
+    qkv is split into q, k, v; torch's attention modules are rewritten with explicit
+    projections); a linear residual stream shares one mask. wrap works on a deep copy: the
+    user's network is not modified and the backbone trains its own parameters.
 
     Args:
         model: the network; its forward takes one tensor and returns the features the task
@@ -171,7 +175,7 @@ def wrap(
         if isinstance(module_of(network, node), WEIGHTED_TYPES)
         and not is_excluded(str(node.target), excluded)
     ]
-    check_layers(network, weighted, option_names)
+    check_layers(network, weighted)
     groups = unit_groups(network, weighted)
     extra = []
     if masked:
@@ -227,22 +231,40 @@ def _build(
         layouts = _layouts(network, groups, applied, inputs[0], excluded, remasks)
     layers = _weighted_layers(network, groups, layouts)
     _check_features(output.args[0], layouts)
-    output.args = ((output.args[0], tuple(taps)),)
-    graph.lint()
-    network.recompile()
     units = {
         group.key: int(network.get_submodule(group.layers[0].target).weight.shape[0])
         for group in groups
     }
+    root = stream_merges(network, groups, applied, taps, layouts, units) if masked else {}
+    by_tap = {group.key: tap for group, tap in zip(groups, taps)}
+    by_key = {group.key: mask for group, mask in zip(groups, mask_inputs)}
+    merge(graph, root, by_key, by_tap)
+    position = {node: index for index, node in enumerate(graph.nodes)}
+    keys = sorted(by_tap, key=lambda key: position[by_tap[key]])  # forward order of the taps
+    for previous, key in zip([emit, *(by_key[k] for k in keys)], keys):
+        previous.append(by_key[key])  # mask inputs in the order of the keys
+    layers = [_renamed(layer, root) for layer in layers]
+    output.args = ((output.args[0], tuple(by_tap[key] for key in keys)),)
+    graph.lint()
+    network.recompile()
     return WrappedBackbone(
         network=network,
-        keys=[group.key for group in groups],
+        keys=keys,
         layers=layers,
-        taps=[str(tap.target) for tap in taps],
+        taps=[str(by_tap[key].target) for key in keys],
         output_dim=features,
-        unit_counts=units,
+        unit_counts={key: units[key] for key in keys},
         masked=masked,
-        sequential=is_chain(network, inputs[0], taps),
+        sequential=is_chain(network, inputs[0], [by_tap[key] for key in keys]),
+    )
+
+
+def _renamed(layer: WeightedLayer, root: dict[str, str]) -> WeightedLayer:
+    return WeightedLayer(
+        name=layer.name,
+        mask_key=root.get(layer.mask_key, layer.mask_key),
+        input_mask_key=root.get(layer.input_mask_key, layer.input_mask_key),
+        input_repeat=layer.input_repeat,
     )
 
 

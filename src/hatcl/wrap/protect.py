@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import fx, nn
 
-from hatcl.wrap.graph import PYTHON_NAMES, OptionNames
+from hatcl.wrap.graph import OptionNames
 from hatcl.wrap.rewrite import UnitGroup
 
 
@@ -31,9 +31,7 @@ def is_excluded(name: str, excluded: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in excluded)
 
 
-def check_layers(
-    network: fx.GraphModule, weighted: list[fx.Node], names: OptionNames = PYTHON_NAMES
-) -> None:
+def check_layers(network: fx.GraphModule, weighted: list[fx.Node]) -> None:
     """Refuse weighted layers whose units wrap cannot mask as docs/spec.md says."""
     if not weighted:
         raise ValueError(

@@ -1,13 +1,14 @@
-"""Which units a tensor's dim 1 carries, followed through the traced graph.
+"""Which units each tensor carries, and along which dims, followed through the traced graph.
 
-Every tensor of the graph gets a :class:`Units` layout: the mask key of the units along its dim 1
-(``None`` for the raw input, constants and the outputs of excluded modules: always on), and how
-many features each unit spans after a flatten (``repeat``, channel-major as ``torch.flatten``
-orders them). Ops that keep the unit dim (nonlinearities, dropout, pooling, padding, adding two
-tensors of the same units, concatenating along another dim) keep the layout; a flatten or view
-to ``(batch, C * prod(spatial))`` multiplies ``repeat``. Anything else that touches masked units
-gets an :class:`Unfollowable` layout naming the op; wrap refuses a weighted layer (or the
-network's output) that reads such a tensor.
+Every tensor of the graph gets a layout: :class:`Units` (the mask key of its units, ``None``
+for the raw input, constants and the outputs of excluded modules: always on; the dims the units
+span; how many features each unit spans after a flatten, ``repeat``, channel-major as
+``torch.flatten`` orders them), :class:`Segments` (several layers' units side by side, as in a
+fused projection), :class:`Pieces` (a tuple from ``unbind``/``chunk``) or
+:class:`Unfollowable`, naming the op that hid the units. Elementwise ops, dropout, pooling,
+padding and norms keep the layout; reshapes, permutes, indexing, reductions and matmuls move it
+(:mod:`hatcl.wrap.follow`, :mod:`hatcl.wrap.tokens`). wrap refuses a weighted layer (or the
+network's output) that reads an unfollowable tensor.
 """
 
 from __future__ import annotations
