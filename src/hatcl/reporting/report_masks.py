@@ -29,7 +29,7 @@ def read_masks(run_dir: str | Path) -> list[LayerMasks]:
     ``...store.masks_<layer>`` buffers); a run without checkpoints or without masks (an
     algorithm of no mask) gives ``[]``.
     """
-    from hatcl.training.checkpoint import latest_checkpoint, load_checkpoint
+    from hatcl.reporting.checkpoint_file import latest_checkpoint, load_checkpoint
 
     path = latest_checkpoint(run_dir)
     if path is None:
