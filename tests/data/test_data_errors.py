@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from hatcl.cli_run import error_kind
+from hatcl.cli_report import error_kind
 from hatcl.data.errors import DataError, DataFileNotFoundError, DataTypeError, DataValueError
 from hatcl.data.sources.files import read_maybe_gzip
 from hatcl.data.sources.idx import load_fashion_mnist

@@ -165,7 +165,7 @@ def load(run_folder: str | os.PathLike[str]) -> Run:
     """
     import yaml
 
-    from hatcl.training.checkpoint import read_config_text
+    from hatcl.training.resume_check import read_config_text
     from hatcl.training.experiment import ExperimentConfig
 
     folder = Path(run_folder)
