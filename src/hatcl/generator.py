@@ -9,17 +9,19 @@ from torch import nn
 class CheckpointedGenerator(nn.Module):
     """A ``torch.Generator`` on the draws' device, seeded once, its state kept in a buffer.
 
-    The generator is made at the first draw: seeded with ``seed`` or, when ``seed`` is ``None``,
-    with a number drawn from torch's global generator (seeded by the run, so a run's seed fixes
-    these draws too). ``state_dict`` stores its state; loading one continues from there.
+    The generator is made at the first draw, seeded with ``seed`` or, when ``seed`` is ``None``,
+    with a number drawn from torch's global generator when this module is built (seeded by the
+    run, so a run's seed fixes these draws too; never inside a training step). ``state_dict``
+    stores its state; loading one continues from there.
 
     Args:
-        seed: the generator's seed (``None``: taken from the global generator at the first draw).
+        seed: the generator's seed (``None``: drawn from the global generator now).
     """
 
     def __init__(self, *, seed: int | None = None) -> None:
         super().__init__()
-        self.seed = seed
+        # drawn here, not at the first draw: that one happens inside a training step (no host read)
+        self.seed = int(torch.randint(0, 2**62, (1,))) if seed is None else seed
         self.register_buffer("state", torch.zeros(0, dtype=torch.uint8))
         self._generator: torch.Generator | None = None
 
@@ -30,10 +32,7 @@ class CheckpointedGenerator(nn.Module):
             return generator
         generator = torch.Generator(device=device)
         if not (self.state.numel() and _restored(generator, self.state)):
-            seed = self.seed
-            if seed is None:
-                seed = int(torch.randint(0, 2**62, (1,)))
-            generator.manual_seed(seed)
+            generator.manual_seed(self.seed)
         self._generator = generator
         # the buffer takes the state's size now, on every process alike (DDP compares buffers)
         self.state = generator.get_state().to(self.state.device)

@@ -416,7 +416,8 @@ def _state(pl_module) -> dict[str, torch.Tensor]:
         for name, tensor in held_tensors(pl_module.algorithm)
         if "_last_rates" not in name  # the last step's rates: reporting, not state
     )
-    return state
+    # a random generator's state: a skipped step consumes its draws, as it consumes its batch
+    return {k: v for k, v in state.items() if not k.endswith("generator.state")}
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -61,20 +61,31 @@ class ReservoirMemory(nn.Module):
         labels: torch.Tensor,
         task_ids: torch.Tensor,
         logits: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
     ) -> None:
-        """Offer a batch to the reservoir (no host synchronisation)."""
+        """Offer a batch to the reservoir (no host synchronisation).
+
+        ``keep``: a 0-dim bool (the step's ``gradients_finite`` under a grad scaler): ``False``
+        leaves the slots and the count of samples seen as they were (a skipped step stores
+        nothing); its random draws are still consumed, as its batch was.
+        """
         inputs, labels, task_ids = inputs.detach(), labels.detach(), task_ids.detach()
         self._allocate(inputs, logits)
         uniform = self.generator.uniform(inputs.shape[0], device=inputs.device)
         slots = reservoir_slots(seen=self.seen, uniform=uniform, capacity=self.capacity)
         writers = last_writers(slots, capacity=self.capacity)
+        if keep is not None:
+            writers = torch.where(keep.to(writers.device), writers, torch.full_like(writers, -1))
         self.inputs = write_slots(self.inputs, inputs, writers)
         self.labels = write_slots(self.labels, labels, writers)
         self.task_ids = write_slots(self.task_ids, task_ids, writers)
         if self.store_logits and logits is not None:
             widened = self._widened(logits.detach())  # may grow the stored logits first
             self.logits = write_slots(self.logits, widened, writers)
-        self.seen = self.seen + inputs.shape[0]
+        added = torch.full_like(self.seen, inputs.shape[0])
+        if keep is not None:
+            added = torch.where(keep.to(added.device), added, torch.zeros_like(added))
+        self.seen = self.seen + added
 
     def draw(self, count: int) -> MemoryBatch:
         """``count`` samples drawn uniformly (with replacement) from the occupied slots."""

@@ -123,6 +123,7 @@ class Replay(Algorithm):
             labels=context.targets,
             task_ids=task_ids,
             logits=context.output.logits if self.memory.store_logits else None,
+            keep=context.gradients_finite,
         )
 
     def task_summary(self, *, task_id: int, model: ContinualModel) -> dict[str, object]:

@@ -165,8 +165,8 @@ def load(run_folder: str | os.PathLike[str]) -> Run:
     """
     import yaml
 
-    from hatcl.training.resume_check import read_config_text
     from hatcl.training.experiment import ExperimentConfig
+    from hatcl.training.resume_check import read_config_text
 
     folder = Path(run_folder)
     if not (folder / "config.yaml").is_file():
