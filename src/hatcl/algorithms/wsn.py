@@ -8,6 +8,11 @@ forward for task t uses it. Weights in the union ``M_{t-1}`` of earlier masks ge
 and are restored after each optimizer step (so weight decay cannot move them either). Every
 other parameter (heads, per-task batch norms, a shared head) is frozen once a finished task
 used it. Earlier tasks' outputs therefore never change (BWT exactly 0).
+
+WSN is a per-task network: under ``head=cil``/``dil`` each task trains on its own output block
+and labels as under ``til``, and at test time the task-agnostic evaluator runs every test batch
+under each seen task's stored mask (the forward's ``task_id`` selects ``m_t``) and predicts the
+task first.
 """
 
 from __future__ import annotations
@@ -93,6 +98,8 @@ class WSN(Algorithm):
     Args:
         mask_fraction: c, the fraction of each layer's weights (and biases) a task's mask keeps.
     """
+
+    per_task_network = True
 
     def __init__(self, *, mask_fraction: float = 0.5) -> None:
         super().__init__()
