@@ -109,6 +109,7 @@ class WSN(Algorithm):
         self.register_buffer("frozen_names", torch.zeros(0, dtype=torch.uint8))
         self._forward_task = _ForwardTask()
         self._frozen: set[str] = set()
+        self._used: set[str] = set()  # unmasked parameters the current task's steps trained
         self._snapshot: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def configure_model(self, *, model: ContinualModel) -> None:
@@ -137,12 +138,16 @@ class WSN(Algorithm):
     def on_task_start(self, *, task_id: int, model: ContinualModel) -> None:
         """Forget the last task's snapshot (taken again at the task's first step)."""
         self._snapshot = None
+        self._used = set()
 
     def adjust_gradients(self, context: StepContext) -> None:
         """Zero the gradient of every weight an earlier task uses (``(1 - M_{t-1})``)."""
         if self._snapshot is None:
             self._snapshot = self._take_snapshot(context.model)
         parameters = dict(context.model.named_parameters())
+        for name, parameter in parameters.items():  # grads may be cleared before the task ends
+            if parameter.grad is not None and not _is_masked_part(name):
+                self._used.add(name)
         with torch.no_grad():
             for name, (frozen, _) in self._snapshot.items():
                 grad = parameters[name].grad
@@ -166,6 +171,8 @@ class WSN(Algorithm):
         for name, parameter in model.named_parameters():
             if not _is_masked_part(name) and parameter.grad is not None:
                 self._frozen.add(name)
+        self._frozen |= self._used
+        self._used = set()
         encoded = "\n".join(sorted(self._frozen)).encode()
         self.frozen_names = torch.tensor(list(encoded), dtype=torch.uint8)
         self._snapshot = None
