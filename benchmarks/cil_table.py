@@ -37,8 +37,12 @@ METHODS: dict[str, tuple[str, ...]] = {
     "ewc": ("algorithm=ewc",),
     "lwf": ("algorithm=lwf",),
     "joint": ("algorithm=joint",),
+    "er": ("algorithm=er",),
+    "der": ("algorithm=der",),
+    "derpp": ("algorithm=derpp",),
+    "wsn": ("algorithm=wsn",),
 }
-PER_TASK_NETWORK = {"hat", "adahat", "fgadahat_OG", "fgadahat_IG", "independent"}
+PER_TASK_NETWORK = {"hat", "adahat", "fgadahat_OG", "fgadahat_IG", "independent", "wsn"}
 SCORES = ("max_softmax", "max_logit", "energy", "neg_entropy")
 CALIBRATIONS = ("none", "affine")
 BEGIN, END = "<!-- cil table: begin -->", "<!-- cil table: end -->"

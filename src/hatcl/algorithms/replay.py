@@ -4,8 +4,10 @@ ER: Chaudhry et al. 2019, "On tiny episodic memories in continual learning". DER
 Buzzega et al., NeurIPS 2020, "Dark experience for general continual learning: a strong,
 simple baseline". Every step adds the replay terms (from the second task on), then offers the
 step's batch to the memory. The replayed logits are computed by :meth:`Replay.replay_logits`:
-``til``, each sample through its own task's head; ``dil``, the shared head (a class-incremental
-head replaces only this method: logits of all seen classes, labels global).
+``til``, each sample through its own task's head; ``dil``, the shared head; ``cil``, the logits
+of all classes seen so far (one forward of the heads), scored against the global labels the
+memory stores (a sample's label is its training target, global under ``cil``). DER's stored
+logits are narrower than later ones under ``cil``: its MSE compares only their stored columns.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hatcl.algorithms.base import Algorithm, StepContext
 from hatcl.algorithms.memory import MemoryBatch, ReservoirMemory
 from hatcl.backbones.model import ContinualModel
 from hatcl.functional.replay import covered_mse, own_head_logits
+from hatcl.heads.heads import ClassIncrementalHeads
 from hatcl.masking.stage import Stage
 from hatcl.validation import check_int, check_number
 
@@ -82,13 +85,19 @@ class Replay(Algorithm):
         )
 
     def replay_logits(self, model: ContinualModel, batch: MemoryBatch) -> torch.Tensor:
-        """Logits of the replayed samples, each from its own task's head (``-inf`` padded)."""
+        """Logits of the replayed samples, each from its own task's head (``-inf`` padded).
+
+        Under ``cil`` (a shared network's class-incremental heads) the logits of all classes
+        seen so far, the columns the memory's global labels index.
+        """
         index = self._lookup.to(batch.task_ids.device)[batch.task_ids]
         if model.backbone.depends_on_task():
             return self._grouped_logits(model, batch, index)
         features = model.backbone(
             batch.inputs, task_id=self._task_id, stage=Stage.TRAIN, scale=None
         ).features
+        if _all_seen_classes(model):  # cil: every sample over all seen classes, labels global
+            return model.heads(features, task_id=self._task_id)
         per_head = [model.heads(features, task_id=task_id) for task_id in self._heads]
         if len(per_head) == 1:
             return per_head[0]
@@ -111,7 +120,8 @@ class Replay(Algorithm):
         return torch.cat(padded)[inverse]
 
     def after_optimizer_step(self, context: StepContext) -> None:
-        """Offer the step's (un-augmented) batch to the memory."""
+        """Offer the step's (un-augmented) batch to the memory, labelled with the step's training
+        targets (global labels under ``cil``) and, for DER, the step's logits."""
         raw, self._raw_inputs = self._raw_inputs, None
         if raw is None or raw.shape != context.inputs.shape:
             raw = context.inputs
@@ -210,3 +220,9 @@ class DERPP(DER):
         batch = self.draw(context)
         logits = self.replay_logits(context.model, batch)
         return {**terms, "der_ce": self.beta * F.cross_entropy(logits, batch.labels)}
+
+
+def _all_seen_classes(model: ContinualModel) -> bool:
+    """Whether the heads give every sample the logits of all seen classes (shared net, cil)."""
+    heads = model.heads
+    return isinstance(heads, ClassIncrementalHeads) and not heads.per_task_network

@@ -8,6 +8,11 @@ forward for task t uses it. Weights in the union ``M_{t-1}`` of earlier masks ge
 and are restored after each optimizer step (so weight decay cannot move them either). Every
 other parameter (heads, per-task batch norms, a shared head) is frozen once a finished task
 used it. Earlier tasks' outputs therefore never change (BWT exactly 0).
+
+WSN is a per-task network: under ``head=cil``/``dil`` each task trains on its own output block
+and labels as under ``til``, and at test time the task-agnostic evaluator runs every test batch
+under each seen task's stored mask (the forward's ``task_id`` selects ``m_t``) and predicts the
+task first.
 """
 
 from __future__ import annotations
@@ -94,6 +99,8 @@ class WSN(Algorithm):
         mask_fraction: c, the fraction of each layer's weights (and biases) a task's mask keeps.
     """
 
+    per_task_network = True
+
     def __init__(self, *, mask_fraction: float = 0.5) -> None:
         super().__init__()
         self.mask_fraction = check_number(
@@ -102,6 +109,7 @@ class WSN(Algorithm):
         self.register_buffer("frozen_names", torch.zeros(0, dtype=torch.uint8))
         self._forward_task = _ForwardTask()
         self._frozen: set[str] = set()
+        self._used: set[str] = set()  # unmasked parameters the current task's steps trained
         self._snapshot: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def configure_model(self, *, model: ContinualModel) -> None:
@@ -130,12 +138,16 @@ class WSN(Algorithm):
     def on_task_start(self, *, task_id: int, model: ContinualModel) -> None:
         """Forget the last task's snapshot (taken again at the task's first step)."""
         self._snapshot = None
+        self._used = set()
 
     def adjust_gradients(self, context: StepContext) -> None:
         """Zero the gradient of every weight an earlier task uses (``(1 - M_{t-1})``)."""
         if self._snapshot is None:
             self._snapshot = self._take_snapshot(context.model)
         parameters = dict(context.model.named_parameters())
+        for name, parameter in parameters.items():  # grads may be cleared before the task ends
+            if parameter.grad is not None and not _is_masked_part(name):
+                self._used.add(name)
         with torch.no_grad():
             for name, (frozen, _) in self._snapshot.items():
                 grad = parameters[name].grad
@@ -159,6 +171,8 @@ class WSN(Algorithm):
         for name, parameter in model.named_parameters():
             if not _is_masked_part(name) and parameter.grad is not None:
                 self._frozen.add(name)
+        self._frozen |= self._used
+        self._used = set()
         encoded = "\n".join(sorted(self._frozen)).encode()
         self.frozen_names = torch.tensor(list(encoded), dtype=torch.uint8)
         self._snapshot = None
