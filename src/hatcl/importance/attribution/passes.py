@@ -73,12 +73,14 @@ def target_logits(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def tap_gradients(total: Tensor, tensors: Attributions) -> Attributions:
+    """The gradient of the scalar ``total`` with respect to every tensor, by key (one backward)."""
     keys = list(tensors)
     grads = torch.autograd.grad(total, [tensors[key] for key in keys])
     return dict(zip(keys, grads))
 
 
 def reshape_and_sum(x: Tensor, steps: int, examples: int, shape: tuple[int, ...]) -> Tensor:
+    """Captum's sum over the steps of step-major rows: ``(steps * examples, *shape)`` in."""
     return torch.sum(x.reshape((steps, examples, *shape)), dim=0)
 
 
@@ -88,6 +90,7 @@ def interpolate(x: Tensor, alphas: list[float]) -> Tensor:
 
 
 def repeat_rows(x: Tensor, times: int) -> Tensor:
+    """``x`` tiled ``times`` times along the rows (the whole batch, then again)."""
     return x.repeat(times, *([1] * (x.dim() - 1)))
 
 
