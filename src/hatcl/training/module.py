@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-import torchmetrics
 
 from hatcl.algorithms.base import Algorithm
 from hatcl.backbones.model import ContinualModel
@@ -13,6 +12,7 @@ from hatcl.data.base import TaskData
 from hatcl.inference.evaluator import TaskAgnosticEvaluator
 from hatcl.masking.stage import Stage
 from hatcl.metrics.counts import TaskAgnosticCount
+from hatcl.training.counters import CorrectCount, LoggingWindow
 from hatcl.training.distributed import (
     all_reduce_sum,
     broadcast_buffers,
@@ -27,33 +27,7 @@ from hatcl.training.step import run_training_step
 #: go only to the loggers and ``training_curves.csv``.
 PROGRESS_BAR_KEYS = ("train_loss", "train_accuracy", "capacity")
 
-
-class CorrectCount(torchmetrics.Metric):
-    """Correct predictions and samples (test counts, validation and training accuracy).
-
-    Both counts are tensors on the logits' device (no host sync per batch), reduced by sum
-    across processes.
-    """
-
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__(sync_on_compute=False)
-        self.add_state("correct", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        if self.correct.device != logits.device:  # a counter outside the module follows the data
-            self.to(logits.device)
-        self.correct += (logits.argmax(1) == targets).sum()
-        self.total += targets.numel()
-
-    def compute(self) -> torch.Tensor:
-        return torch.stack([self.correct, self.total])
-
-    def value(self) -> float:
-        """correct / total as a Python float (0 when empty): read once per epoch, not per step."""
-        return float(self.correct) / max(int(self.total), 1)
+__all__ = ["PROGRESS_BAR_KEYS", "ContinualModule", "CorrectCount"]
 
 
 class ContinualModule(L.LightningModule):
@@ -94,7 +68,7 @@ class ContinualModule(L.LightningModule):
         self._consolidate: TaskData | None = None
         self._test_task_ids: tuple[int, ...] = ()
         self._test_counts: dict[int, CorrectCount | TaskAgnosticCount] = {}
-        self._window = _Window()  # a plain object: no nn.Module attribute overhead per step
+        self._window = LoggingWindow()  # a plain object: no nn.Module attribute overhead per step
         self._val_accuracy = CorrectCount()
         self._offset = (0, 0, 0)  # epoch and step a resumed fit starts at; batches it skips
         self._pending: dict | None = None  # an in-task checkpoint to load once fit has begun
@@ -296,7 +270,7 @@ class ContinualModule(L.LightningModule):
         state = checkpoint.get("logging_window")
         if state is None:
             return
-        window = _Window()
+        window = LoggingWindow()
         window.loss = state["train_loss"].clone()
         window.accuracy.correct = state["train_correct"].clone()
         window.accuracy.total = state["train_total"].clone()
@@ -327,7 +301,7 @@ class ContinualModule(L.LightningModule):
         }
         self.curves.append(record)
         self.log_dict({k: record[k] for k in PROGRESS_BAR_KEYS if k in record}, prog_bar=True)
-        self._window = _Window()
+        self._window = LoggingWindow()
 
 
     def _check_loss(self, mean_loss: float) -> None:
@@ -337,19 +311,3 @@ class ContinualModule(L.LightningModule):
             mean_loss, task_id=self.task_id, step=self.run_step(), first_loss=first
         )
 
-
-class _Window:
-    """Loss and accuracy summed over the steps since the last log (tensors: no host sync)."""
-
-    def __init__(self) -> None:
-        self.loss = torch.zeros(())
-        self.accuracy = CorrectCount()
-        self.steps = 0
-
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        self.loss = self.loss.to(loss) + loss
-        self.accuracy.update(logits, targets)
-        self.steps += 1
-
-    def mean_loss(self) -> float:
-        return float(self.loss) / max(self.steps, 1)

@@ -1,7 +1,8 @@
 """The task-sequence runner: open the run folder, train each task, test, write the outputs.
 
 The task loop itself (one Lightning ``fit`` and ``test`` per task) is in
-:mod:`hatcl.training.task_loop`; what the run writes is in :mod:`hatcl.training.outputs`.
+:mod:`hatcl.training.task_loop`; the run's shared state and the bookkeeping around each task in
+:mod:`hatcl.training.session`; what the run writes is in :mod:`hatcl.training.outputs`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import signal
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -22,19 +23,12 @@ from rich.console import Console
 
 from hatcl.data.base import ContinualData
 from hatcl.data.build import build_run_data
-from hatcl.reporting.console import summary_table, task_line
-from hatcl.training.checkpoint import RunProgress, checkpoint_path
+from hatcl.reporting.console import summary_table
+from hatcl.training.checkpoint import RunProgress
 from hatcl.training.compile import compile_backbone
 from hatcl.training.distributed import global_rank
 from hatcl.training.experiment import ExperimentConfig, build_algorithm, build_model, build_module
-from hatcl.training.interrupt import (
-    RunInterrupted,
-    StopRequest,
-    TaskPosition,
-    in_task_path,
-    stop_signals,
-)
-from hatcl.training.loggers import RunLogger
+from hatcl.training.interrupt import RunInterrupted, StopRequest, in_task_path, stop_signals
 from hatcl.training.module import ContinualModule
 from hatcl.training.outputs import run_logger, run_logging, run_metrics, write_run_files
 from hatcl.training.reference import (
@@ -53,11 +47,10 @@ from hatcl.training.resume import (
     pending_in_task,
     records_sent,
     resume_progress,
-    save_in_task_checkpoint,
     save_task_checkpoint,
 )
 from hatcl.training.run_callbacks import RunCallback
-from hatcl.training.step_guard import StepGuard
+from hatcl.training.session import RunSession, record_task, step_guard, stop_between_tasks
 from hatcl.training.task_loop import test_tasks, train_task
 from hatcl.training.threads import apply_threads, note_short_run
 
@@ -70,24 +63,6 @@ class RunResult:
     metrics: dict
     module: ContinualModule
     data: ContinualData
-
-
-@dataclass
-class _Session:
-    """The state of one run shared by the task loop's helpers."""
-
-    config: ExperimentConfig
-    folder: Path
-    module: ContinualModule
-    data: ContinualData
-    console: Console
-    progress: RunProgress
-    run_logger: RunLogger
-    rank: int
-    callbacks: Sequence[RunCallback]
-    task_seconds: list[float] = field(default_factory=list)
-    pending: tuple[dict, TaskPosition] | None = None  # an in-task checkpoint to continue from
-    stop: StopRequest | None = None  # the caller's stop flag (None: the run routes the signals)
 
 
 def run_experiment(
@@ -163,7 +138,7 @@ def _train_run(
         progress = resume_progress(folder, module, data) if resume else RunProgress()
         pending = pending_in_task(folder, module, progress) if resume else None
         loggers = config.trainer.loggers
-        session = _Session(
+        session = RunSession(
             config=config,
             folder=folder,
             module=module,
@@ -212,7 +187,7 @@ def _train_run(
     return RunResult(run_dir=folder, metrics=metrics, module=module, data=data)
 
 
-def _run_tasks(session: _Session) -> None:
+def _run_tasks(session: RunSession) -> None:
     """Train and test every remaining task; a stop signal ends the run with a checkpoint.
 
     The stop flag is read before every task and every step, and once more after the last task
@@ -221,32 +196,16 @@ def _run_tasks(session: _Session) -> None:
     scope = nullcontext(session.stop) if session.stop is not None else stop_signals()
     with scope as request:
         for task in session.data.tasks[session.progress.completed :]:
-            _stop_between_tasks(session, request)
+            stop_between_tasks(session, request)
             try:
                 _run_task(session, task, request=request)
             except SIGTERMException:  # Lightning's own SIGTERM exit (a SystemExit with code 0)
-                _stop_between_tasks(session, request, signum=signal.SIGTERM)
+                stop_between_tasks(session, request, signum=signal.SIGTERM)
                 raise
-        _stop_between_tasks(session, request)
+        stop_between_tasks(session, request)
 
 
-def _stop_between_tasks(session: _Session, request: StopRequest, *, signum: int = 0) -> None:
-    """Raise :class:`RunInterrupted` after the last saved task if a stop was requested."""
-    if not (request or signum):
-        return
-    completed = session.progress.completed
-    saved = checkpoint_path(session.folder, completed) if completed else None
-    raise RunInterrupted(
-        signum=int(request.signum or signum),
-        task_id=completed,
-        step=None,
-        total_steps=None,
-        run_dir=session.folder,
-        checkpoint=saved if saved is not None and saved.exists() else None,
-    )
-
-
-def _run_task(session: _Session, task, *, request: StopRequest) -> None:
+def _run_task(session: RunSession, task, *, request: StopRequest) -> None:
     config, module, data = session.config, session.module, session.data
     started = time.perf_counter()
     resume_from, session.pending = session.pending, None
@@ -257,11 +216,11 @@ def _run_task(session: _Session, task, *, request: StopRequest) -> None:
         seen_tasks=data.tasks[: task.task_id],
         callbacks=[session.run_logger],
         resume_from=resume_from,
-        step_guard=partial(_step_guard, session, task_id=task.task_id, request=request),
+        step_guard=partial(step_guard, session, task_id=task.task_id, request=request),
     )
     row = test_tasks(module, data.tasks[: task.task_id], config=config)
     session.task_seconds.append(round(time.perf_counter() - started, 3))
-    _record_task(session, task_id=task.task_id, row=row)
+    record_task(session, task_id=task.task_id, row=row)
     if session.rank == 0 and config.trainer.checkpoints:
         save_task_checkpoint(
             module=module, progress=session.progress, folder=session.folder, trainer=trainer
@@ -273,40 +232,6 @@ def _run_task(session: _Session, task, *, request: StopRequest) -> None:
     gc.collect()
     for callback in session.callbacks:
         callback.on_task_saved(task_id=task.task_id, run_dir=session.folder)
-
-
-def _step_guard(session: _Session, batches, *, task_id: int, request: StopRequest) -> StepGuard:
-    hooks = [partial(_on_step, callback, task_id) for callback in session.callbacks]
-    return StepGuard(
-        request=request,
-        batches=batches,
-        save=partial(_save_in_task_checkpoint, session, task_id),
-        every_n_steps=session.config.trainer.checkpoint_every_n_steps,
-        on_step=hooks,
-        task_id=task_id,
-        total_steps=len(batches) * session.config.trainer.max_epochs,
-        run_dir=session.folder,
-    )
-
-
-def _on_step(callback: RunCallback, task_id: int, step: int) -> None:
-    callback.on_step(task_id=task_id, step=step)
-
-
-def _record_task(session: _Session, *, task_id: int, row: list[float]) -> None:
-    progress, module = session.progress, session.module
-    progress.matrix.append(row)
-    progress.summaries.append(
-        {
-            "task": task_id,
-            **module.test_report,
-            **module.algorithm.task_summary(task_id=task_id, model=module.model),
-        }
-    )
-    progress.completed = task_id
-    session.run_logger.log_test(task_id=task_id, row=row)
-    progress.log_step = session.run_logger.step
-    task_line(session.console, task_id=task_id, num_tasks=len(session.data.tasks), row=row)
 
 
 def _reference(
@@ -343,18 +268,3 @@ def _reference(
     )
     return diagonal(result.metrics["accuracy_matrix"])
 
-
-def _save_in_task_checkpoint(
-    session: _Session, task_id: int, trainer: L.Trainer, position: TaskPosition
-) -> Path | None:
-    """``in_task_<t>.ckpt`` of the session (rank 0, checkpoints on); its path or None."""
-    if session.rank != 0 or not session.config.trainer.checkpoints:
-        return None
-    return save_in_task_checkpoint(
-        module=session.module,
-        progress=session.progress,
-        folder=session.folder,
-        task_id=task_id,
-        trainer=trainer,
-        position=position,
-    )

@@ -22,9 +22,8 @@ samples by :func:`chunked`, keeping the rows of one pass under ``internal_batch_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -32,10 +31,44 @@ from captum.attr import DeepLift, LayerLRP
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import Tensor, nn
 
-from hatcl.importance.attribution.bound import BoundLogits
 from hatcl.importance.attribution.lrp_rules import lrp_rules
+from hatcl.importance.attribution.passes import (
+    AttributionProblem,
+    Attributions,
+    chunked,
+    interpolate,
+    layer_inputs,
+    repeat_rows,
+    reshape_and_sum,
+    run_taps,
+    tap_gradients,
+    target_logits,
+)
 
-Attributions = dict[str, Tensor]
+__all__ = [
+    "APPROXIMATION",
+    "CONDUCTANCE_STEPS",
+    "DEEPLIFT_SHAP_REFERENCES",
+    "GRADIENT_SHAP_SAMPLES",
+    "INTEGRATED_GRADIENTS_STEPS",
+    "INTERNAL_INFLUENCE_STEPS",
+    "AttributionProblem",
+    "Attributions",
+    "chunked",
+    "conductance",
+    "deeplift",
+    "deeplift_rules",
+    "deepliftshap",
+    "feature_ablation",
+    "gradcam",
+    "gradient_x_activation",
+    "gradientshap",
+    "integrated_gradients",
+    "internal_influence",
+    "lrp",
+    "run_taps",
+    "target_logits",
+]
 
 #: Captum's defaults, used unless docs/spec.md says otherwise (internal influence: 5 steps).
 CONDUCTANCE_STEPS = 50
@@ -46,76 +79,6 @@ DEEPLIFT_SHAP_REFERENCES = 10
 APPROXIMATION = "gausslegendre"
 
 
-@dataclass(frozen=True)
-class AttributionProblem:
-    """The model attributions run on.
-
-    Attributes:
-        bound: logits-only module (task id, stage and scale bound by keyword).
-        taps: the activation tap of every mask key, in forward order.
-        sequential: whether the layers after a tap depend on the input only through it.
-    """
-
-    bound: BoundLogits
-    taps: Mapping[str, nn.Module]
-    sequential: bool
-
-
-def run_taps(
-    problem: AttributionProblem,
-    x: Tensor,
-    *,
-    edit_key: str | None = None,
-    edit: Callable[[Tensor], Tensor] | None = None,
-) -> tuple[Tensor, Attributions]:
-    """Forward ``x``; return the logits and every tap's output (``edit`` replaces one tap's).
-
-    Unless edited, the tap's output itself flows on (as in a Captum call for another layer).
-    """
-    outputs: Attributions = {}
-
-    def hook_for(key: str):
-        def hook(module: nn.Module, inputs, output: Tensor) -> Tensor:
-            if key == edit_key:
-                outputs[key] = edit(output)
-                return outputs[key]
-            outputs[key] = output
-            return None
-
-        return hook
-
-    handles = [tap.register_forward_hook(hook_for(key)) for key, tap in problem.taps.items()]
-    try:
-        logits = problem.bound(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return logits, outputs
-
-
-def target_logits(logits: Tensor, targets: Tensor) -> Tensor:
-    """The logit of each row's target class."""
-    return logits.gather(1, targets.reshape(-1, 1)).squeeze(1)
-
-
-def _grads(total: Tensor, tensors: Attributions) -> Attributions:
-    keys = list(tensors)
-    grads = torch.autograd.grad(total, [tensors[key] for key in keys])
-    return dict(zip(keys, grads))
-
-
-def _reshape_and_sum(x: Tensor, steps: int, examples: int, shape: tuple[int, ...]) -> Tensor:
-    return torch.sum(x.reshape((steps, examples, *shape)), dim=0)
-
-
-def _interpolate(x: Tensor, alphas: list[float]) -> Tensor:
-    """Captum's input path from the zero baseline, step-major: ``0 + a * (x - 0)``."""
-    return torch.cat([0 + alpha * (x - 0) for alpha in alphas], dim=0)
-
-
-def _repeat_rows(x: Tensor, times: int) -> Tensor:
-    return x.repeat(times, *([1] * (x.dim() - 1)))
-
 
 # -- one backward for all layers ---------------------------------------------------------------
 
@@ -123,14 +86,14 @@ def _repeat_rows(x: Tensor, times: int) -> Tensor:
 def gradient_x_activation(problem: AttributionProblem, x: Tensor, targets: Tensor) -> Attributions:
     """LayerGradientXActivation: dF/dh_l * h_l."""
     logits, taps = run_taps(problem, x)
-    grads = _grads(target_logits(logits, targets).sum(), taps)
+    grads = tap_gradients(target_logits(logits, targets).sum(), taps)
     return {key: grads[key] * taps[key].detach() for key in taps}
 
 
 def gradcam(problem: AttributionProblem, x: Tensor, targets: Tensor) -> Attributions:
     """LayerGradCam (attr_dim_summation=False): spatial mean of dF/dh_l times h_l."""
     logits, taps = run_taps(problem, x)
-    grads = _grads(target_logits(logits, targets).sum(), taps)
+    grads = tap_gradients(target_logits(logits, targets).sum(), taps)
     result = {}
     for key, grad in grads.items():
         if grad.dim() > 2:
@@ -189,7 +152,7 @@ def deepliftshap(
     """LayerDeepLiftShap: DeepLift against every reference, averaged over the references."""
     rows, count = x.shape[0], references.shape[0]
     expanded = x.repeat_interleave(count, dim=0)
-    tiled = _repeat_rows(references, rows)
+    tiled = repeat_rows(references, rows)
     attributions = deeplift(
         problem, expanded, targets.repeat_interleave(count), baselines=tiled.to(x.dtype)
     )
@@ -208,13 +171,13 @@ def conductance(
     """LayerConductance: sum over the input path of dF/dh_l times the step of h_l."""
     _, alphas_of = approximation_parameters(APPROXIMATION)
     rows = x.shape[0]
-    logits, taps = run_taps(problem, _interpolate(x, alphas_of(n_steps + 1)))
-    grads = _grads(target_logits(logits, targets.repeat(n_steps + 1)).sum(), taps)
+    logits, taps = run_taps(problem, interpolate(x, alphas_of(n_steps + 1)))
+    grads = tap_gradients(target_logits(logits, targets.repeat(n_steps + 1)).sum(), taps)
     result = {}
     for key, value in taps.items():
         value = value.detach()
         diff = value[rows:] - value[:-rows]
-        result[key] = _reshape_and_sum(
+        result[key] = reshape_and_sum(
             diff * grads[key][:-rows], n_steps, rows, tuple(value.shape[1:])
         )
     return result
@@ -230,10 +193,10 @@ def internal_influence(
     """InternalInfluence: the path integral of dF/dh_l over the input path."""
     sizes_of, alphas_of = approximation_parameters(APPROXIMATION)
     step_sizes = torch.tensor(sizes_of(n_steps), dtype=x.dtype, device=x.device).view(n_steps, 1)
-    logits, taps = run_taps(problem, _interpolate(x, alphas_of(n_steps)))
-    grads = _grads(target_logits(logits, targets.repeat(n_steps)).sum(), taps)
+    logits, taps = run_taps(problem, interpolate(x, alphas_of(n_steps)))
+    grads = tap_gradients(target_logits(logits, targets.repeat(n_steps)).sum(), taps)
     return {
-        key: _reshape_and_sum(
+        key: reshape_and_sum(
             grad.contiguous().view(n_steps, -1) * step_sizes,
             n_steps,
             x.shape[0],
@@ -259,7 +222,7 @@ def gradientshap(
     with torch.no_grad():
         _, ends = run_taps(problem, torch.cat([x, torch.zeros_like(x[:1])]))
     logits, taps = run_taps(problem, scaled)
-    grads = _grads(target_logits(logits, targets.repeat_interleave(samples)).sum(), taps)
+    grads = tap_gradients(target_logits(logits, targets.repeat_interleave(samples)).sum(), taps)
     result = {}
     for key, grad in grads.items():
         delta = ends[key][:rows].repeat_interleave(samples, dim=0) - ends[key][rows:]
@@ -282,14 +245,6 @@ def lrp(problem: AttributionProblem, x: Tensor, targets: Tensor) -> Attributions
 
 
 # -- per-layer perturbations -------------------------------------------------------------------
-
-
-def _layer_inputs(problem: AttributionProblem, x: Tensor, expanded_rows: int) -> Tensor:
-    """The input of a pass that edits one tap: the chunk itself when the taps are sequential."""
-    if problem.sequential:
-        return x
-    return _repeat_rows(x, expanded_rows // x.shape[0])
-
 
 def integrated_gradients(
     problem: AttributionProblem,
@@ -314,12 +269,12 @@ def integrated_gradients(
         scaled = torch.cat([start + alpha * (end - start) for alpha in alphas]).requires_grad_()
         logits, _ = run_taps(
             problem,
-            _layer_inputs(problem, x, scaled.shape[0]),
+            layer_inputs(problem, x, scaled.shape[0]),
             edit_key=key,
             edit=lambda output, scaled=scaled: scaled,
         )
         (grad,) = torch.autograd.grad(target_logits(logits, targets.repeat(n_steps)).sum(), scaled)
-        total = _reshape_and_sum(
+        total = reshape_and_sum(
             grad.contiguous().view(n_steps, -1) * step_sizes, n_steps, rows, tuple(end.shape[1:])
         )
         result[key] = total * (end - start)
@@ -355,7 +310,7 @@ def feature_ablation(
             variants = variants.reshape(count * rows, *value.shape[1:])
             ablated, _ = run_taps(
                 problem,
-                _layer_inputs(problem, x, variants.shape[0]),
+                layer_inputs(problem, x, variants.shape[0]),
                 edit_key=key,
                 edit=lambda output, variants=variants: variants,
             )
@@ -364,30 +319,3 @@ def feature_ablation(
         result[key] = torch.cat(columns, dim=1)
     return result
 
-
-# -- chunking ----------------------------------------------------------------------------------
-
-
-def chunked(
-    method: Callable[..., Attributions],
-    problem: AttributionProblem,
-    x: Tensor,
-    targets: Tensor,
-    *,
-    rows_per_sample: int,
-    internal_batch_size: int,
-    per_sample: Mapping[str, Tensor] | None = None,
-    **options,
-) -> Iterator[tuple[int, Attributions]]:
-    """Run ``method`` on chunks of samples; yield (number of samples, attributions) per chunk.
-
-    A chunk has at most ``max(1, internal_batch_size // rows_per_sample)`` samples;
-    ``per_sample`` tensors (e.g. random draws, one row per sample) are sliced with it.
-    """
-    if internal_batch_size < 1:
-        raise ValueError(f"internal_batch_size must be a positive int, got {internal_batch_size}")
-    size = max(1, internal_batch_size // max(1, rows_per_sample))
-    for first in range(0, x.shape[0], size):
-        part = slice(first, first + size)
-        sliced = {name: value[part] for name, value in (per_sample or {}).items()}
-        yield x[part].shape[0], method(problem, x[part], targets[part], **sliced, **options)
