@@ -136,10 +136,11 @@ def test_step_metrics_per_layer_statistics():
     # bias [1, 2/3]
     fc1 = [0.5, 0.5, 2 / 3, 2 / 3, 0.5, 2 / 3]
     fc2 = [1, 1, 2 / 3, 2 / 3, 1, 2 / 3]
-    assert metrics["rate_mean/linears.0"] == pytest.approx(sum(fc1) / 6)
-    assert metrics["rate_min/linears.0"] == pytest.approx(0.5)
-    assert metrics["rate_below_half/linears.0"] == 0.0
-    assert metrics["rate_min/linears.1"] == pytest.approx(2 / 3)
+    # keyed by mask key, the layer names of tasks.json and the figures
+    assert metrics["rate_mean/fc1"] == pytest.approx(sum(fc1) / 6)
+    assert metrics["rate_min/fc1"] == pytest.approx(0.5)
+    assert metrics["rate_below_half/fc1"] == 0.0
+    assert metrics["rate_min/fc2"] == pytest.approx(2 / 3)
     assert metrics["capacity"] == pytest.approx((sum(fc1) + sum(fc2)) / 12)
     assert algorithm.network_capacity() == pytest.approx(metrics["capacity"])
 
