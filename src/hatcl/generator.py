@@ -21,7 +21,7 @@ class CheckpointedGenerator(nn.Module):
     def __init__(self, *, seed: int | None = None) -> None:
         super().__init__()
         # drawn here, not at the first draw: that one happens inside a training step (no host read)
-        self.seed = int(torch.randint(0, 2**62, (1,))) if seed is None else seed
+        self.seed = int(torch.randint(0, 2**62, (1,), device="cpu")) if seed is None else seed
         self.register_buffer("state", torch.zeros(0, dtype=torch.uint8))
         self._generator: torch.Generator | None = None
 
