@@ -65,6 +65,12 @@ def _one_step(measure_name: str, *, end_task: bool = False) -> None:
         learner.end_task()
 
 
+@pytest.fixture(autouse=True)
+def _registry_restored(monkeypatch):
+    """Measures registered here leave the registry with their test (other tests list it)."""
+    monkeypatch.setattr(IMPORTANCE_TYPES, "_entries", dict(IMPORTANCE_TYPES._entries))
+
+
 def _register(name: str, compute) -> None:
     if name not in IMPORTANCE_TYPES:
         IMPORTANCE_TYPES.register(name)(ImportanceMeasure(compute=compute))
