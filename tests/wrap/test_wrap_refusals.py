@@ -88,20 +88,25 @@ def test_weights_used_through_functional_are_refused():
         hatcl.wrap(FunctionalWeight(), X)
 
 
-class Concat(nn.Module):
+class ConcatOtherDim(nn.Module):
+    """Two layers' units side by side along the positions, not the channels."""
+
     def __init__(self):
         super().__init__()
-        self.a, self.b, self.c = nn.Linear(6, 3), nn.Linear(6, 4), nn.Linear(7, 2)
+        self.a, self.b = nn.Conv1d(1, 3, 3, padding=1), nn.Conv1d(1, 3, 3, padding=1)
+        self.c = nn.Linear(3 * 12, 2)
 
     def forward(self, x):
-        return self.c(torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], dim=1))
+        x = x.unsqueeze(1)
+        joined = torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], dim=2)
+        return self.c(joined.flatten(1))
 
 
-def test_concatenating_two_masks_units_is_refused():
+def test_concatenating_two_masks_units_along_another_dim_is_refused_at_the_cat():
     with pytest.raises(
-        ValueError, match=r"layer .c. reads the units of several layers \[.a., .b.\]"
+        ValueError, match=r"function cat\(\) \(node 'cat'\) combines tensors of different units"
     ):
-        hatcl.wrap(Concat(), X)
+        hatcl.wrap(ConcatOtherDim(), X)
 
 
 class PostActivationSum(nn.Module):

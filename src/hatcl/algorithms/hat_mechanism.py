@@ -9,7 +9,12 @@ import torch
 from torch import nn
 
 from hatcl.backbones.base import WeightedLayer
-from hatcl.functional.aggregation import aggregate_min, neuron_to_bias, neuron_to_weight
+from hatcl.functional.aggregation import (
+    aggregate_min,
+    neuron_to_bias,
+    neuron_to_weight,
+    neuron_to_weight_concat,
+)
 from hatcl.functional.rates import (
     hat_const_1_rate,
     hat_const_alpha_rate,
@@ -127,6 +132,14 @@ def to_weight_shape(
     layer: WeightedLayer, weight: torch.Tensor, unit_values: dict[str, torch.Tensor], aggregate
 ) -> torch.Tensor:
     """Make neuron-wise ``unit_values`` parameter-wise for ``layer``'s weight (docs/spec.md §1)."""
+    if layer.input_segments:  # a concatenated input: each column from its own part's units
+        parts = [(unit_values[k] if k else None, n, r) for k, n, r in layer.input_segments]
+        return neuron_to_weight_concat(
+            unit_values=unit_values[layer.mask_key],
+            input_parts=parts,
+            weight_shape=weight.shape,
+            aggregate=aggregate,
+        )
     inputs = unit_values[layer.input_mask_key] if layer.input_mask_key is not None else None
     return neuron_to_weight(
         unit_values=unit_values[layer.mask_key],

@@ -22,12 +22,17 @@ class WeightedLayer:
         input_mask_key: the units feeding it, ``None`` for a layer fed by the raw input.
         input_repeat: how many input features each input unit spans (a conv channel flattened
             into a linear layer spans ``H * W`` features, in flatten order); 1 otherwise.
+        input_segments: for a layer reading a concatenation along its input-feature dim
+            (DenseNet), one ``(mask key or None, units, repeat)`` per concatenated part, in
+            order (``None``: always-on features such as the raw input); ``input_mask_key`` is
+            then ``None``. Empty otherwise.
     """
 
     name: str
     mask_key: str
     input_mask_key: str | None
     input_repeat: int = 1
+    input_segments: tuple[tuple[str | None, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -14,6 +14,7 @@ __all__ = [
     "expand_input_units",
     "neuron_to_bias",
     "neuron_to_weight",
+    "neuron_to_weight_concat",
 ]
 
 
@@ -114,6 +115,56 @@ def neuron_to_weight(
             f"{shape} has {shape[1]} input units"
         )
     table = aggregate(unit_values[:, None], expanded[None, :])
+    return table.reshape(shape[0], shape[1], *kernel_ones).expand(shape).contiguous()
+
+
+def neuron_to_weight_concat(
+    *,
+    unit_values: Tensor,
+    input_parts: Sequence[tuple[Tensor | None, int, int]],
+    weight_shape: torch.Size | tuple[int, ...],
+    aggregate: Callable[[Tensor, Tensor], Tensor],
+) -> Tensor:
+    """:func:`neuron_to_weight` for a layer whose inputs are a concatenation of several parts.
+
+    The input features are the parts' features side by side, in order (``torch.cat`` along the
+    feature or channel dim, DenseNet); part ``p`` contributes ``units_p * repeat_p`` columns.
+    A column of a part with values gets ``aggregate(unit_values[i], part_value)``; a column of
+    an always-on part (``None``, e.g. the raw input) gets ``unit_values[i]``, as a first layer's.
+
+    Args:
+        unit_values: 1-D values of this layer's output units, shape ``(out,)``.
+        input_parts: per part, ``(values or None, units, repeat)``.
+        weight_shape: the weight's shape ``(out, in, *kernel)``.
+        aggregate: elementwise binary function, e.g. :func:`aggregate_min`.
+
+    Returns:
+        A new contiguous tensor of ``weight_shape``.
+
+    Raises:
+        ValueError: if a part's values do not have its unit count, or the parts' features do
+            not add up to the weight's inputs.
+    """
+    shape = tuple(int(d) for d in weight_shape)
+    _validate_units(unit_values, shape)
+    columns = []
+    for values, units, repeat in input_parts:
+        if values is None:
+            columns.append(unit_values[:, None].expand(shape[0], units * repeat))
+            continue
+        if values.dim() != 1 or values.shape[0] != units:
+            raise ValueError(
+                f"an input part has values of shape {tuple(values.shape)}, expected ({units},)"
+            )
+        expanded = expand_input_units(values, repeat=repeat)
+        columns.append(aggregate(unit_values[:, None], expanded[None, :]))
+    table = torch.cat(columns, dim=1)
+    if table.shape[1] != shape[1]:
+        raise ValueError(
+            f"input parts {[(units, repeat) for _, units, repeat in input_parts]} give "
+            f"{table.shape[1]} input features but weight_shape {shape} has {shape[1]}"
+        )
+    kernel_ones = (1,) * (len(shape) - 2)
     return table.reshape(shape[0], shape[1], *kernel_ones).expand(shape).contiguous()
 
 

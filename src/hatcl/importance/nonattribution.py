@@ -13,7 +13,8 @@ both produce the block's output units). Then ``fan_in`` of the key is the **sum*
 producing it, and ``fan_out`` the sum over every layer consuming it. ``W_next`` of the key no
 backbone layer consumes (the last one) is the current task's head weight. A consumer fed through a
 flatten (``input_repeat > 1``) has ``units x repeat`` input features in flatten order (channel
-major); its fan-out is summed over each channel's positions.
+major); its fan-out is summed over each channel's positions. A consumer reading a concatenation
+of several keys' units (DenseNet) feeds each key from its own columns.
 
 Gradients are the ``.grad`` of the weights as the step applied them (after adjustment); a missing
 gradient counts as zeros.
@@ -52,11 +53,12 @@ _TRANSFORMS: dict[str, Callable[[Tensor], Tensor]] = {"abs": torch.abs, "square"
 
 @dataclass(frozen=True)
 class _Topology:
-    """Per mask key: its unit count, the weights producing it and the weights it feeds."""
+    """Per mask key: its unit count, the weights producing it and the weights it feeds (each
+    with the input features it feeds: all, or its part of a concatenated input)."""
 
     units: dict[str, int]
     producers: dict[str, list[Tensor]]
-    consumers: dict[str, list[Tensor]]
+    consumers: dict[str, list[tuple[Tensor, slice]]]
 
 
 @dataclass(frozen=True)
@@ -103,15 +105,20 @@ def _read_topology(ctx: ImportanceContext) -> tuple[_Topology, tuple]:
     layers = ctx.model.backbone.layer_modules()
     units = ctx.model.backbone.unit_counts()
     producers: dict[str, list[Tensor]] = {key: [] for key in units}
-    consumers: dict[str, list[Tensor]] = {key: [] for key in units}
+    consumers: dict[str, list[tuple[Tensor, slice]]] = {key: [] for key in units}
     for layer, module in layers:
         producers[layer.mask_key].append(module.weight)
         if layer.input_mask_key is not None:
-            consumers[layer.input_mask_key].append(module.weight)
+            consumers[layer.input_mask_key].append((module.weight, slice(None)))
+        start = 0
+        for key, count, repeat in layer.input_segments:  # a concatenated input: its columns
+            if key is not None:
+                consumers[key].append((module.weight, slice(start, start + count * repeat)))
+            start += count * repeat
     head_module = ctx.model.heads.head(ctx.task_id)
     for feeds in consumers.values():
         if not feeds:
-            feeds.append(head_module.weight)
+            feeds.append((head_module.weight, slice(None)))
     sources = tuple((m, m.weight) for m in [*(module for _, module in layers), head_module])
     return _Topology(units=units, producers=producers, consumers=consumers), sources
 
@@ -138,7 +145,10 @@ class FanOut:
     def __call__(self, ctx: ImportanceContext, topology: _Topology, key: str) -> Tensor:
         read, apply = _SOURCES[self.source], _TRANSFORMS[self.transform]
         units = topology.units[key]
-        return _total(_per_unit(fan_out(apply(read(w))), units) for w in topology.consumers[key])
+        return _total(
+            _per_unit(fan_out(apply(read(w)))[columns], units)
+            for w, columns in topology.consumers[key]
+        )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from hatcl.wrap.graph import (
     shape_of,
     trace,
 )
+from hatcl.wrap.layers import check_features, renamed, weighted_layers
 from hatcl.wrap.protect import check_excludes, check_layers, is_excluded, loose_parameters
 from hatcl.wrap.rewrite import (
     PerTaskBatchNorm,
@@ -35,7 +36,7 @@ from hatcl.wrap.rewrite import (
     unit_groups,
 )
 from hatcl.wrap.stream import merge, stream_merges
-from hatcl.wrap.units import ALWAYS_ON, Segments, Unfollowable, Units, propagate
+from hatcl.wrap.units import ALWAYS_ON, Units, propagate
 from hatcl.wrap.unmasked import (
     UNMASKED_CHOICES,
     FrozenAfterFirst,
@@ -47,8 +48,6 @@ from hatcl.wrap.unmasked import (
 )
 
 BATCH_NORM_CHOICES = ("independent", "shared")
-NETWORK = "network"
-"""The attribute holding the rewritten network; weighted-layer names start with it."""
 
 
 class WrappedBackbone(Backbone):
@@ -229,8 +228,8 @@ def _build(
         points = remask_points(network, installed, layouts)
         remasks = insert_remasks(network, points, layouts, by_key)
         layouts = _layouts(network, groups, applied, inputs[0], excluded, remasks)
-    layers = _weighted_layers(network, groups, layouts)
-    _check_features(output.args[0], layouts)
+    layers = weighted_layers(network, groups, layouts)
+    check_features(output.args[0], layouts)
     units = {
         group.key: int(network.get_submodule(group.layers[0].target).weight.shape[0])
         for group in groups
@@ -243,7 +242,7 @@ def _build(
     keys = sorted(by_tap, key=lambda key: position[by_tap[key]])  # forward order of the taps
     for previous, key in zip([emit, *(by_key[k] for k in keys)], keys):
         previous.append(by_key[key])  # mask inputs in the order of the keys
-    layers = [_renamed(layer, root) for layer in layers]
+    layers = [renamed(layer, root) for layer in layers]
     output.args = ((output.args[0], tuple(by_tap[key] for key in keys)),)
     graph.lint()
     network.recompile()
@@ -259,15 +258,6 @@ def _build(
     )
 
 
-def _renamed(layer: WeightedLayer, root: dict[str, str]) -> WeightedLayer:
-    return WeightedLayer(
-        name=layer.name,
-        mask_key=root.get(layer.mask_key, layer.mask_key),
-        input_mask_key=root.get(layer.input_mask_key, layer.input_mask_key),
-        input_repeat=layer.input_repeat,
-    )
-
-
 def _layouts(network, groups, applied, input_node, excluded, extra=None):
     fixed: dict = {input_node: ALWAYS_ON, **(extra or {})}
     for node in network.graph.nodes:
@@ -279,71 +269,3 @@ def _layouts(network, groups, applied, input_node, excluded, extra=None):
         for node in group.layers:
             fixed[node] = Units(group.key, dims=dims)
     return propagate(network, fixed=fixed)
-
-
-def _weighted_layers(network, groups, layouts) -> list[WeightedLayer]:
-    layers = []
-    key_of = {node: group.key for group in groups for node in group.layers}
-    order = [node for node in network.graph.nodes if node in key_of]
-    for node in order:
-        layout = _read_layout(network, node, layouts[node.args[0]])
-        layers.append(
-            WeightedLayer(
-                name=f"{NETWORK}.{node.target}",
-                mask_key=key_of[node],
-                input_mask_key=layout.key,
-                input_repeat=layout.repeat,
-            )
-        )
-    _check_input_sizes(network, layers, groups)
-    return layers
-
-
-def _read_layout(network, node, layout) -> Units:
-    """The units a weighted layer reads, along its input-feature dim; refused otherwise."""
-    if isinstance(layout, Unfollowable):
-        raise ValueError(
-            f"layer {node.target!r} reads a tensor wrap cannot follow: {layout.reason}"
-        )
-    if isinstance(layout, Segments):
-        raise ValueError(
-            f"layer {node.target!r} reads the units of several layers {list(layout.keys)} at "
-            "once (a concatenation along their unit dim); a layer fed by several masks is not "
-            "supported yet: give each branch its own layer and add their outputs"
-        )
-    rank = len(shape_of(node.args[0]) or ())
-    feature_dim = rank - 1 if isinstance(network.get_submodule(node.target), nn.Linear) else 1
-    if not isinstance(layout, Units) or (layout.key is not None and layout.dims != (feature_dim,)):
-        dims = getattr(layout, "dims", "?")
-        raise ValueError(
-            f"layer {node.target!r} reads units along dims {dims} of its input but its input "
-            f"features are dim {feature_dim}; permute the units back to that dim first"
-        )
-    return layout
-
-
-def _check_input_sizes(network, layers: list[WeightedLayer], groups) -> None:
-    units = {g.key: network.get_submodule(g.layers[0].target).weight.shape[0] for g in groups}
-    for layer in layers:
-        if layer.input_mask_key is None:
-            continue
-        module = network.get_submodule(layer.name.removeprefix(f"{NETWORK}."))
-        expected = units[layer.input_mask_key] * layer.input_repeat
-        if module.weight.shape[1] != expected:
-            raise ValueError(
-                f"layer {layer.name!r} has {module.weight.shape[1]} inputs but reads "
-                f"{units[layer.input_mask_key]} units of {layer.input_mask_key!r} x "
-                f"{layer.input_repeat} positions = {expected}; wrap could not match them"
-            )
-
-
-def _check_features(result: fx.Node, layouts) -> None:
-    layout = layouts[result]
-    if isinstance(layout, Unfollowable):
-        raise ValueError(f"the network's output cannot be mapped to units: {layout.reason}")
-    if not isinstance(layout, Units) or (layout.key is not None and layout.dims != (1,)):
-        raise ValueError(
-            f"the network's output carries units along dims {getattr(layout, 'dims', '?')}, "
-            "but the heads read (batch, features) with units first: reduce the token dims "
-            "(x[:, 0] for a class token, x.mean(1) for the average) before returning"
-        )

@@ -12,7 +12,7 @@ from torch import fx
 from hatcl.wrap import tokens
 from hatcl.wrap.graph import shape_of
 from hatcl.wrap.rewrite import units_first, units_last
-from hatcl.wrap.tokens import ALWAYS_ON, Pieces, Segments, Units
+from hatcl.wrap.tokens import ALWAYS_ON, Concat, Pieces, Segments, Units
 
 _PERMUTES = frozenset({"permute", "transpose", torch.permute, torch.transpose, "movedim"})
 _MATMULS = frozenset({operator.matmul, torch.matmul, torch.bmm, "matmul", "bmm"})
@@ -146,7 +146,7 @@ def _split(node: fx.Node, layout):
         if count == len(layout.keys):
             return Pieces(tuple(Units(key, dims=(dim,)) for key in layout.keys))
         return None
-    if isinstance(layout, Units) and dim not in layout.dims:
+    if isinstance(layout, Units | Concat) and dim not in layout.dims:
         return Pieces((layout,) * count)
     return None
 

@@ -35,6 +35,16 @@ class Segments:
 
 
 @dataclass(frozen=True)
+class Concat:
+    """Tensors concatenated along their unit dim ``dims[0]`` (DenseNet-style): ``parts`` holds,
+    in order, each part's mask key (``None``: always-on features such as the raw input), its
+    unit count and the features each unit spans (``repeat``, after a flatten)."""
+
+    parts: tuple[tuple[str | None, int, int], ...]
+    dims: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Pieces:
     """A tuple of tensors (``unbind``, ``chunk``, ``split``): one layout per piece."""
 
@@ -73,6 +83,8 @@ def reshape(layout, source: tuple[int, ...], out: tuple[int, ...]):
     pairs = blocks(source, out)
     if not pairs:
         return None
+    if isinstance(layout, Concat):
+        return _reshape_concat(layout, source, out)
     units = set(layout.dims) if isinstance(layout, Units | Segments) else set()
     touched = [(ins, outs) for ins, outs in pairs if units & set(ins)]
     if isinstance(layout, Segments):
@@ -91,6 +103,21 @@ def reshape(layout, source: tuple[int, ...], out: tuple[int, ...]):
             spread = math.prod(source[d] for d in ins[len(dims) :])
             return replace(layout, dims=(touched[0][1][0],), repeat=layout.repeat * spread)
     return None
+
+
+def _reshape_concat(layout: Concat, source, out):
+    """A concatenation moves as one unit dim; a flatten spreads every part's units alike."""
+    moved = reshape(Units(key="", dims=layout.dims), source, out)
+    if moved is None or len(moved.dims) != 1:
+        return None  # the unit dim split: the parts would interleave with the new dims
+    parts = tuple((key, units, repeat * moved.repeat) for key, units, repeat in layout.parts)
+    return Concat(parts=parts, dims=moved.dims)
+
+
+def as_concat(layout: Segments, size: int) -> Concat:
+    """Equal-width segments along ``size`` features as a :class:`Concat` of their units."""
+    width = size // len(layout.keys)
+    return Concat(parts=tuple((key, width, 1) for key in layout.keys), dims=layout.dims)
 
 
 def _ones(ins: list[int], source: tuple[int, ...]) -> set[int]:
@@ -115,6 +142,8 @@ def permute(layout, order: list[int]):
         if layout.repeat != 1 and layout.dims != (where[layout.dims[0]],):
             return None
         return replace(layout, dims=tuple(where[d] for d in layout.dims))
+    if isinstance(layout, Concat):
+        return replace(layout, dims=(where[layout.dims[0]],))
     select = None if layout.select is None else where[layout.select]
     return replace(layout, dims=tuple(where[d] for d in layout.dims), select=select)
 

@@ -4,11 +4,13 @@ Every tensor of the graph gets a layout: :class:`Units` (the mask key of its uni
 for the raw input, constants and the outputs of excluded modules: always on; the dims the units
 span; how many features each unit spans after a flatten, ``repeat``, channel-major as
 ``torch.flatten`` orders them), :class:`Segments` (several layers' units side by side, as in a
-fused projection), :class:`Pieces` (a tuple from ``unbind``/``chunk``) or
-:class:`Unfollowable`, naming the op that hid the units. Elementwise ops, dropout, pooling,
-padding and norms keep the layout; reshapes, permutes, indexing, reductions and matmuls move it
-(:mod:`hatcl.wrap.follow`, :mod:`hatcl.wrap.tokens`). wrap refuses a weighted layer (or the
-network's output) that reads an unfollowable tensor.
+fused projection), :class:`Concat` (a concatenation along the unit dim: several layers' units,
+or a layer's and the input's, read together by the next layer), :class:`Pieces` (a tuple from
+``unbind``/``chunk``) or :class:`Unfollowable`, naming the op that hid the units. Elementwise
+ops, dropout, pooling, padding and norms keep the layout; reshapes, permutes, indexing,
+reductions and matmuls move it (:mod:`hatcl.wrap.follow`,
+:mod:`hatcl.wrap.tokens`). wrap refuses a weighted layer (or the network's output) that reads an
+unfollowable tensor.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from hatcl.wrap.graph import (
     shape_of,
 )
 from hatcl.wrap.rewrite import emit_activation
-from hatcl.wrap.tokens import ALWAYS_ON, Pieces, Segments, Units
+from hatcl.wrap.tokens import ALWAYS_ON, Concat, Pieces, Segments, Units
 
-__all__ = ["ALWAYS_ON", "Pieces", "Segments", "Unfollowable", "Units", "propagate"]
+__all__ = ["ALWAYS_ON", "Concat", "Pieces", "Segments", "Unfollowable", "Units", "propagate"]
 from hatcl.wrap.unmasked import inner_module
 
 
@@ -46,7 +48,7 @@ class Unfollowable:
     reason: str
 
 
-Layout = Units | Segments | Pieces | Unfollowable
+Layout = Units | Segments | Concat | Pieces | Unfollowable
 
 _KEEP_MODULES = (
     *ACTIVATION_MODULES,
@@ -175,7 +177,7 @@ def _layout(graph_module: fx.GraphModule, node: fx.Node, layouts: dict) -> Layou
     elif _is_reshape(graph_module, node):
         return _reshaped(node, layouts[node.args[0]])
     elif node.op == "call_function" and node.target in _CAT_FUNCTIONS:
-        return _concatenated(node, inputs)
+        return _concatenated(node, layouts)
     elif _keeps_units(graph_module, node):
         return _same_units(node, layouts)
     else:
@@ -233,8 +235,11 @@ def _is_reshape(graph_module: fx.GraphModule, node: fx.Node) -> bool:
 
 def _reshaped(node: fx.Node, layout: Layout) -> Layout:
     source, out = shape_of(node.args[0]), shape_of(node)
-    if source and out and isinstance(layout, Units | Segments):
+    if source and out and isinstance(layout, Units | Segments | Concat):
         reshaped = tokens.reshape(layout, source, out)
+        if reshaped is None and isinstance(layout, Segments) and layout.select is None:
+            concat = tokens.as_concat(layout, source[layout.dims[0]])
+            reshaped = tokens.reshape(concat, source, out)  # e.g. a flatten after a cat
         if reshaped is not None:
             return reshaped
     return Unfollowable(
@@ -244,17 +249,48 @@ def _reshaped(node: fx.Node, layout: Layout) -> Layout:
     )
 
 
-def _concatenated(node: fx.Node, inputs: list[Layout]) -> Layout:
+def _concatenated(node: fx.Node, layouts: dict) -> Layout:
+    """``torch.cat``: along other dims the units stay; along the unit dim the parts line up.
+
+    Equal-width parts of keyed layers give :class:`Segments` (a fused projection split again
+    later); any other concatenation of units (several layers' outputs, a layer's output and
+    always-on features such as the input: DenseNet) gives a :class:`Concat`.
+    """
+    tensors = tensor_inputs(node)
+    inputs = [layouts.get(a, ALWAYS_ON) for a in tensors]
     dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
     rank = len(shape_of(node) or (0, 0))
-    units = [layout for layout in inputs if isinstance(layout, Units) and layout.key is not None]
-    if not any(dim % rank in layout.dims for layout in units):
-        return _same_units(node, dict(zip(tensor_inputs(node), inputs)))
-    keys = tuple(layout.key for layout in units)
-    if len(units) == len(inputs) and all(u.dims == (dim % rank,) for u in units):
-        return Segments(keys=keys, dims=(dim % rank,))
-    return Unfollowable(
-        f"{describe(node)} (node {node.name!r}) concatenates the units of {list(keys)} along "
-        f"dim {dim}; wrap follows such a concatenation only into a reshape and split that "
-        "separates them again (a fused projection)"
-    )
+    dim %= rank
+    if not any(dim in getattr(layout, "dims", ()) for layout in inputs if layout != ALWAYS_ON):
+        return _same_units(node, dict(zip(tensors, inputs)))
+    parts = []
+    for tensor, layout in zip(tensors, inputs):
+        found = _parts(layout, dim, (shape_of(tensor) or ())[dim:dim + 1])
+        if found is None:
+            return Unfollowable(
+                f"{describe(node)} (node {node.name!r}) concatenates along dim {dim} a tensor "
+                f"(node {tensor.name!r}) whose units lie along dims {getattr(layout, 'dims', '?')}"
+                "; concatenate tensors along the dim their units share (channels, or the last "
+                "dim of token tensors), or along another dim"
+            )
+        parts.extend(found)
+    widths = {units for _, units, _ in parts}
+    plain = all(isinstance(layout, Units) for layout in inputs)
+    if plain and len(widths) == 1 and all(k is not None and r == 1 for k, _, r in parts):
+        return Segments(keys=tuple(key for key, _, _ in parts), dims=(dim,))
+    return Concat(parts=tuple(parts), dims=(dim,))
+
+
+def _parts(layout: Layout, dim: int, size: tuple[int, ...]) -> list | None:
+    """The (key, units, repeat) parts ``layout`` adds to a concatenation along ``dim``."""
+    if not size:
+        return None
+    if isinstance(layout, Units) and layout.key is None:
+        return [(None, size[0], 1)]
+    if isinstance(layout, Units) and layout.dims == (dim,):
+        return [(layout.key, size[0] // layout.repeat, layout.repeat)]
+    if isinstance(layout, Concat) and layout.dims == (dim,):
+        return list(layout.parts)
+    if isinstance(layout, Segments) and layout.select is None and layout.dims == (dim,):
+        return list(tokens.as_concat(layout, size[0]).parts)
+    return None

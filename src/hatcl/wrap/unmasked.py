@@ -23,6 +23,7 @@ from hatcl.backbones.base import ApplyMask
 from hatcl.wrap.graph import OptionNames, add_module, describe, shape_of
 from hatcl.wrap.protect import refuse_unprotected
 from hatcl.wrap.rewrite import ApplyMaskLast
+from hatcl.wrap.tokens import Concat, Segments, as_concat
 
 UNMASKED_CHOICES = ("refuse", "per_task", "freeze")
 
@@ -178,7 +179,9 @@ def remask_points(network: fx.GraphModule, installed: list[fx.Node], layouts) ->
             if user in seen or user.op == "output":
                 continue
             seen.add(user)
-            if getattr(layouts.get(user), "key", None) is not None:
+            if getattr(layouts.get(user), "key", None) is not None or isinstance(
+                layouts.get(user), Concat
+            ):
                 points.append(user)
             elif getattr(layouts.get(user), "key", 0) is None:
                 frontier.extend(user.users)  # still always on: follow it to where units join
@@ -202,20 +205,52 @@ def insert_remasks(
     fixed = {}
     for point in points:
         layout = layouts.get(point)
-        if getattr(layout, "key", None) is None:
+        if isinstance(layout, Segments) and layout.select is None:
+            layout = as_concat(layout, shape_of(point)[layout.dims[0]])
+        if getattr(layout, "key", None) is None and not isinstance(layout, Concat):
             continue  # always-on or unfollowable units: nothing to mask (refused later if read)
         rank = len(shape_of(point) or ())
         if layout.dims not in ((1,), (rank - 1,)):
             raise ValueError(
-                f"{describe(point)} (node {point.name!r}) carries units of {layout.key!r} along "
-                f"dims {layout.dims}; wrap applies their mask again after a parameter it cannot "
-                "mask only along dim 1 or the last dim"
+                f"{describe(point)} (node {point.name!r}) carries units of "
+                f"{getattr(layout, 'key', None) or layout.parts} along dims {layout.dims}; wrap "
+                "applies their mask again after a parameter it cannot mask only along dim 1 or "
+                "the last dim"
             )
         module = ApplyMask() if layout.dims == (1,) else ApplyMaskLast()
         name = add_module(network, f"{point.name}_remask", module)
         with network.graph.inserting_after(point):
-            masked = network.graph.call_module(name, (point,), {"mask": masks[layout.key]})
+            mask = _mask_of(network, layout, masks)
+        with network.graph.inserting_after(mask):
+            masked = network.graph.call_module(name, (point,), {"mask": mask})
         masked.meta = dict(point.meta)
         point.replace_all_uses_with(masked, delete_user_cb=lambda user, m=masked: user is not m)
         fixed[masked] = layout
     return fixed
+
+
+def _mask_of(network: fx.GraphModule, layout, masks: dict) -> fx.Node:
+    """The mask input of ``layout``'s units; for a concatenation, its parts' masks joined."""
+    if not isinstance(layout, Concat):
+        return masks[layout.key]
+    counts = tuple((key is not None, units, repeat) for key, units, repeat in layout.parts)
+    parts = tuple(masks[key] if key is not None else None for key, _, _ in layout.parts)
+    return network.graph.call_function(concat_masks, (counts, parts))
+
+
+def concat_masks(counts: tuple[tuple[bool, int, int], ...], masks: tuple) -> torch.Tensor | None:
+    """The mask of a concatenation along the unit dim, from ``(masked, units, repeat)`` and the
+    mask (or ``None``) of each part: ones for an always-on part, each unit repeated over the
+    features it spans; ``None`` when the masked parts have no masks (an unmasked forward).
+    """
+    keyed = [mask for mask, (masked, _, _) in zip(masks, counts) if masked]
+    if any(mask is None for mask in keyed):
+        return None
+    like = keyed[0]
+    return torch.cat(
+        [
+            (torch.ones(units, dtype=like.dtype, device=like.device) if mask is None else mask)
+            .repeat_interleave(repeat)
+            for mask, (_, units, repeat) in zip(masks, counts)
+        ]
+    )
