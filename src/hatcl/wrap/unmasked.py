@@ -221,7 +221,7 @@ def insert_remasks(
         name = add_module(network, f"{point.name}_remask", module)
         with network.graph.inserting_after(point):
             mask = _mask_of(network, layout, masks)
-        with network.graph.inserting_after(mask):
+        with network.graph.inserting_after(point if mask.op == "placeholder" else mask):
             masked = network.graph.call_module(name, (point,), {"mask": mask})
         masked.meta = dict(point.meta)
         point.replace_all_uses_with(masked, delete_user_cb=lambda user, m=masked: user is not m)
