@@ -132,6 +132,8 @@ def to_weight_shape(
     layer: WeightedLayer, weight: torch.Tensor, unit_values: dict[str, torch.Tensor], aggregate
 ) -> torch.Tensor:
     """Make neuron-wise ``unit_values`` parameter-wise for ``layer``'s weight (docs/spec.md §1)."""
+    if layer.unit_dim == 1:  # an embedding table (tokens, units): each entry is its unit's
+        return unit_values[layer.mask_key][None, :].expand(weight.shape).contiguous()
     if layer.input_segments:  # a concatenated input: each column from its own part's units
         parts = [(unit_values[k] if k else None, n, r) for k, n, r in layer.input_segments]
         return neuron_to_weight_concat(

@@ -26,6 +26,8 @@ class WeightedLayer:
             (DenseNet), one ``(mask key or None, units, repeat)`` per concatenated part, in
             order (``None``: always-on features such as the raw input); ``input_mask_key`` is
             then ``None``. Empty otherwise.
+        unit_dim: the weight dim of the output units: 0 (``(out, in, *kernel)``), or 1 for an
+            embedding table ``(tokens, units)``, whose entries have no input unit.
     """
 
     name: str
@@ -33,6 +35,7 @@ class WeightedLayer:
     input_mask_key: str | None
     input_repeat: int = 1
     input_segments: tuple[tuple[str | None, int, int], ...] = ()
+    unit_dim: int = 0
 
 
 @dataclass(frozen=True)

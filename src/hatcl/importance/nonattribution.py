@@ -53,11 +53,12 @@ _TRANSFORMS: dict[str, Callable[[Tensor], Tensor]] = {"abs": torch.abs, "square"
 
 @dataclass(frozen=True)
 class _Topology:
-    """Per mask key: its unit count, the weights producing it and the weights it feeds (each
-    with the input features it feeds: all, or its part of a concatenated input)."""
+    """Per mask key: its unit count, the weights producing it (each with the dim of its units:
+    0, or 1 for an embedding table) and the weights it feeds (each with the input features it
+    feeds: all, or its part of a concatenated input)."""
 
     units: dict[str, int]
-    producers: dict[str, list[Tensor]]
+    producers: dict[str, list[tuple[Tensor, int]]]
     consumers: dict[str, list[tuple[Tensor, slice]]]
 
 
@@ -104,10 +105,10 @@ def _topology(ctx: ImportanceContext) -> _Topology:
 def _read_topology(ctx: ImportanceContext) -> tuple[_Topology, tuple]:
     layers = ctx.model.backbone.layer_modules()
     units = ctx.model.backbone.unit_counts()
-    producers: dict[str, list[Tensor]] = {key: [] for key in units}
+    producers: dict[str, list[tuple[Tensor, int]]] = {key: [] for key in units}
     consumers: dict[str, list[tuple[Tensor, slice]]] = {key: [] for key in units}
     for layer, module in layers:
-        producers[layer.mask_key].append(module.weight)
+        producers[layer.mask_key].append((module.weight, layer.unit_dim))
         if layer.input_mask_key is not None:
             consumers[layer.input_mask_key].append((module.weight, slice(None)))
         start = 0
@@ -132,7 +133,9 @@ class FanIn:
 
     def __call__(self, ctx: ImportanceContext, topology: _Topology, key: str) -> Tensor:
         read, apply = _SOURCES[self.source], _TRANSFORMS[self.transform]
-        return _total(fan_in(apply(read(w))) for w in topology.producers[key])
+        return _total(
+            fan_in(apply(read(w)).movedim(dim, 0)) for w, dim in topology.producers[key]
+        )
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from hatcl.masking.masker import HATMasker
 from hatcl.masking.stage import Stage
 from hatcl.wrap.fused import split_fused
 from hatcl.wrap.graph import (
+    MASKED_TYPES,
     PYTHON_NAMES,
-    WEIGHTED_TYPES,
     OptionNames,
     check_single_use,
     is_chain,
@@ -24,7 +24,7 @@ from hatcl.wrap.graph import (
     shape_of,
     trace,
 )
-from hatcl.wrap.layers import check_features, renamed, weighted_layers
+from hatcl.wrap.layers import check_features, renamed, unit_count, weighted_layers
 from hatcl.wrap.protect import check_excludes, check_layers, is_excluded, loose_parameters
 from hatcl.wrap.rewrite import (
     PerTaskBatchNorm,
@@ -171,7 +171,7 @@ def wrap(
     weighted = [
         node
         for node in network.graph.nodes
-        if isinstance(module_of(network, node), WEIGHTED_TYPES)
+        if isinstance(module_of(network, node), MASKED_TYPES)
         and not is_excluded(str(node.target), excluded)
     ]
     check_layers(network, weighted)
@@ -231,8 +231,7 @@ def _build(
     layers = weighted_layers(network, groups, layouts)
     check_features(output.args[0], layouts)
     units = {
-        group.key: int(network.get_submodule(group.layers[0].target).weight.shape[0])
-        for group in groups
+        group.key: unit_count(network.get_submodule(group.layers[0].target)) for group in groups
     }
     root = stream_merges(network, groups, applied, taps, layouts, units) if masked else {}
     by_tap = {group.key: tap for group, tap in zip(groups, taps)}

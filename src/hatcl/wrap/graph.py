@@ -15,6 +15,9 @@ from torch.fx.passes.shape_prop import ShapeProp
 WEIGHTED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 """The weight-carrying layers wrap masks (their output units get a HAT mask)."""
 
+MASKED_TYPES = (*WEIGHTED_TYPES, nn.Embedding)
+"""Every layer wrap masks: an embedding's units are its embedding dim (the output's last dim)."""
+
 BATCH_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 ACTIVATION_MODULES = (

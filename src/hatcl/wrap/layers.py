@@ -8,6 +8,8 @@ rules take each input column's mask from its own part.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import fx, nn
 
 from hatcl.backbones.base import WeightedLayer
@@ -26,7 +28,14 @@ def weighted_layers(network: fx.GraphModule, groups, layouts) -> list[WeightedLa
     order = [node for node in network.graph.nodes if node in key_of]
     for node in order:
         layout = read_layout(network, node, layouts[node.args[0]])
-        if isinstance(layout, Concat):
+        if isinstance(network.get_submodule(node.target), nn.Embedding):
+            layer = WeightedLayer(
+                name=f"{NETWORK}.{node.target}",
+                mask_key=key_of[node],
+                input_mask_key=None,
+                unit_dim=1,
+            )
+        elif isinstance(layout, Concat):
             layer = WeightedLayer(
                 name=f"{NETWORK}.{node.target}",
                 mask_key=key_of[node],
@@ -45,12 +54,24 @@ def weighted_layers(network: fx.GraphModule, groups, layouts) -> list[WeightedLa
     return layers
 
 
+def unit_count(module: nn.Module) -> int:
+    """The number of output units of a masked layer (an embedding's: its embedding dim)."""
+    return int(module.weight.shape[1 if isinstance(module, nn.Embedding) else 0])
+
+
 def read_layout(network: fx.GraphModule, node: fx.Node, layout) -> Units | Concat:
     """The units a weighted layer reads, along its input-feature dim; refused otherwise."""
     if isinstance(layout, Unfollowable):
         raise ValueError(
             f"layer {node.target!r} reads a tensor wrap cannot follow: {layout.reason}"
         )
+    if isinstance(network.get_submodule(node.target), nn.Embedding):
+        if getattr(layout, "key", None) is not None or not isinstance(layout, Units):
+            raise ValueError(
+                f"embedding {node.target!r} reads indices computed from masked units; an "
+                "embedding must read the token ids (the input or always-on tensors)"
+            )
+        return layout
     rank = len(shape_of(node.args[0]) or ())
     feature_dim = rank - 1 if isinstance(network.get_submodule(node.target), nn.Linear) else 1
     if isinstance(layout, Segments) and layout.select is None:
@@ -68,7 +89,7 @@ def read_layout(network: fx.GraphModule, node: fx.Node, layout) -> Units | Conca
 
 def check_input_sizes(network: fx.GraphModule, layers: list[WeightedLayer], groups) -> None:
     """Each layer's input features must be the units it reads times their repeat."""
-    units = {g.key: network.get_submodule(g.layers[0].target).weight.shape[0] for g in groups}
+    units = {g.key: unit_count(network.get_submodule(g.layers[0].target)) for g in groups}
     for layer in layers:
         module = network.get_submodule(layer.name.removeprefix(f"{NETWORK}."))
         if layer.input_segments:
@@ -113,11 +134,10 @@ def check_features(result: fx.Node, layouts) -> None:
 
 def renamed(layer: WeightedLayer, root: dict[str, str]) -> WeightedLayer:
     """``layer`` with the keys of merged residual-stream groups replaced by the stream's."""
-    return WeightedLayer(
-        name=layer.name,
+    return replace(
+        layer,
         mask_key=root.get(layer.mask_key, layer.mask_key),
         input_mask_key=root.get(layer.input_mask_key, layer.input_mask_key),
-        input_repeat=layer.input_repeat,
         input_segments=tuple(
             (root.get(key, key), count, repeat) for key, count, repeat in layer.input_segments
         ),

@@ -39,6 +39,13 @@ def check_layers(network: fx.GraphModule, weighted: list[fx.Node]) -> None:
         )
     for node in weighted:
         module = network.get_submodule(node.target)
+        if isinstance(module, nn.Embedding) and (module.max_norm is not None or module.sparse):
+            raise ValueError(
+                f"embedding {node.target!r} has max_norm={module.max_norm}, "
+                f"sparse={module.sparse}: max_norm rewrites rows in the forward (earlier tasks' "
+                "rows too) and sparse gradients cannot be compensated; use max_norm=None, "
+                "sparse=False"
+            )
         if getattr(module, "groups", 1) != 1:
             raise ValueError(
                 f"layer {node.target!r} is a grouped convolution (groups={module.groups}); "

@@ -190,7 +190,7 @@ def token_wise(graph_module: fx.GraphModule, group: UnitGroup) -> bool:
     return (
         shape is not None
         and len(shape) > 2
-        and isinstance(graph_module.get_submodule(group.layers[0].target), nn.Linear)
+        and isinstance(graph_module.get_submodule(group.layers[0].target), nn.Linear | nn.Embedding)
     )
 
 

@@ -265,7 +265,7 @@ def _concatenated(node: fx.Node, layouts: dict) -> Layout:
         return _same_units(node, dict(zip(tensors, inputs)))
     parts = []
     for tensor, layout in zip(tensors, inputs):
-        found = _parts(layout, dim, (shape_of(tensor) or ())[dim:dim + 1])
+        found = _parts(layout, dim, (shape_of(tensor) or ())[dim : dim + 1])
         if found is None:
             return Unfollowable(
                 f"{describe(node)} (node {node.name!r}) concatenates along dim {dim} a tensor "

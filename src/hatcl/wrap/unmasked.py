@@ -249,8 +249,9 @@ def concat_masks(counts: tuple[tuple[bool, int, int], ...], masks: tuple) -> tor
     like = keyed[0]
     return torch.cat(
         [
-            (torch.ones(units, dtype=like.dtype, device=like.device) if mask is None else mask)
-            .repeat_interleave(repeat)
+            (
+                torch.ones(units, dtype=like.dtype, device=like.device) if mask is None else mask
+            ).repeat_interleave(repeat)
             for mask, (_, units, repeat) in zip(masks, counts)
         ]
     )
