@@ -120,14 +120,15 @@ def wrap(
 ) -> WrappedBackbone:
     """Return a HAT-masked backbone of ``model``, ready for every algorithm and importance type.
 
-    Every ``Linear`` and ``Conv1d/2d/3d`` gets a mask on its output units (a Linear on
-    ``(batch, tokens, features)``: on its features), applied to its pre-activation (after a
-    batch norm that directly follows it, and after a residual addition it flows into); h_l is
-    taken after the nonlinearity that follows the mask. Which units feed which is followed
-    through flatten/view, pooling, reductions, residual additions, concatenation along other
-    dims than the units', reshapes/permutes/indexing of token tensors and attention (a fused
-    qkv is split into q, k, v; torch's attention modules are rewritten with explicit
-    projections); a linear residual stream shares one mask. wrap works on a deep copy: the
+    Every ``Linear``, ``Conv1d/2d/3d`` and ``Embedding`` gets a mask on its output units (a
+    Linear on ``(batch, tokens, features)`` and an embedding: on the last dim), applied to its
+    pre-activation (after a batch norm that directly follows it, and after a residual addition
+    it flows into); h_l is taken after the nonlinearity that follows the mask. Which units
+    feed which is followed through flatten/view, pooling, reductions, residual additions,
+    concatenation (along the unit dim, a layer reads several parts, each column with its own
+    part's mask), reshapes/permutes/indexing of token tensors and attention (a fused qkv is
+    split into q, k, v; torch's attention modules are rewritten with explicit projections); a
+    linear residual stream shares one mask. wrap works on a deep copy: the
     user's network is not modified and the backbone trains its own parameters.
 
     Args:

@@ -35,7 +35,8 @@ def check_layers(network: fx.GraphModule, weighted: list[fx.Node]) -> None:
     """Refuse weighted layers whose units wrap cannot mask as docs/spec.md says."""
     if not weighted:
         raise ValueError(
-            "wrap found no Linear or Conv1d/2d/3d layer to mask (outside exclude) in the network"
+            "wrap found no Linear, Conv1d/2d/3d or Embedding layer to mask (outside exclude) "
+            "in the network"
         )
     for node in weighted:
         module = network.get_submodule(node.target)
@@ -79,10 +80,10 @@ def refuse_unprotected(loose: Sequence[str], names: OptionNames) -> None:
     """Refuse parameters that would train unprotected, saying the options that accept them."""
     raise ValueError(
         f"these parameters would train unprotected by HAT masks: {list(loose)}. wrap masks "
-        "Linear and Conv1d/2d/3d layers (with a batch norm directly following one); any "
-        "other parameter (layer norms, a batch norm elsewhere, raw nn.Parameters, weights used "
-        "through torch.nn.functional) would change for every task. Give each task its own copy "
-        f"({names.unmasked}per_task) or train them on the first task only "
+        "Linear, Conv1d/2d/3d and Embedding layers (with a batch norm directly following "
+        "one); any other parameter (layer norms, a batch norm elsewhere, raw nn.Parameters, "
+        "weights used through torch.nn.functional) would change for every task. Give each "
+        f"task its own copy ({names.unmasked}per_task) or train them on the first task only "
         f"({names.unmasked}freeze); or pass their modules in {names.exclude} to train them "
         "unprotected on purpose, or freeze them first"
     )
