@@ -125,3 +125,18 @@ def test_gradient_x_activation_reduces_over_batch_and_tokens_by_hand():
     )
     importance = IMPORTANCE_TYPES.get("gradient_x_activation_abs").compute(context)
     torch.testing.assert_close(importance[key], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_lrp_is_refused_on_the_vit_naming_the_module_without_a_rule():
+    """Captum's LRP has no rule for the per-task class token, positional embedding or layer
+    norms (docs/own_model.md says why no other rule is used); the refusal leaves no rule behind."""
+    model, x, targets = _model(torch.float32)
+    output = model(x, task_id=1, stage=Stage.TRAIN, scale=3.0)
+    context = ImportanceContext(
+        model=model, task_id=1, inputs=x, targets=targets, scale=3.0, output=output
+    )
+    with pytest.raises(
+        TypeError, match=r"LRP has no rule for module type (ParameterModule|LayerNorm)"
+    ):
+        IMPORTANCE_TYPES.get("lrp_abs").compute(context)
+    assert not any(hasattr(module, "rule") for module in model.modules())
