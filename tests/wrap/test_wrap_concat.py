@@ -189,3 +189,26 @@ def test_fan_out_importance_of_a_concatenated_key_sums_its_own_columns():
         for name in ("d2", "d3", "transition")
     )
     torch.testing.assert_close(values["d1"], expected)
+
+
+@pytest.mark.parametrize("preact", [False, True], ids=["densenet", "densenet_bc"])
+def test_task_export_of_a_densenet_predicts_as_the_model_or_is_refused(preact):
+    """A plain DenseNet exports exactly (the concatenations run at full width); re-applied
+    concatenated masks after per-task norms are refused by export, saying so."""
+    from hatcl.product.export import task_network
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(8, 1, SIDE, SIDE, generator=generator)
+    backbone = hatcl.wrap(TinyDenseNet(preact=preact), x[:2], unmasked="per_task")
+    learner = hatcl.Learner(backbone=backbone, algorithm=HAT())
+    _start(learner, 1)
+    _train_task(learner, *_data(generator, 32, 1))
+    learner.eval()
+    if preact:
+        with pytest.raises(ValueError, match="concatenation applied again .* not supported"):
+            task_network(learner.model, task_id=1)
+        return
+    exported = task_network(learner.model, task_id=1)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), learner.predict(x, task_id=1))

@@ -93,6 +93,12 @@ class _Lowering:
         """Each residual sum (an ``Add`` module before a mask) belongs to the mask's units."""
         for node in self.network.graph.nodes:
             if isinstance(module_of(self.network, node), ApplyMask):
+                if node.kwargs["mask"] not in mask_keys:
+                    raise ValueError(
+                        f"export cannot lower {node.name!r}: the masks of a concatenation "
+                        "applied again after a per-task norm on it (DenseNet-BC) is not "
+                        "supported by export yet; predict with the run's model (hatcl.load)"
+                    )
                 key = mask_keys[node.kwargs["mask"]]
                 self._check_zero_at_zero(node)
                 pending = [node.args[0]]
