@@ -212,3 +212,33 @@ def test_task_export_of_a_densenet_predicts_as_the_model_or_is_refused(preact):
     exported = task_network(learner.model, task_id=1)
     with torch.no_grad():
         torch.testing.assert_close(exported(x), learner.predict(x, task_id=1))
+
+
+def test_every_importance_type_runs_on_a_densenet():
+    """One value per unit of every key, finite (stochastic_gates needs its plugin)."""
+    from hatcl.backbones.model import ContinualModel
+    from hatcl.heads.heads import TaskIncrementalHeads
+    from hatcl.importance.base import ImportanceContext
+    from hatcl.importance.registry import IMPORTANCE_TYPES
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, SIDE, SIDE)
+    backbone = hatcl.wrap(TinyDenseNet(), x[:2])
+    model = ContinualModel(
+        backbone=backbone, heads=TaskIncrementalHeads(input_dim=backbone.output_dim)
+    )
+    model.setup_task(task_id=1, num_classes=2)
+    model.train()
+    output = model(x, task_id=1, stage=Stage.TRAIN, scale=3.0)
+    output.logits.logsumexp(1).sum().backward()
+    targets = torch.zeros(4, dtype=torch.long)
+    context = ImportanceContext(
+        model=model, task_id=1, inputs=x, targets=targets, scale=3.0, output=output
+    )
+    units = dict(backbone.masker.unit_counts)
+    for name in IMPORTANCE_TYPES.names():
+        if name == "stochastic_gates":
+            continue
+        values = IMPORTANCE_TYPES.get(name).compute(context)
+        assert {key: value.shape[0] for key, value in values.items()} == units, name
+        assert all(torch.isfinite(value).all() for value in values.values()), name
