@@ -9,6 +9,7 @@ own ``hatcl run`` process (resumable: finished runs are skipped). Run from the r
 
     nice -n 19 python benchmarks/vit_results.py --out bench_vit --seeds 1 2 --jobs 2
     python benchmarks/vit_results.py --out bench_vit --seeds 1 2 --report-only
+    python benchmarks/vit_results.py --quick --out /tmp/vit_smoke --methods hat --train-subset 100
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ VIT = [
     "backbone.unmasked=per_task",
 ]
 BENCHMARKS = {"cnn": ["benchmark=split_fashion_mnist"], "vit": VIT}
+QUICK = {  # the ViT on two tasks of the 8x8 digits, one short epoch (a smoke test)
+    "vit_digits": [
+        *(o.replace("split_fashion_mnist", "split_digits") for o in VIT),
+        "data.num_tasks=2",
+        "data.test_subset=40",
+        "trainer.max_epochs=1",
+    ]
+}
 METHODS = ("hat", "fgadahat_IG", "fgadahat_GxA")
 
 
@@ -43,11 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (1 thread each)")
     parser.add_argument("--train-subset", type=int, default=3000, help="training samples per task")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="tiny digits version (smoke test)")
     args = parser.parse_args(argv)
     extra = [f"data.train_subset={args.train_subset}", "trainer.figures=false"]
     jobs = protocol.plan(
         out=args.out,
-        benchmarks=BENCHMARKS,
+        benchmarks=QUICK if args.quick else BENCHMARKS,
         methods=args.methods,
         seeds=args.seeds,
         threads=1,

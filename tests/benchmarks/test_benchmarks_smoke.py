@@ -179,3 +179,16 @@ def test_gpu_check_machinery_on_the_cpu(capsys):
     assert code == 0, out
     assert "hat          32-true" in out and "0.0000   0.0000" in out  # CPU vs itself: identical
     assert "hat          bf16-mixed" in out
+
+
+@pytest.mark.slow
+def test_vit_results_quick_runs_the_vit_from_the_command_line(tmp_path, capsys, monkeypatch):
+    """The ViT rows' script: the factory imports from the repository root and a run finishes."""
+    monkeypatch.chdir(BENCHMARKS.parent)  # backbone.target=examples.vit_nets:make_vit
+    vit_results = _load("vit_results")
+    out = tmp_path / "runs"
+    args = ["--quick", "--out", str(out), "--methods", "hat", "--train-subset", "100"]
+    assert vit_results.main(args) == 0
+    metrics = json.loads((out / "vit_digits" / "hat" / "seed1" / "metrics.json").read_text())
+    assert len(metrics["accuracy_matrix"]) == 2 and metrics["bwt"] == 0
+    assert "| hat | 1 |" in capsys.readouterr().out
