@@ -11,7 +11,7 @@ import gc
 import signal
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -173,7 +173,8 @@ def _train_run(
             stop=stop,
         )
         try:
-            _run_tasks(session)
+            with _startup_objects_frozen():
+                _run_tasks(session)
         except RunInterrupted:
             session.run_logger.flush(module.curves)  # the log reaches the interruption
             raise
@@ -198,6 +199,23 @@ def _train_run(
     summary_table(console, title=title, metrics=metrics, run_dir=str(folder))
     note_short_run(console, uses_masks=algorithm.uses_masks, epochs=config.trainer.max_epochs)
     return RunResult(run_dir=folder, metrics=metrics, module=module, data=data)
+
+
+@contextmanager
+def _startup_objects_frozen():
+    """Keep the objects made before the tasks (modules imported, data, model) out of the
+    garbage collector's scans while the tasks run.
+
+    The collection after each task (:func:`_run_task`) then looks at that task's objects only:
+    a full scan of the ~400,000 objects torch, Lightning and the plotting libraries create at
+    import takes about 0.4 s per task; frozen, a few milliseconds.
+    """
+    gc.collect(1)  # the young garbage only: a full scan is what this avoids
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _run_tasks(session: RunSession) -> None:
