@@ -1,9 +1,12 @@
-"""A checked ``resume=`` folder: its checkpoints loaded once, restored into a run once.
+"""Resume as one object: what a run saves to continue later, and how it continues.
 
-:func:`open_resume` checks the folder and loads the newest intact task checkpoint and the next
-task's in-task checkpoint (the run's preflight calls it, or :func:`hatcl.training.plan.plan_run`);
-the runner calls :meth:`ResumeState.restore` once, before the first task. Saving is
-:mod:`hatcl.training.resume`; the file format :mod:`hatcl.training.checkpoint`.
+A run saves ``task_<t>.ckpt`` after each task (:func:`save_task_checkpoint`) and, on a stop
+request or every n steps, ``in_task_<t>.ckpt`` with its :class:`TaskPosition`
+(:func:`save_in_task_checkpoint`). To continue, :func:`open_resume` checks the folder and loads
+the newest intact task checkpoint and the next task's in-task checkpoint once (the run's preflight
+calls it, or :func:`hatcl.training.plan.plan_run`); the runner calls
+:meth:`ResumeState.restore` once, before the first task. The file format is
+:mod:`hatcl.training.checkpoint`.
 """
 
 from __future__ import annotations
@@ -17,16 +20,21 @@ from typing import TYPE_CHECKING, Any
 from hatcl.training.checkpoint import (
     CheckpointError,
     RunProgress,
+    capture,
     check_identity,
+    checkpoint_path,
     checkpoints_newest_first,
     load_checkpoint,
     restore,
+    save_checkpoint,
 )
 from hatcl.training.interrupt import in_task_path
-from hatcl.training.position import InTaskResume
+from hatcl.training.position import InTaskResume, TaskPosition
 from hatcl.training.resume_check import check_resumable
 
 if TYPE_CHECKING:
+    import lightning as L
+
     from hatcl.data.base import ContinualData
     from hatcl.training.module import ContinualModule
 
@@ -149,3 +157,35 @@ def _first_readable(paths, damaged: list[CheckpointError]) -> Mapping[str, Any] 
             continue
         return payload  # its path is under "file"
     return None
+
+
+def trainer_states(trainer: L.Trainer) -> tuple[dict | None, dict | None]:
+    optimizer = trainer.optimizers[0].state_dict() if trainer.optimizers else None
+    schedulers = trainer.lr_scheduler_configs
+    scheduler = schedulers[0].scheduler.state_dict() if schedulers else None
+    return optimizer, scheduler
+
+
+def save_task_checkpoint(
+    *, module: ContinualModule, progress: RunProgress, folder: Path, trainer: L.Trainer
+) -> None:
+    """Write ``task_<t>.ckpt`` after the ``progress.completed``-th task."""
+    optimizer, scheduler = trainer_states(trainer)
+    payload = capture(module=module, progress=progress, optimizer=optimizer, scheduler=scheduler)
+    save_checkpoint(checkpoint_path(folder, progress.completed), payload)
+
+
+def save_in_task_checkpoint(
+    *,
+    module: ContinualModule,
+    progress: RunProgress,
+    folder: Path,
+    task_id: int,
+    trainer: L.Trainer,
+    position: TaskPosition,
+) -> Path:
+    """Write ``in_task_<t>.ckpt``: the state before the step at ``position``."""
+    optimizer, scheduler = trainer_states(trainer)
+    payload = capture(module=module, progress=progress, optimizer=optimizer, scheduler=scheduler)
+    payload["position"] = position.as_payload()
+    return save_checkpoint(in_task_path(folder, task_id), payload)

@@ -41,8 +41,8 @@ from hatcl.training.reference import (
     read_reference,
     reference_config,
 )
-from hatcl.training.resume import logged_step, open_run_dir, records_sent, save_task_checkpoint
-from hatcl.training.resume_state import ResumeState
+from hatcl.training.resume import logged_step, open_run_dir, records_sent
+from hatcl.training.resume_state import ResumeState, save_task_checkpoint
 from hatcl.training.run_callbacks import RunCallback
 from hatcl.training.session import RunSession, record_task, step_events, stop_between_tasks
 from hatcl.training.task_loop import test_tasks, train_task

@@ -24,7 +24,7 @@ from hatcl.training.interrupt import RunInterrupted, StopRequest
 from hatcl.training.loggers import RunLogger
 from hatcl.training.module import ContinualModule
 from hatcl.training.position import InTaskResume, TaskPosition
-from hatcl.training.resume import save_in_task_checkpoint
+from hatcl.training.resume_state import save_in_task_checkpoint
 from hatcl.training.run_callbacks import RunCallback
 from hatcl.training.step_events import InTaskCheckpoints, StepEvents
 
