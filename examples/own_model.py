@@ -8,12 +8,12 @@ import hatcl
 from hatcl.algorithms.fgadahat import FGAdaHAT
 from hatcl.data.base import DataConfig, build_continual_data
 
+torch.manual_seed(0)  # the network's initial weights: the same output every time
 net = nn.Sequential(  # any network: hatcl.wrap finds and masks its Linear/Conv layers
     nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
     nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
     nn.Flatten(), nn.Linear(32 * 2 * 2, 64), nn.ReLU(),
 )
-torch.manual_seed(0)
 tasks = build_continual_data(DataConfig(source="digits", scenario="split"), seed=0).tasks
 algorithm = FGAdaHAT()  # the reference preset, as `hatcl run algorithm=fgadahat`
 learner = hatcl.Learner(backbone=hatcl.wrap(net, tasks[0].train.x[:2]), algorithm=algorithm)

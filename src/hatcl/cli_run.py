@@ -145,9 +145,9 @@ def run_from_config(
         WriteFailed: a file of the run could not be written (``run_dir`` set).
     """
     plan = plan_run(cfg, run_dir=run_dir)
-    from hatcl.preflight_resume import print_warnings, set_aside_damaged
+    from hatcl.preflight_resume import print_warnings
     from hatcl.training.interrupt import RunInterrupted
-    from hatcl.training.runner import run_experiment
+    from hatcl.training.runner import run_plan
 
     print_warnings(plan)
     if stop:  # a signal while the configuration was checked: nothing was started
@@ -160,17 +160,9 @@ def run_from_config(
             checkpoint=None,
             resumable=plan.resume,
         )
-    set_aside_damaged(plan)
     fresh = not plan.resume and not plan.run_dir.exists()
     try:
-        return run_experiment(
-            plan.config,
-            run_dir=plan.run_dir,
-            resolved_config=plan.resolved,
-            resume=plan.resume,
-            callbacks=callbacks,
-            stop=stop,
-        )
+        return run_plan(plan, callbacks=callbacks, stop=stop)
     except OSError as error:
         failure = _write_failure(error, plan.run_dir)
         if failure is None:

@@ -9,11 +9,10 @@ it creates nothing. A configuration it accepts starts a run; one it refuses ends
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +25,7 @@ from hatcl.preflight_checks import (
     check_trainer,
     disk_space_warning,
 )
+from hatcl.training.plan import RunPlan
 from hatcl.validation import check_keys
 
 #: The name of a user's network (``backbone=custom``) and task sequence (``data=custom``).
@@ -50,32 +50,15 @@ _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 _SET_BY_HATCL = {"backbone": ("input_shape", "masked")}
 
 
-@dataclass(frozen=True)
-class Plan:
-    """A checked run: what :func:`hatcl.training.runner.run_experiment` is called with.
-
-    Attributes:
-        config: the typed configuration.
-        resolved: the resolved configuration as YAML (saved as ``config.yaml``).
-        run_dir: the run folder (``resume`` or ``output_dir``).
-        resume: whether the run continues the unfinished run in ``run_dir``.
-        warnings: what the user should know before the run starts (e.g. a damaged checkpoint
-            that will not be used).
-        damaged: checkpoints newer than the one resumed from that cannot be used; they are
-            renamed to ``<name>.damaged`` when the run starts
-            (:func:`hatcl.preflight_resume.set_aside_damaged`).
-    """
-
-    config: Any
-    resolved: str
-    run_dir: Path
-    resume: bool
-    warnings: tuple[str, ...] = field(default_factory=tuple)
-    damaged: tuple[Path, ...] = field(default_factory=tuple)
+#: The plan :func:`preflight` returns (:class:`hatcl.training.plan.RunPlan`).
+Plan = RunPlan
 
 
 def preflight(mapping: Mapping[str, Any], *, resolved: str, run_dir: str | None = None) -> Plan:
-    """Check the whole configuration ``mapping`` (resolved, plain containers); create nothing.
+    """Check the whole configuration ``mapping`` (resolved, plain containers): the run's plan.
+
+    It creates nothing and changes no global state; what it loads on the way (a resumed run's
+    checkpoints, an external FWT reference) is in the plan, so that the run loads it no more.
 
     Args:
         mapping: the resolved configuration (without Hydra's own node).
@@ -87,7 +70,6 @@ def preflight(mapping: Mapping[str, Any], *, resolved: str, run_dir: str | None 
         ValueError, TypeError, FileNotFoundError: naming the key, the value and what is valid.
     """
     check_keys(mapping, valid=TOP_LEVEL_KEYS, section="")
-    register_import_paths(mapping)
     check_group_keys(mapping)
     from hatcl.training.experiment import ExperimentConfig, build_algorithm
 
@@ -98,19 +80,19 @@ def preflight(mapping: Mapping[str, Any], *, resolved: str, run_dir: str | None 
     model = dry_model(config, algorithm=algorithm)
     check_optimizer(config.optimizer)
     check_trainer(config.trainer)
-    check_reference(config)
+    reference = check_reference(config)
     resume = mapping.get("resume")
     if resume is not None:
         from hatcl.preflight_resume import check_resume
 
-        found = check_resume(resume, resolved=resolved, model=model, algorithm=algorithm)
+        state, warnings = check_resume(resume, resolved=resolved, model=model, algorithm=algorithm)
         plan = Plan(
             config=config,
             resolved=resolved,
-            run_dir=found.folder,
-            resume=True,
-            warnings=found.warnings,
-            damaged=found.damaged,
+            run_dir=state.folder,
+            resumed=state,
+            reference=reference,
+            warnings=warnings,
         )
     else:
         target = run_dir if run_dir is not None else mapping.get("output_dir")
@@ -118,43 +100,12 @@ def preflight(mapping: Mapping[str, Any], *, resolved: str, run_dir: str | None 
             from hatcl.reporting.run_folder import check_output_dir
 
             target = check_output_dir(target)
-        plan = Plan(config=config, resolved=resolved, run_dir=Path(target), resume=False)
+        plan = Plan(config=config, resolved=resolved, run_dir=Path(target), reference=reference)
     space = disk_space_warning(config, model=model, run_dir=plan.run_dir)
     return plan if space is None else replace(plan, warnings=(*plan.warnings, space))
 
 
 # -- keys -----------------------------------------------------------------------------------------
-
-
-def register_import_paths(mapping: Mapping[str, Any]) -> None:
-    """Register ``algorithm.importance_type=package.module:NAME`` (a user's measure) by its path.
-
-    The object must be a :class:`hatcl.importance.base.ImportanceMeasure`; it is registered
-    under the import path itself, so the configuration (and ``config.yaml``) names it as given.
-    """
-    node = mapping.get("algorithm")
-    value = node.get("importance_type") if isinstance(node, Mapping) else None
-    if not isinstance(value, str) or ":" not in value:
-        return
-    from hatcl.importance.base import ImportanceMeasure
-    from hatcl.importance.registry import IMPORTANCE_TYPES
-
-    if value not in IMPORTANCE_TYPES:
-        module_name, _, attribute = value.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise ValueError(
-                f"algorithm.importance_type={value!r}: cannot import module {module_name!r} "
-                f"({error}); is its folder on PYTHONPATH (or the package installed)?"
-            ) from None
-        measure = getattr(module, attribute, None)
-        if not isinstance(measure, ImportanceMeasure):
-            raise ValueError(
-                f"algorithm.importance_type={value!r} is a {type(measure).__name__}, not an "
-                "ImportanceMeasure (hatcl.importance.base): see docs/extending.md"
-            )
-        IMPORTANCE_TYPES.add(value, value, summary="a measure given by import path")
 
 
 def check_group_keys(mapping: Mapping[str, Any]) -> None:
@@ -252,16 +203,19 @@ def dry_model(config, *, algorithm):
         return build_model(config, data=SimpleNamespace(input_shape=shape), algorithm=algorithm)
 
 
-def check_reference(config) -> None:
-    """A ``reference_run`` folder must hold a finished ``independent`` run of the same data."""
+def check_reference(config) -> tuple[float, ...] | None:
+    """A ``reference_run`` folder must hold a finished ``independent`` run of the same data.
+
+    Returns its ``b[tau]`` (``None`` without a reference folder).
+    """
     reference = config.reference_run
     if reference is None or reference == "auto":
-        return
+        return None
     if not reference.strip():
         raise ValueError("reference_run='' is empty; give a run folder, auto or null")
     from hatcl.training.reference import external_reference
 
-    external_reference(config)
+    return tuple(external_reference(config))
 
 
 def launcher_rank() -> int:

@@ -108,6 +108,40 @@ class Registry:
             raise ValueError(f"{self.kind} {name!r} is already registered")
 
 
+def import_path_target(value: str, *, parameter: str, expected: str) -> Any:
+    """The object ``package.module:NAME`` names (a user's component given by its import path).
+
+    Nothing is registered: the same path resolves again wherever the configuration is read.
+
+    Args:
+        value: the import path.
+        parameter: the option that named it (in the error message).
+        expected: what the object must be (in the error message), e.g. ``"a function"``.
+
+    Raises:
+        ValueError: the module cannot be imported or has no such attribute.
+    """
+    module_name, _, attribute = value.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(
+            f"{parameter}={value!r}: cannot import module {module_name!r} ({error}); is its "
+            "folder on PYTHONPATH (or the package installed)?"
+        ) from None
+    if not attribute or not hasattr(module, attribute):
+        raise ValueError(
+            f"{parameter}={value!r}: {module_name} has no attribute {attribute!r} (expected "
+            f"{expected})"
+        )
+    return getattr(module, attribute)
+
+
+def is_import_path(value: object) -> bool:
+    """Whether ``value`` is written as an import path ``package.module:NAME``."""
+    return isinstance(value, str) and ":" in value
+
+
 def _qualified(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
 

@@ -143,7 +143,7 @@ def workdir(tmp_path, monkeypatch) -> Path:
     def no_work(*args, **kwargs):
         raise AssertionError("the run started although the configuration is invalid")
 
-    monkeypatch.setattr("hatcl.training.runner.run_experiment", no_work)
+    monkeypatch.setattr("hatcl.training.runner.run_plan", no_work)
     return tmp_path
 
 
@@ -177,7 +177,7 @@ def test_the_default_logger_needs_no_extra_package(workdir, monkeypatch):
     started = []
     monkeypatch.setattr(cli_run, "_remove_unstarted", lambda *a, **k: None)
     monkeypatch.setattr(
-        "hatcl.training.runner.run_experiment", lambda *a, **k: started.append(True)
+        "hatcl.training.runner.run_plan", lambda *a, **k: started.append(True)
     )
     assert main(["run"]) == 0 and started == [True]
     assert main(["run", "trainer.loggers=[csv,tensorboard]"]) == 2

@@ -67,7 +67,7 @@ def test_the_command_line_refuses_an_ignored_key_before_any_work(tasks_module, c
     def no_work(*args, **kwargs):
         raise AssertionError("the run started although data.num_tasks is ignored by data=custom")
 
-    monkeypatch.setattr("hatcl.training.runner.run_experiment", no_work)
+    monkeypatch.setattr("hatcl.training.runner.run_plan", no_work)
     args = ["run", "data=custom", f"data.target={tasks_module}", "+data.num_tasks=2"]
     assert main(args) == 2
     err = capsys.readouterr().err

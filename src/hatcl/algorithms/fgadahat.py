@@ -30,7 +30,7 @@ from hatcl.algorithms.registries import IMPORTANCE_SCHEDULERS, SUMMING_STRATEGIE
 from hatcl.functional.aggregation import neuron_to_bias
 from hatcl.functional.rates import adjustment_rate_from_inverse, fg_adahat_step_factor
 from hatcl.importance.checked import checked_measure
-from hatcl.importance.registry import IMPORTANCE_TYPES
+from hatcl.importance.registry import resolve_importance
 from hatcl.importance.stochastic_gates import StochasticGatesPlugin
 from hatcl.importance.tracker import ImportanceTracker
 from hatcl.masking.registries import AGGREGATIONS
@@ -171,7 +171,7 @@ class FGAdaHAT(HATFamily):
 
     Args:
         adjustment_intensity: alpha > 0.
-        importance_type: an ``IMPORTANCE_TYPES`` entry (docs/spec.md §6).
+        importance_type: an ``IMPORTANCE_TYPES`` entry or an import path (docs/spec.md §6).
         importance_summing_strategy: a ``SUMMING_STRATEGIES`` entry (docs/spec.md §7).
         importance_scheduler_type: ``linear_sparsity_reg``, ``sparsity_reg`` or
             ``summative_mask_sparsity_reg``.
@@ -211,7 +211,7 @@ class FGAdaHAT(HATFamily):
         )
         tracker = ImportanceTracker(
             measure=checked_measure(
-                IMPORTANCE_TYPES.resolve(importance_type, parameter="importance_type"),
+                resolve_importance(importance_type),
                 name=importance_type,
             ),
             **_summing(importance_summing_strategy, tracking),

@@ -4,9 +4,33 @@ Each entry resolves to an :class:`hatcl.importance.base.ImportanceMeasure`. Meas
 their own modules and are added here with ``IMPORTANCE_TYPES.add(name, "module:attribute")``.
 """
 
-from hatcl.registry import Registry
+from typing import Any
+
+from hatcl.registry import Registry, import_path_target, is_import_path
 
 IMPORTANCE_TYPES = Registry("importance_type")
+
+
+def resolve_importance(name: object) -> Any:
+    """The measure of ``importance_type``: a registered name or ``package.module:NAME``.
+
+    A measure given by its import path must be an
+    :class:`hatcl.importance.base.ImportanceMeasure`; it is resolved, not registered.
+
+    Raises:
+        ValueError: an unknown name, a path that cannot be imported, or not a measure.
+    """
+    if not is_import_path(name) or name in IMPORTANCE_TYPES:
+        return IMPORTANCE_TYPES.resolve(name, parameter="importance_type")
+    from hatcl.importance.base import ImportanceMeasure
+
+    expected = "an ImportanceMeasure (hatcl.importance.base): see docs/extending.md"
+    measure = import_path_target(name, parameter="algorithm.importance_type", expected=expected)
+    if not isinstance(measure, ImportanceMeasure):
+        raise ValueError(
+            f"algorithm.importance_type={name!r} is a {type(measure).__name__}, not {expected}"
+        )
+    return measure
 
 _BASIC = "hatcl.importance.nonattribution"
 for _name, _summary in (

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-from hatcl.registry import Registry
+from hatcl.registry import Registry, import_path_target, is_import_path
 
 TASK_SCORES = Registry("cil.task_score")
 TASK_SCORES.add(
@@ -33,20 +32,10 @@ def resolve_task_score(name: object) -> Callable[[Any], Any]:
     Raises:
         ValueError: an unknown name, a module that cannot be imported or a missing function.
     """
-    if isinstance(name, str) and ":" in name and name not in TASK_SCORES:
-        module_name, _, attribute = name.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise ValueError(
-                f"cil.task_score={name!r}: cannot import module {module_name!r} ({error}); is "
-                "its folder on PYTHONPATH (or the package installed)?"
-            ) from None
-        function = getattr(module, attribute, None)
+    if is_import_path(name) and name not in TASK_SCORES:
+        expected = "a function fn(logits) -> scores of shape (batch,)"
+        function = import_path_target(name, parameter="cil.task_score", expected=expected)
         if not callable(function):
-            raise ValueError(
-                f"cil.task_score={name!r}: {module_name} has no function {attribute!r} "
-                "(expected fn(logits) -> scores of shape (batch,))"
-            )
+            raise ValueError(f"cil.task_score={name!r} is not callable (expected {expected})")
         return function
     return TASK_SCORES.get(TASK_SCORES.validate(name, parameter="cil.task_score"))

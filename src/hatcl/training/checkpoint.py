@@ -95,8 +95,6 @@ def capture(
     scheduler: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """The checkpoint payload after ``progress.completed`` tasks."""
-    loop: dict[str, Any] = {}
-    module.on_save_checkpoint(loop)
     return {
         "format": CHECKPOINT_FORMAT,
         "identity": identity(module.model, module.algorithm),
@@ -105,7 +103,7 @@ def capture(
         "algorithm": module.algorithm.state_dict(),
         "optimizer": optimizer,
         "scheduler": scheduler,
-        "loop": loop,
+        "loop": module.loop_state(),
         "rng": rng_states(),
         "metrics": {
             "accuracy_matrix": [list(row) for row in progress.matrix],
@@ -117,7 +115,11 @@ def capture(
 
 
 def restore(
-    payload: Mapping[str, Any], *, module: torch.nn.Module, num_classes: Sequence[int]
+    payload: Mapping[str, Any],
+    *,
+    module: torch.nn.Module,
+    num_classes: Sequence[int],
+    identity_checked: bool = False,
 ) -> RunProgress:
     """Load ``payload`` into ``module`` (and the RNGs); return the progress it records.
 
@@ -128,19 +130,22 @@ def restore(
         payload: a checkpoint from :func:`load_checkpoint`.
         module: the freshly built :class:`ContinualModule` of the same configuration.
         num_classes: the number of classes of every task of the run, in task order.
+        identity_checked: the payload's identity was checked against this configuration's
+            model already (by the run's preflight); else it is checked here.
     """
     completed = int(payload["completed_tasks"])
     for task_id in range(1, completed + 1):
         module.model.setup_task(task_id=task_id, num_classes=num_classes[task_id - 1])
     path = payload.get("file", "(in memory)")
-    check_identity(payload, model=module.model, algorithm=module.algorithm, path=path)
+    if not identity_checked:
+        check_identity(payload, model=module.model, algorithm=module.algorithm, path=path)
     try:
         module.model.load_state_dict(payload["model"])
         module.algorithm.load_state_dict(payload["algorithm"])
     except RuntimeError as error:  # torch's "Missing key(s)" / "size mismatch" report
         detail = " ".join(str(error).split())[:300]
         raise CheckpointError(path, f"belongs to another run: {detail}") from None
-    module.on_load_checkpoint(payload["loop"])
+    module.load_loop_state(payload["loop"])
     metrics = payload["metrics"]
     module.curves = [dict(record) for record in metrics["curves"]]
     set_rng_states(payload["rng"])

@@ -7,8 +7,8 @@ RNG states and the position in the task's batch order) and raises :class:`RunInt
 command prints one line and exits with ``128 + signal`` (130, 143). A flag set between tasks
 stops the run after the task's own checkpoint. ``trainer.checkpoint_every_n_steps`` writes the
 same in-task checkpoint every n steps, bounding what a SIGKILL loses (the check before each
-step is :class:`hatcl.training.step_guard.StepGuard`). This module needs no Lightning, so the
-command can catch :class:`RunInterrupted` without loading it.
+step is :class:`hatcl.training.step_events.InTaskCheckpoints`). This module needs no
+Lightning, so the command can catch :class:`RunInterrupted` without loading it.
 """
 
 from __future__ import annotations
@@ -17,11 +17,8 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
 
 #: The signals that stop a run with a checkpoint.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -127,39 +124,3 @@ def stop_signals() -> Iterator[StopRequest]:
 def in_task_path(run_dir: str | Path, task_id: int) -> Path:
     """``<run_dir>/checkpoints/in_task_<task_id>.ckpt``."""
     return Path(run_dir) / "checkpoints" / f"{IN_TASK_PREFIX}{task_id}.ckpt"
-
-
-@dataclass(frozen=True)
-class TaskPosition:
-    """Where a task's training is: the next step to run.
-
-    Attributes:
-        epoch: the epoch in progress (0-based).
-        batch: batches of that epoch already done.
-        step: steps of the task already done.
-        generator_state: the batch-order generator's state at the start of ``epoch``.
-    """
-
-    epoch: int
-    batch: int
-    step: int
-    generator_state: torch.Tensor
-
-    def as_payload(self) -> dict[str, Any]:
-        """Plain values and tensors (a checkpoint entry)."""
-        return {
-            "epoch": self.epoch,
-            "batch": self.batch,
-            "step": self.step,
-            "generator_state": self.generator_state.clone(),
-        }
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> TaskPosition:
-        """The position a checkpoint entry records."""
-        return cls(
-            epoch=int(payload["epoch"]),
-            batch=int(payload["batch"]),
-            step=int(payload["step"]),
-            generator_state=payload["generator_state"],
-        )

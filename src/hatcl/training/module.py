@@ -21,6 +21,7 @@ from hatcl.training.distributed import (
 )
 from hatcl.training.loss_watch import LossWatch
 from hatcl.training.optim import build_optimizer, build_scheduler
+from hatcl.training.position import TASK_START, InTaskResume, TaskPosition
 from hatcl.training.step import run_training_step
 
 #: The step scalars shown in the progress bar; the rest (per-layer ``rate_*`` statistics, ...)
@@ -70,8 +71,8 @@ class ContinualModule(L.LightningModule):
         self._test_counts: dict[int, CorrectCount | TaskAgnosticCount] = {}
         self._window = LoggingWindow()  # a plain object: no nn.Module attribute overhead per step
         self._val_accuracy = CorrectCount()
-        self._offset = (0, 0, 0)  # epoch and step a resumed fit starts at; batches it skips
-        self._pending: dict | None = None  # an in-task checkpoint to load once fit has begun
+        self.resumed_at: TaskPosition = TASK_START  # where a resumed fit starts (its skips)
+        self._resume: InTaskResume | None = None  # the in-task states to load once fit began
         self.run_step_offset = 0  # steps of the run before this task (the records' step axis)
         self._first_loss: torch.Tensor | None = None  # the task's first step loss (0-dim)
         self.loss_watch = LossWatch(stop_on_nonfinite=stop_on_nonfinite, report=global_rank() == 0)
@@ -90,38 +91,42 @@ class ContinualModule(L.LightningModule):
         self.model.setup_task(task_id=task_data.task_id, num_classes=task_data.num_classes)
         self._task_started = False
         self._consolidate = task_data
-        self._offset = (0, 0, 0)
-        self._pending = None
+        self.resumed_at = TASK_START
+        self._resume = None
         self._first_loss = None
 
-    def resume_in_task(self, payload: dict, *, epoch: int, batch: int, step: int) -> None:
-        """Continue the started task from an in-task checkpoint at (epoch, batch, step).
+    def resume_in_task(self, point: InTaskResume) -> None:
+        """Continue the started task from an in-task checkpoint (its states and position).
 
         The model, algorithm, optimizer and scheduler states are loaded once ``fit`` has run the
         task's start hooks and built the optimizer; the RNG states right before the first step.
         The first ``batch`` batches of the first epoch (the same order again) are passed over, so
         that Lightning's batch index and epoch end stay those of the interrupted run.
         """
-        self._offset = (epoch, batch, step)
-        self._pending = payload
+        self.resumed_at = point.position
+        self._resume = point
 
     def run_step(self) -> int:
         """Steps of the whole run done so far: the one step axis of the curves and loggers."""
         return self.run_step_offset + self.task_steps_done
 
-    def task_position(self, batch_idx: int) -> tuple[int, int, int]:
-        """(epoch, batch within the epoch, steps done) of the task, counting a resumed part."""
-        epoch, _, step = self._offset
-        return self.current_epoch + epoch, batch_idx, self.global_step + step
+    def task_position(self, batch_idx: int) -> TaskPosition:
+        """Epoch, batch within the epoch and steps done of the task, counting a resumed part."""
+        start = self.resumed_at
+        return TaskPosition(
+            epoch=self.current_epoch + start.epoch,
+            batch=batch_idx,
+            step=self.global_step + start.step,
+        )
 
     def skips(self, batch_idx: int) -> bool:
         """Whether this batch was trained before the run was interrupted (a resumed fit)."""
-        return self.current_epoch == 0 and batch_idx < self._offset[1]
+        return self.current_epoch == 0 and batch_idx < self.resumed_at.batch
 
     @property
     def task_steps_done(self) -> int:
         """Steps of the task done, counting those before a resume."""
-        return self.global_step + self._offset[2]
+        return self.global_step + self.resumed_at.step
 
     def on_train_end(self) -> None:
         """Consolidate the task on the training device: reductions, then ``on_task_end``."""
@@ -141,9 +146,8 @@ class ContinualModule(L.LightningModule):
 
     def configure_optimizers(self):
         self._ensure_task_started()
-        if self._pending is not None:
-            self.model.load_state_dict(self._pending["model"])
-            self.algorithm.load_state_dict(self._pending["algorithm"])
+        if self._resume is not None:
+            self._resume.load_states(model=self.model, algorithm=self.algorithm)
         config = self.optimizer_config
         optimizer = build_optimizer(
             self.algorithm.trainable_parameters(self.model),
@@ -155,10 +159,8 @@ class ContinualModule(L.LightningModule):
         scheduler = build_scheduler(
             optimizer, name=config.scheduler, options=config.scheduler_options
         )
-        if self._pending is not None:
-            optimizer.load_state_dict(self._pending["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(self._pending["scheduler"])
+        if self._resume is not None:
+            self._resume.load_optimizer(optimizer, scheduler)
         if scheduler is None:
             return optimizer
         return {
@@ -168,11 +170,9 @@ class ContinualModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         """A resumed task continues with the RNG states of the moment it stopped."""
-        if self._pending is not None:
-            from hatcl.training.checkpoint import set_rng_states
-
-            set_rng_states(self._pending["rng"])
-            self._pending = None
+        if self._resume is not None:
+            self._resume.load_rng()
+            self._resume = None
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         if self.skips(batch_idx):
@@ -213,7 +213,7 @@ class ContinualModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         accuracy = self._val_accuracy.value()
         self._val_accuracy = CorrectCount()
-        epoch, _, _ = self.task_position(0)
+        epoch = self.task_position(0).epoch
         record = {"task": self.task_id, "epoch": epoch, "step": self.run_step()}
         self.curves.append({**record, "val_accuracy": accuracy})
         self.log("val_acc", accuracy, prog_bar=True)
@@ -255,19 +255,20 @@ class ContinualModule(L.LightningModule):
 
     # -- checkpoints ----------------------------------------------------------------------
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Keep the batched-logging window (a logging window may span two tasks)."""
+    def loop_state(self) -> dict:
+        """The loop's own state a checkpoint keeps: the batched-logging window (a window may
+        span two tasks)."""
         window = self._window
-        checkpoint["logging_window"] = {
+        return {"logging_window": {
             "train_loss": window.loss.detach().cpu(),
             "train_correct": window.accuracy.correct.detach().cpu(),
             "train_total": window.accuracy.total.detach().cpu(),
             "steps": window.steps,
-        }
+        }}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Restore what :meth:`on_save_checkpoint` kept."""
-        state = checkpoint.get("logging_window")
+    def load_loop_state(self, loop: dict) -> None:
+        """Restore what :meth:`loop_state` kept."""
+        state = loop.get("logging_window")
         if state is None:
             return
         window = LoggingWindow()
@@ -288,7 +289,7 @@ class ContinualModule(L.LightningModule):
             self._first_loss = loss
         if window.steps < self.log_every_n_steps:
             return
-        epoch, _, _ = self.task_position(0)
+        epoch = self.task_position(0).epoch
         mean_loss = window.mean_loss()
         self._check_loss(mean_loss)
         record = {

@@ -2,8 +2,9 @@
 
 :class:`RunSession` is what the runner's task loop shares between its helpers (configuration,
 run folder, module, data, progress, logger, callbacks, stop flag); the functions here record a
-tested task, build a task's step guard (stop requests, in-task checkpoints, step callbacks) and
-stop the run between tasks. The loop itself is :mod:`hatcl.training.runner`.
+tested task, build the observers of a task's steps (the run's callbacks, then stop requests and
+in-task checkpoints) and stop the run between tasks. The loop itself is
+:mod:`hatcl.training.runner`.
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 from rich.console import Console
 
 from hatcl.data.base import ContinualData
 from hatcl.reporting.console import task_line
 from hatcl.training.checkpoint import RunProgress, checkpoint_path
 from hatcl.training.experiment import ExperimentConfig
-from hatcl.training.interrupt import RunInterrupted, StopRequest, TaskPosition
+from hatcl.training.interrupt import RunInterrupted, StopRequest
 from hatcl.training.loggers import RunLogger
 from hatcl.training.module import ContinualModule
-from hatcl.training.resume import save_in_task_checkpoint
+from hatcl.training.position import InTaskResume, TaskPosition
+from hatcl.training.resume_state import save_in_task_checkpoint
 from hatcl.training.run_callbacks import RunCallback
-from hatcl.training.step_guard import StepGuard
+from hatcl.training.step_events import InTaskCheckpoints, StepEvents
 
-__all__ = ["RunSession", "record_task", "step_guard", "stop_between_tasks"]
+__all__ = ["RunSession", "record_task", "step_events", "stop_between_tasks"]
 
 
 @dataclass
@@ -44,7 +45,7 @@ class RunSession:
     rank: int
     callbacks: Sequence[RunCallback]
     task_seconds: list[float] = field(default_factory=list)
-    pending: tuple[dict, TaskPosition] | None = None  # an in-task checkpoint to continue from
+    pending: InTaskResume | None = None  # where the next task continues from (resumed run)
     stop: StopRequest | None = None  # the caller's stop flag (None: the run routes the signals)
 
 
@@ -64,23 +65,21 @@ def stop_between_tasks(session: RunSession, request: StopRequest, *, signum: int
     )
 
 
-def step_guard(session: RunSession, batches, *, task_id: int, request: StopRequest) -> StepGuard:
-    """The guard of one task's steps: the stop flag, in-task checkpoints, the step callbacks."""
-    hooks = [partial(_on_step, callback, task_id) for callback in session.callbacks]
-    return StepGuard(
+def step_events(
+    session: RunSession, batches, *, task_id: int, request: StopRequest
+) -> StepEvents:
+    """The observers of one task's steps: the run's callbacks, then the in-task checkpoints."""
+    events = StepEvents(task_id=task_id, batches=batches)
+    checkpoints = InTaskCheckpoints(
         request=request,
-        batches=batches,
+        position=events.position,
         save=partial(_save_in_task_checkpoint, session, task_id),
         every_n_steps=session.config.trainer.checkpoint_every_n_steps,
-        on_step=hooks,
-        task_id=task_id,
         total_steps=len(batches) * session.config.trainer.max_epochs,
         run_dir=session.folder,
     )
-
-
-def _on_step(callback: RunCallback, task_id: int, step: int) -> None:
-    callback.on_step(task_id=task_id, step=step)
+    events.observers = (*session.callbacks, checkpoints)
+    return events
 
 
 def record_task(session: RunSession, *, task_id: int, row: list[float]) -> None:
@@ -101,7 +100,7 @@ def record_task(session: RunSession, *, task_id: int, row: list[float]) -> None:
 
 
 def _save_in_task_checkpoint(
-    session: RunSession, task_id: int, trainer: L.Trainer, position: TaskPosition
+    session: RunSession, task_id: int, position: TaskPosition
 ) -> Path | None:
     """``in_task_<t>.ckpt`` of the session (rank 0, checkpoints on); its path or None."""
     if session.rank != 0 or not session.config.trainer.checkpoints:
@@ -111,6 +110,6 @@ def _save_in_task_checkpoint(
         progress=session.progress,
         folder=session.folder,
         task_id=task_id,
-        trainer=trainer,
+        trainer=session.module.trainer,
         position=position,
     )

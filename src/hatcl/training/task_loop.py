@@ -11,10 +11,10 @@ from hatcl.data.base import TaskData
 from hatcl.training.batches import TensorBatches, release_freed_memory
 from hatcl.training.distributed import ShardBatches, resolve_strategy
 from hatcl.training.experiment import ExperimentConfig
-from hatcl.training.interrupt import TaskPosition
 from hatcl.training.module import ContinualModule
+from hatcl.training.position import InTaskResume
 from hatcl.training.progress import EpochProgressBar
-from hatcl.training.step_guard import KeepStopSignals
+from hatcl.training.step_events import KeepStopSignals
 
 
 def train_task(
@@ -24,16 +24,16 @@ def train_task(
     config: ExperimentConfig,
     seen_tasks: Sequence[TaskData] | None = None,
     callbacks: Sequence[L.Callback] = (),
-    resume_from: tuple[dict, TaskPosition] | None = None,
-    step_guard: Callable[[TensorBatches], L.Callback] | None = None,
+    resume_from: InTaskResume | None = None,
+    step_events: Callable[[TensorBatches], L.Callback] | None = None,
 ) -> L.Trainer:
     """Train one task; the algorithm's task hooks run inside ``fit``; returns the trainer.
 
     ``seen_tasks`` (tasks 1..current, default just ``task``) is offered to the algorithm's
     ``training_split`` (e.g. joint training trains on their union). ``callbacks`` are added to
     the task's Lightning trainer. ``resume_from`` (an in-task checkpoint and its position)
-    continues the task where it stopped; ``step_guard`` makes the callback that runs before
-    every step (stop requests, step checkpoints) for the task's training batches.
+    continues the task where it stopped; ``step_events`` makes the callback that tells the run's
+    observers each step (stop requests, step checkpoints) for the task's training batches.
     """
     module.start_task(task_data=task)
     module.train()
@@ -41,13 +41,10 @@ def train_task(
     val = eval_batches(task.val, config) if len(task.val.y) else None
     max_epochs = config.trainer.max_epochs
     if resume_from is not None:
-        payload, position = resume_from
-        module.resume_in_task(
-            payload, epoch=position.epoch, batch=position.batch, step=position.step
-        )
-        train.resume_epoch(generator_state=position.generator_state)
-        max_epochs -= position.epoch
-    guards = [step_guard(train)] if step_guard is not None else []
+        module.resume_in_task(resume_from)
+        train.resume_epoch(generator_state=resume_from.position.generator_state)
+        max_epochs -= resume_from.position.epoch
+    guards = [step_events(train)] if step_events is not None else []
     trainer = make_trainer(
         config, max_epochs=max_epochs, callbacks=[ShardBatches([train]), *guards, *callbacks]
     )
