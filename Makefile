@@ -47,8 +47,12 @@ system-deps:
 		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(APT_PACKAGES); }; \
 	else echo "apt-get not found: install $(APT_PACKAGES) by hand for the tests that use them"; fi
 
+# The suite on TEST_WORKERS processes (pytest-xdist; a test file stays on one worker, so that its
+# module fixtures are built once); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+
 test: install-dev
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 	$(BIN)/ruff check src tests benchmarks
 
 lint: install-dev
