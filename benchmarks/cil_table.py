@@ -12,6 +12,8 @@ headline), TAw AA and the task-id accuracy after the last task, mean ± std over
 written between the page's ``<!-- cil table -->`` markers (or printed).
 
     python benchmarks/cil_table.py --out bench_cil --seeds 1 2 3 --epochs 1 --page docs/results.md
+    python benchmarks/cil_table.py --out bench_cil_cnn --backbone cnn --seeds 1 2 3 --epochs 2 \
+        --methods hat fgadahat_OG finetuning joint
     python benchmarks/cil_table.py --out /tmp/cil_quick --quick   # digits, 1 epoch (smoke)
 """
 
@@ -54,14 +56,27 @@ COMMON = (
     "trainer.figures=false",
 )
 QUICK = ("data=split_digits", "backbone=mlp", "backbone.hidden_dims=[32,32]")
-PROTOCOL = ("data=split_fashion_mnist", "backbone=mlp", "trainer.batch_size=128")
+#: The protocol per ``--backbone``: the reference MLP, or the results page's reduced CNN
+#: (``benchmark=split_fashion_mnist``: conv channels 32-64-128, fully connected 512-512).
+PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "mlp": ("data=split_fashion_mnist", "backbone=mlp", "trainer.batch_size=128"),
+    "cnn": ("benchmark=split_fashion_mnist",),
+}
 
 
-def train(folder: Path, overrides: Sequence[str], *, seed: int, epochs: int, quick: bool) -> None:
+def train(
+    folder: Path,
+    overrides: Sequence[str],
+    *,
+    seed: int,
+    epochs: int,
+    quick: bool,
+    backbone: str = "mlp",
+) -> None:
     """One ``hatcl run`` (skipped if ``folder`` already holds a finished run)."""
     if (folder / "metrics.json").is_file():
         return
-    base = QUICK if quick else PROTOCOL
+    base = QUICK if quick else PROTOCOLS[backbone]
     command = [
         sys.executable, "-m", "hatcl.cli", "run", *base, *overrides, *COMMON,
         f"seed={seed}", f"trainer.max_epochs={epochs}", f"output_dir={folder}",
@@ -138,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--epochs", type=int, default=1, help="epochs per task (page: 2)")
+    parser.add_argument(
+        "--backbone", choices=list(PROTOCOLS), default="mlp", help="mlp, or the page's reduced CNN"
+    )
     parser.add_argument("--page", type=Path, help="write the table into this page")
     parser.add_argument("--report-only", action="store_true", help="finished runs only")
     parser.add_argument("--quick", action="store_true", help="digits, MLP (a smoke test)")
@@ -147,7 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for method in args.methods:
             folder = args.out / method / f"seed{seed}"
             if not args.report_only:
-                train(folder, METHODS[method], seed=seed, epochs=args.epochs, quick=args.quick)
+                train(
+                    folder, METHODS[method], seed=seed, epochs=args.epochs, quick=args.quick,
+                    backbone=args.backbone,
+                )
             if (folder / "metrics.json").is_file():
                 results[method][seed] = evaluate(folder, method)
                 print(f"{method} seed {seed}: done", flush=True)
