@@ -12,10 +12,10 @@ UNCALIBRATED_NOTE = (
 """Filled with the measured numbers of docs/scenarios.md (section "Which score")."""
 
 MEASURED = {
-    "raw": "0.000",
-    "calibrated": "0.000",
+    "raw": "0.203",
+    "calibrated": "0.388",
     "best": "max_logit",
-    "finetuning": "0.000",
+    "finetuning": "0.183",
 }
 
 
