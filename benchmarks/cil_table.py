@@ -12,6 +12,8 @@ headline), TAw AA and the task-id accuracy after the last task, mean ± std over
 written between the page's ``<!-- cil table -->`` markers (or printed).
 
     python benchmarks/cil_table.py --out bench_cil --seeds 1 2 3 --epochs 1 --page docs/results.md
+    python benchmarks/cil_table.py --out bench_cil_cnn --backbone cnn --seeds 1 2 3 --epochs 2 \
+        --methods hat fgadahat_OG finetuning joint --page docs/results.md --marker "cil cnn table"
     python benchmarks/cil_table.py --out /tmp/cil_quick --quick   # digits, 1 epoch (smoke)
 """
 
@@ -45,7 +47,7 @@ METHODS: dict[str, tuple[str, ...]] = {
 PER_TASK_NETWORK = {"hat", "adahat", "fgadahat_OG", "fgadahat_IG", "independent", "wsn"}
 SCORES = ("max_softmax", "max_logit", "energy", "neg_entropy")
 CALIBRATIONS = ("none", "affine")
-BEGIN, END = "<!-- cil table: begin -->", "<!-- cil table: end -->"
+MARKER = "cil table"  # the page's markers: <!-- cil table: begin --> ... <!-- cil table: end -->
 COMMON = (
     "head=cil",
     "trainer.num_threads=1",
@@ -54,14 +56,27 @@ COMMON = (
     "trainer.figures=false",
 )
 QUICK = ("data=split_digits", "backbone=mlp", "backbone.hidden_dims=[32,32]")
-PROTOCOL = ("data=split_fashion_mnist", "backbone=mlp", "trainer.batch_size=128")
+#: The protocol per ``--backbone``: the reference MLP, or the results page's reduced CNN
+#: (``benchmark=split_fashion_mnist``: conv channels 32-64-128, fully connected 512-512).
+PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "mlp": ("data=split_fashion_mnist", "backbone=mlp", "trainer.batch_size=128"),
+    "cnn": ("benchmark=split_fashion_mnist",),
+}
 
 
-def train(folder: Path, overrides: Sequence[str], *, seed: int, epochs: int, quick: bool) -> None:
+def train(
+    folder: Path,
+    overrides: Sequence[str],
+    *,
+    seed: int,
+    epochs: int,
+    quick: bool,
+    backbone: str = "mlp",
+) -> None:
     """One ``hatcl run`` (skipped if ``folder`` already holds a finished run)."""
     if (folder / "metrics.json").is_file():
         return
-    base = QUICK if quick else PROTOCOL
+    base = QUICK if quick else PROTOCOLS[backbone]
     command = [
         sys.executable, "-m", "hatcl.cli", "run", *base, *overrides, *COMMON,
         f"seed={seed}", f"trainer.max_epochs={epochs}", f"output_dir={folder}",
@@ -123,13 +138,14 @@ def table(results: dict[str, dict[int, dict[str, dict[str, float]]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_page(page: Path, text: str) -> None:
-    """Replace the text between the page's markers."""
+def write_page(page: Path, text: str, *, marker: str = MARKER) -> None:
+    """Replace the text between the page's ``<!-- {marker}: begin/end -->`` markers."""
+    begin, end = f"<!-- {marker}: begin -->", f"<!-- {marker}: end -->"
     content = page.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     if not pattern.search(content):
-        raise ValueError(f"{page} has no {BEGIN} ... {END} markers")
-    page.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}{END}", content))
+        raise ValueError(f"{page} has no {begin} ... {end} markers")
+    page.write_text(pattern.sub(lambda _: f"{begin}\n{text}{end}", content))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,7 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--epochs", type=int, default=1, help="epochs per task (page: 2)")
+    parser.add_argument(
+        "--backbone", choices=list(PROTOCOLS), default="mlp", help="mlp, or the page's reduced CNN"
+    )
     parser.add_argument("--page", type=Path, help="write the table into this page")
+    parser.add_argument("--marker", default=MARKER, help="the page's marker name")
     parser.add_argument("--report-only", action="store_true", help="finished runs only")
     parser.add_argument("--quick", action="store_true", help="digits, MLP (a smoke test)")
     args = parser.parse_args(argv)
@@ -147,13 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for method in args.methods:
             folder = args.out / method / f"seed{seed}"
             if not args.report_only:
-                train(folder, METHODS[method], seed=seed, epochs=args.epochs, quick=args.quick)
+                train(
+                    folder, METHODS[method], seed=seed, epochs=args.epochs, quick=args.quick,
+                    backbone=args.backbone,
+                )
             if (folder / "metrics.json").is_file():
                 results[method][seed] = evaluate(folder, method)
                 print(f"{method} seed {seed}: done", flush=True)
     text = table(results)
     if args.page:
-        write_page(args.page, text)
+        write_page(args.page, text, marker=args.marker)
     print(text)
     return 0
 

@@ -98,6 +98,7 @@ CASES = [
     (["cil.task_score=no_such_pkg_q:fn"], "cannot import module 'no_such_pkg_q'"),
     (["cil.calibration=platt"], "cil.calibration 'platt'"),
     (["cil.calibration_per_class=0"], "cil.calibration_per_class"),
+    (["cil.task_chunk=0"], "cil.task_chunk"),
     (["+cil.temperature=2"], "cil"),
     (["head=foo"], "head 'foo'"),
     # devices, precision, accelerators

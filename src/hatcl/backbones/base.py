@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from hatcl.masking.masker import HATMasker
+from hatcl.masking.stacked import is_stacked
 from hatcl.masking.stage import Stage
 
 
@@ -68,6 +69,8 @@ class ApplyMask(nn.Module):
     def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is None:
             return x
+        if is_stacked(mask):  # several tasks' masks in one forward (masking/stacked.py)
+            return mask.apply(x)
         return x * mask.view(1, -1, *([1] * (x.dim() - 2)))
 
 
@@ -101,6 +104,10 @@ class Backbone(nn.Module):
     connections); attribution then runs the layers after a tap only, on expanded rows.
     h_l goes through :meth:`activation` (identity unless a transform is installed) before the
     tap, so the tap output is what the network uses.
+    A backbone sets ``per_sample_masks = True`` when its masker's masks reach the network only
+    through :class:`ApplyMask` and every layer works row by row in eval mode: it can then run a
+    batch under several tasks' masks in one forward (``masking/stacked.py``), as long as no
+    other module depends on the task (per-task batch norms rule it out).
 
     Attributes:
         activation_transforms: optional per mask key, a function applied to h_l in training
@@ -113,6 +120,7 @@ class Backbone(nn.Module):
     weighted_layers: tuple[WeightedLayer, ...]
     masker: HATMasker | None
     sequential_taps: bool = False
+    per_sample_masks: bool = False
 
     def activation_module(self, mask_key: str) -> nn.Module:
         """The tap module whose output is h_l of ``mask_key``."""

@@ -42,6 +42,7 @@ class CNNBackbone(Backbone):
     """
 
     sequential_taps = True
+    per_sample_masks = True
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ class MLPBackbone(Backbone):
     """
 
     sequential_taps = True
+    per_sample_masks = True
 
     def __init__(
         self,

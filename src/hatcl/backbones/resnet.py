@@ -159,6 +159,8 @@ class ResNetBackbone(Backbone):
         masked: whether the layers carry HAT masks (HAT family) or not (baselines).
     """
 
+    per_sample_masks = True
+
     def __init__(
         self,
         *,

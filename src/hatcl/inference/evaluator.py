@@ -19,6 +19,8 @@ from hatcl.backbones.model import ContinualModel
 from hatcl.data.base import TaskData
 from hatcl.functional.task_scores import affine, predict_task
 from hatcl.heads.heads import ClassIncrementalHeads
+from hatcl.inference.batched import DEFAULT_TASK_CHUNK
+from hatcl.inference.batched import task_logits as _batched_task_logits
 from hatcl.inference.calibration import calibration_indices
 from hatcl.inference.config import CilConfig
 from hatcl.inference.registries import CALIBRATIONS, resolve_task_score
@@ -51,6 +53,7 @@ class TaskAgnosticEvaluator:
         calibration_per_class: calibration samples per class of each seen task's validation
             split.
         seed: the run seed (the calibration set's draw).
+        task_chunk: at most this many seen tasks per forward (``inference/batched.py``).
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class TaskAgnosticEvaluator:
         calibration: str = "none",
         calibration_per_class: int = 20,
         seed: int = 1,
+        task_chunk: int = DEFAULT_TASK_CHUNK,
     ) -> None:
         self.score = score
+        self.task_chunk = task_chunk
         self.calibration = CALIBRATIONS.validate(calibration, parameter="cil.calibration")
         self.calibration_per_class = calibration_per_class
         self.seed = seed
@@ -76,6 +81,7 @@ class TaskAgnosticEvaluator:
             calibration=config.calibration,
             calibration_per_class=config.calibration_per_class,
             seed=seed,
+            task_chunk=config.task_chunk,
         )
 
     @staticmethod
@@ -105,6 +111,7 @@ class TaskAgnosticEvaluator:
                 per_class=self.calibration_per_class,
                 seed=self.seed,
                 batch_size=batch_size,
+                task_chunk=self.task_chunk,
             )
         finally:
             model.train(training)
@@ -144,7 +151,8 @@ class TaskAgnosticEvaluator:
         if not heads.per_task_network:
             logits = model(inputs, task_id=seen, stage=Stage.TEST).logits
             return TaskPrediction(task=None, logits=logits, labels=logits.argmax(1))
-        return self.predict_from_logits(heads, task_logits(model, inputs, seen=seen))
+        logits = task_logits(model, inputs, seen=seen, task_chunk=self.task_chunk)
+        return self.predict_from_logits(heads, logits)
 
     def predict_from_logits(self, heads, logits: list[Tensor]) -> TaskPrediction:
         """A per-task network's prediction from its logits under each seen task."""
@@ -166,7 +174,7 @@ class TaskAgnosticEvaluator:
         """
         heads = model.heads
         if heads.per_task_network:
-            logits = task_logits(model, inputs, seen=seen)
+            logits = task_logits(model, inputs, seen=seen, task_chunk=self.task_chunk)
             return self.counts_from_logits(heads, logits, targets, task_id=task_id)
         prediction = self.predict(model, inputs, seen=seen)
         if isinstance(heads, ClassIncrementalHeads):
@@ -201,6 +209,7 @@ def calibration_logits(
     per_class: int,
     seed: int,
     batch_size: int,
+    task_chunk: int = DEFAULT_TASK_CHUNK,
 ) -> tuple[list[Tensor], Tensor]:
     """Logits of the calibration set (kept validation samples) under each seen task.
 
@@ -217,7 +226,7 @@ def calibration_logits(
         for start in range(0, len(index), batch_size):
             chunk = index[start : start + batch_size]
             inputs = task.val.x[chunk].to(device=like.device, dtype=like.dtype)
-            batches.append(task_logits(model, inputs, seen=seen))
+            batches.append(task_logits(model, inputs, seen=seen, task_chunk=task_chunk))
             truth.append(torch.full((len(chunk),), position, device=like.device))
     if not batches:
         raise ValueError("cil.calibration=affine needs validation samples: data.val_fraction > 0")
@@ -225,9 +234,12 @@ def calibration_logits(
     return logits, torch.cat(truth)
 
 
-def task_logits(model: ContinualModel, inputs: Tensor, *, seen: int) -> list[Tensor]:
-    """Logits of ``inputs`` under each seen task 1..seen: one masked forward per task."""
-    return [model(inputs, task_id=t, stage=Stage.TEST).logits for t in range(1, seen + 1)]
+def task_logits(
+    model: ContinualModel, inputs: Tensor, *, seen: int, task_chunk: int = DEFAULT_TASK_CHUNK
+) -> list[Tensor]:
+    """Logits of ``inputs`` under each seen task 1..seen, up to ``task_chunk`` tasks per forward
+    (:func:`hatcl.inference.batched.task_logits`)."""
+    return _batched_task_logits(model, inputs, seen=seen, task_chunk=task_chunk)
 
 
 def _task_aware_logits(

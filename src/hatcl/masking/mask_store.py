@@ -59,6 +59,18 @@ class MaskStore(nn.Module):
             )
         return {key: getattr(self, f"masks_{key}")[row] for key in self.keys}
 
+    def stacks(self) -> dict[str, torch.Tensor]:
+        """Per key, the stored masks of every task ``(tasks stored, units)``, in storing order."""
+        return {key: getattr(self, f"masks_{key}") for key in self.keys}
+
+    def rows(self, task_ids: torch.Tensor) -> torch.Tensor:
+        """Positions in :meth:`stacks` of the stored tasks ``task_ids`` (on device, no sync).
+
+        Every id must be stored (not checked here: the check would read the ids on the host).
+        """
+        hits = self.task_ids.to(task_ids.device)[None, :] == task_ids[:, None]
+        return hits.long().argmax(dim=1)
+
     def cumulative(self) -> dict[str, torch.Tensor]:
         """Union of the stored masks per key (zeros before any task is stored)."""
         return {key: getattr(self, f"cumulative_{key}") for key in self.keys}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -46,6 +47,17 @@ class HATMasker(nn.Module):
             [(key, nn.Parameter(torch.randn(units))) for key, units in unit_counts.items()]
         )
         self.store = MaskStore(unit_counts=unit_counts)
+        self.given_test_masks: Mapping[str, object] | None = None
+
+    @contextmanager
+    def test_masks(self, masks: Mapping[str, object]) -> Iterator[None]:
+        """Within the block, test forwards use ``masks`` (e.g. stacked masks of several tasks)
+        instead of the stored masks of the forward's ``task_id``."""
+        previous, self.given_test_masks = self.given_test_masks, masks
+        try:
+            yield
+        finally:
+            self.given_test_masks = previous
 
     def reset_embeddings(self, *, init_mode: str) -> None:
         """Re-initialise every embedding by ``init_mode`` (a ``task_embedding_init_mode``)."""
@@ -61,6 +73,8 @@ class HATMasker(nn.Module):
         (a :class:`FlatMasks`); test uses the binary mask stored for ``task_id``.
         """
         if stage is Stage.TEST:
+            if self.given_test_masks is not None:
+                return dict(self.given_test_masks)
             return self.store.mask(task_id)
         if scale is None:
             raise ValueError(f"stage {stage.value!r} needs a mask scale s, got None")

@@ -35,6 +35,25 @@ def reevaluate(
         ``{(score, calibration): {"accuracy_matrix": ..., "accuracy_matrix_task_aware": ...,
         "task_id_accuracy": ...}}``.
     """
+    folder = Path(run_dir)
+    config, data, load = load_run(folder)
+    results = {pair: _empty() for pair in combinations}
+    for task in data.tasks:
+        model = load(task.task_id)
+        rows = _rows(model, data.tasks[: task.task_id], config=config, pairs=combinations)
+        for pair, row in rows.items():
+            for key, values in row.items():
+                results[pair][key].append(values)
+    return results
+
+
+def load_run(folder: Path):
+    """``(config, data, load)`` of a finished per-task-network run; ``load(task_id)`` restores
+    the task's checkpoint and returns the model in eval mode.
+
+    Raises:
+        ValueError: the run is not a per-task-network run under ``head=cil`` or ``dil``.
+    """
     from hatcl.data.build import build_run_data
     from hatcl.training.checkpoint import checkpoint_path, load_checkpoint, restore
     from hatcl.training.experiment import (
@@ -44,7 +63,6 @@ def reevaluate(
         build_module,
     )
 
-    folder = Path(run_dir)
     config = ExperimentConfig.from_mapping(yaml.safe_load((folder / "config.yaml").read_text()))
     data = build_run_data(config.data, seed=config.seed)
     algorithm = build_algorithm(config.algorithm)
@@ -55,16 +73,16 @@ def reevaluate(
             f"{folder}: task scores apply to per-task-network runs under head=cil or dil"
         )
     num_classes = [task.num_classes for task in data.tasks]
-    results = {pair: _empty() for pair in combinations}
-    for task in data.tasks:
-        path = checkpoint_path(folder, task.task_id)
-        restore(load_checkpoint(path), module=module, num_classes=num_classes)
-        model.eval()
-        rows = _rows(model, data.tasks[: task.task_id], config=config, pairs=combinations)
-        for pair, row in rows.items():
-            for key, values in row.items():
-                results[pair][key].append(values)
-    return results
+
+    def load(task_id: int):
+        restore(
+            load_checkpoint(checkpoint_path(folder, task_id)),
+            module=module,
+            num_classes=num_classes,
+        )
+        return model.eval()
+
+    return config, data, load
 
 
 def _empty() -> Matrices:

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from hatcl.data.base import ContinualData
 from hatcl.data.build import build_run_data
+from hatcl.inference.advice import note_task_prediction
 from hatcl.reporting.console import summary_table
 from hatcl.training.checkpoint import RunProgress
 from hatcl.training.compile import compile_backbone
@@ -198,6 +199,7 @@ def _train_run(
     title = f"{config.algorithm.name} on {data.source}/{data.scenario} (seed {config.seed})"
     summary_table(console, title=title, metrics=metrics, run_dir=str(folder))
     note_short_run(console, uses_masks=algorithm.uses_masks, epochs=config.trainer.max_epochs)
+    note_task_prediction(console, model=module.model, cil=config.cil)
     return RunResult(run_dir=folder, metrics=metrics, module=module, data=data)
 
 
