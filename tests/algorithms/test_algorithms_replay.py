@@ -263,3 +263,35 @@ def test_options_are_validated_up_front(options, word):
 
 def test_registered_and_listed():
     assert {"er", "der", "derpp", "wsn"} <= set(ALGORITHMS.names())
+
+
+@pytest.mark.parametrize(("replay_batch_size", "expected"), [(None, 2), (5, 5)])
+def test_derpp_draws_two_separate_batches_of_the_replay_batch_size(replay_batch_size, expected):
+    """Each DER++ step asks the memory for two draws of ``replay_batch_size`` samples (default:
+    the training batch's size), and the two are different samples, not one batch reused."""
+    model = _toy()
+    algorithm = DERPP(buffer_size=40, replay_batch_size=replay_batch_size)
+    algorithm.memory.generator.seed = 3
+    inputs = torch.arange(80.0).reshape(40, 2)  # 40 distinct samples, all stored
+    algorithm.memory.insert(
+        inputs=inputs,
+        labels=torch.zeros(40, dtype=torch.long),
+        task_ids=torch.ones(40, dtype=torch.long),
+        logits=torch.zeros(40, 2),
+    )
+    algorithm.on_task_start(task_id=2, model=model)
+    requested, drawn = [], []
+    original = algorithm.memory.draw
+
+    def recording(count):
+        requested.append(count)
+        drawn.append(original(count))
+        return drawn[-1]
+
+    algorithm.memory.draw = recording
+    terms = algorithm.loss_terms(_context(model))  # the step's batch holds 2 samples
+    assert set(terms) == {"der", "der_ce"}
+    assert requested == [expected, expected]
+    assert not torch.equal(drawn[0].inputs, drawn[1].inputs)
+    first_rows = {tuple(row.tolist()) for row in drawn[0].inputs}
+    assert first_rows <= {tuple(row.tolist()) for row in inputs}

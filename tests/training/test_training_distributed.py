@@ -98,9 +98,13 @@ def test_two_process_ddp_run_ranks_agree(tmp_path):
     assert payload["model"]["backbone.masker.store.task_ids"].tolist() == [1, 2]
 
 
+def _rows(tensor: torch.Tensor) -> set[bytes]:
+    return {row.numpy().tobytes() for row in tensor.reshape(tensor.shape[0], -1)}
+
+
 @pytest.mark.slow
-def test_two_process_ddp_replay_runs_with_rank_zeros_reservoir(tmp_path):
-    run, digests = tmp_path / "run", tmp_path / "digests"
+def test_two_process_ddp_replay_keeps_one_reservoir_per_rank(tmp_path):
+    run, digests, dumps = tmp_path / "run", tmp_path / "digests", tmp_path / "dumps"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     env.pop("LOCAL_RANK", None)
     process = subprocess.run(
@@ -109,7 +113,9 @@ def test_two_process_ddp_replay_runs_with_rank_zeros_reservoir(tmp_path):
             str(DRIVER),
             "--digest",
             str(digests),
-            "algorithm=derpp",  # the memory is a buffer: DDP broadcasts rank 0's to every process
+            "--replay-dump",
+            str(dumps),
+            "algorithm=derpp",
             "algorithm.buffer_size=30",
             "trainer.strategy=ddp",
             "trainer.devices=2",
@@ -132,8 +138,19 @@ def test_two_process_ddp_replay_runs_with_rank_zeros_reservoir(tmp_path):
     rank0, rank1 = (json.loads((digests / f"rank_{r}.json").read_text()) for r in (0, 1))
     assert rank0["model_sha256"] == rank1["model_sha256"]  # gradients are averaged
     assert rank0["metrics"] == rank1["metrics"]
-    assert rank0["algorithm_sha256"] == rank1["algorithm_sha256"]  # one memory, rank 0's
+    assert rank0["algorithm_sha256"] != rank1["algorithm_sha256"]  # a memory per process
+    dump0, dump1 = (torch.load(dumps / f"rank_{r}.pt", weights_only=True) for r in (0, 1))
+    seen0, seen1 = _rows(dump0["seen"]), _rows(dump1["seen"])
+    assert seen0 != seen1  # the shards differ (rows in both: padding, or equal images)
+    for own, other, dump in ((seen0, seen1, dump0), (seen1, seen0, dump1)):
+        assert int(dump["fill"]) == 30
+        slots = _rows(dump["inputs"])
+        assert slots <= own  # only samples of this process's shard
+        assert slots - other  # and some that only this process saw
+    assert _rows(dump0["inputs"]) != _rows(dump1["inputs"])
     memory = json.loads((run / "tasks.json").read_text())["tasks"][-1]["memory"]
-    assert memory["capacity"] == 30 and memory["fill"] == 30
+    assert memory["capacity"] == 30 and memory["fill"] == 30  # rank 0's memory
+    assert memory["seen"] == dump0["seen"].shape[0]
     payload = load_checkpoint(run / "checkpoints" / "task_2.ckpt")
     assert int(payload["algorithm"]["memory.seen"]) == memory["seen"]
+    assert torch.equal(payload["algorithm"]["memory.inputs"], dump0["inputs"])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hatcl.seeding import derive_seed
 from hatcl.functional.replay import draw_indices, last_writers, reservoir_slots, write_slots
 from hatcl.generator import CheckpointedGenerator
 from hatcl.validation import check_int
@@ -32,20 +33,28 @@ class ReservoirMemory(nn.Module):
     in the head's labelling, its task id and, with ``store_logits``, its logits at insertion
     (padded with ``-inf`` beyond the classes known then). Everything lives in buffers on the
     model's device, created at the first insertion; draws come from a checkpointed generator.
-    Memory is O(M), whatever the number of tasks. Under DDP the slots are broadcast from rank 0
-    with the module's other buffers before each forward, so every process replays rank 0's
-    reservoir (over rank 0's shard of the batches).
+    Memory is O(M), whatever the number of tasks.
+
+    Under DDP every process keeps its own reservoir of M slots over its own shard of the batches
+    (M per process, M x world size in all): the memory's buffers are rank-local
+    (``rank_local_state``: the DDP strategy neither broadcasts nor compares them) and the draws
+    of a process of rank r > 0 come from a seed derived from the run's and r. Checkpoints hold
+    rank 0's memory; a resumed DDP run starts every process from it, ranks r > 0 drawing from
+    another seed derived from the run's and r (resume is byte-identical in one process only).
 
     Args:
         capacity: M, the number of slots.
         store_logits: also keep each sample's logits (DER, DER++).
     """
 
+    rank_local_state = True
+
     def __init__(self, *, capacity: int, store_logits: bool = False) -> None:
         super().__init__()
         self.capacity = check_int(capacity, parameter="buffer_size", low=1)
         self.store_logits = store_logits
         self.generator = CheckpointedGenerator()
+        self._rank_bound = False
         self.register_buffer("seen", torch.zeros((), dtype=torch.long))
         for name in _SLOTS:
             self.register_buffer(name, None)
@@ -70,6 +79,7 @@ class ReservoirMemory(nn.Module):
         nothing); its random draws are still consumed, as its batch was.
         """
         inputs, labels, task_ids = inputs.detach(), labels.detach(), task_ids.detach()
+        self._bind_rank()
         self._allocate(inputs, logits)
         uniform = self.generator.uniform(inputs.shape[0], device=inputs.device)
         slots = reservoir_slots(seen=self.seen, uniform=uniform, capacity=self.capacity)
@@ -91,6 +101,7 @@ class ReservoirMemory(nn.Module):
         """``count`` samples drawn uniformly (with replacement) from the occupied slots."""
         if self.inputs is None:
             raise ValueError("the memory is empty: insert samples before drawing from it")
+        self._bind_rank()
         uniform = self.generator.uniform(count, device=self.inputs.device)
         index = draw_indices(fill=self.fill(), uniform=uniform)
         logits = None if self.logits is None else self.logits[index]
@@ -114,6 +125,20 @@ class ReservoirMemory(nn.Module):
             "fill": fill,
             "per_task": per_task,
         }
+
+    def _bind_rank(self) -> None:
+        """Before the first draw of this process: ranks r > 0 of a DDP run draw from their own
+        seed (derived from the run's seed and r; another one after a resume)."""
+        if self._rank_bound:
+            return
+        self._rank_bound = True
+        rank = _process_rank()
+        if rank == 0:
+            return
+        resumed = int(self.generator.state.numel() > 0)  # a shape: no host synchronisation
+        self.generator.seed = derive_seed(self.generator.seed, "memory rank", rank, resumed)
+        self.generator.state = torch.zeros(0, dtype=torch.uint8, device=self.seen.device)
+        self.generator._generator = None
 
     def _allocate(self, inputs: torch.Tensor, logits: torch.Tensor | None) -> None:
         if self.inputs is not None:
@@ -145,3 +170,12 @@ class ReservoirMemory(nn.Module):
             if saved is not None:
                 setattr(self, name, torch.empty_like(saved, device=self.seen.device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._rank_bound = False
+
+
+def _process_rank() -> int:
+    """This process's rank in an initialised process group of several processes (else 0)."""
+    distributed = torch.distributed
+    if distributed.is_available() and distributed.is_initialized():
+        return distributed.get_rank() if distributed.get_world_size() > 1 else 0
+    return 0

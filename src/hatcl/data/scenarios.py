@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from hatcl.data.base import DataConfig, SourceData, TaskPlan
-from hatcl.data.seeding import derive_seed
+from hatcl.seeding import derive_seed
 from hatcl.data.transforms import PixelPermutation, Rotation
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hatcl.data.seeding import derive_seed
+from hatcl.seeding import derive_seed
 from hatcl.functional.task_scores import fit_affine
 
 

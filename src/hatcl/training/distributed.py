@@ -5,6 +5,8 @@ builds the same data, model and algorithm from the same seed. Parameters stay id
 DDP averages gradients, so masks (thresholded embeddings) are identical everywhere. State that a
 process accumulates from its own shard (test accuracy counts, importance sums and counts) is
 summed across processes before it is used, so every process ends a task with the same state.
+Modules that set ``rank_local_state = True`` (the replay memory) keep one state per process: DDP
+neither broadcasts nor compares their buffers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
 
 from hatcl.training.batches import TensorBatches
@@ -55,13 +58,47 @@ def resolve_strategy(name: str) -> str | L.pytorch.strategies.Strategy:
     """Lightning's strategy for ``trainer.strategy``.
 
     ``ddp`` finds unused parameters: the heads of earlier tasks take no gradient while a later
-    task trains, which plain DDP reports as an error.
+    task trains, which plain DDP reports as an error; and it leaves rank-local buffers (the
+    replay memory) to each process.
     """
     if name == "ddp":
-        from lightning.pytorch.strategies import DDPStrategy
-
-        return DDPStrategy(find_unused_parameters=True)
+        return RankLocalDDPStrategy(find_unused_parameters=True)
     return name
+
+
+class RankLocalDDPStrategy(DDPStrategy):
+    """Lightning's DDP strategy leaving the buffers of rank-local modules to each process."""
+
+    def _setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        ignore_rank_local_buffers(model)
+        return super()._setup_model(model)
+
+
+def rank_local_buffer_names(module: torch.nn.Module) -> list[str]:
+    """Names of the buffers of the modules (and their children) with ``rank_local_state``.
+
+    Buffers not created yet (``None``, e.g. memory slots before the first insertion) are named
+    too, so they stay rank-local once they exist.
+    """
+    names: list[str] = []
+    for prefix, owner in module.named_modules():
+        if not getattr(owner, "rank_local_state", False):
+            continue
+        for sub_prefix, sub in owner.named_modules(prefix=prefix):
+            names += [f"{sub_prefix}.{key}" if sub_prefix else key for key in sub._buffers]
+    return sorted(set(names))
+
+
+def ignore_rank_local_buffers(module: torch.nn.Module) -> None:
+    """Mark ``module``'s rank-local buffers as ignored by the DDP wrapper built around it."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    names = rank_local_buffer_names(module)
+    if names:
+        already = list(getattr(module, "_ddp_params_and_buffers_to_ignore", ()))
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            module, sorted(set(already) | set(names))
+        )
 
 
 class ShardBatches(L.Callback):

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from hatcl.data.base import ContinualData, DataConfig, TaskData, TensorSplit
 from hatcl.data.errors import DataTypeError, DataValueError
-from hatcl.data.seeding import derive_seed
+from hatcl.seeding import derive_seed
 
 CUSTOM = "custom"
 #: The ``data`` keys a user's task sequence reads; the built-in sources' keys (num_tasks,
