@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hatcl.seeding import derive_seed
 from hatcl.functional.replay import draw_indices, last_writers, reservoir_slots, write_slots
 from hatcl.generator import CheckpointedGenerator
+from hatcl.seeding import derive_seed
 from hatcl.validation import check_int
 
 _SLOTS = ("inputs", "labels", "task_ids", "logits")

@@ -20,8 +20,8 @@ from hatcl.data.cache import cached_source
 from hatcl.data.config import DataConfig, validate_config
 from hatcl.data.registries import SCENARIOS, SOURCES, source_info
 from hatcl.data.rows import LazyRows, PlannedRows
-from hatcl.seeding import derive_seed
 from hatcl.data.source import Normalisation, SourceData
+from hatcl.seeding import derive_seed
 
 __all__ = [
     "ContinualData",

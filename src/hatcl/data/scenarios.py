@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from hatcl.data.base import DataConfig, SourceData, TaskPlan
-from hatcl.seeding import derive_seed
 from hatcl.data.transforms import PixelPermutation, Rotation
+from hatcl.seeding import derive_seed
 
 
 def plan_permuted(*, source: SourceData, config: DataConfig, seed: int) -> tuple[TaskPlan, ...]:

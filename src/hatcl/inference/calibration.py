@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hatcl.seeding import derive_seed
 from hatcl.functional.task_scores import fit_affine
+from hatcl.seeding import derive_seed
 
 
 def no_calibration(scores: Tensor, tasks: Tensor) -> tuple[Tensor, Tensor] | None:
