@@ -12,10 +12,15 @@ on the CPU in ``32-true`` (the reference) and on ``cuda`` in ``32-true``, ``16-m
 
 and prints the mean step time, the peak device memory and the host syncs per training step
 (counted with ``torch.cuda.set_sync_debug_mode``; the grad scaler's own check under ``16-mixed``
-and joint's grouped forward are expected, see docs/gpu.md). Exit code 1 if a tolerance is
-exceeded. Without a CUDA GPU it says so and exits 0.
+and joint's grouped forward are expected, see docs/gpu.md). It also prints the kernels per step
+(steps 5-14 of the first task under ``torch.profiler``: CUDA kernel launches and copies on a GPU,
+top-level ATen ops with ``--accelerator cpu``), the steady (median) eager step time and the same
+run with ``trainer.compile=true``: its steady step time and kernels per step (also checked
+against the reference). Exit code 1 if a tolerance is exceeded. Without a CUDA GPU it says so
+and exits 0.
 
     python benchmarks/gpu_check.py [--algorithms hat fgadahat] [--precisions 16-mixed]
+        [--no-compile] [--compile-backend inductor]
 """
 
 from __future__ import annotations
