@@ -62,14 +62,15 @@ PROFILED = range(5, 15)  # steps of the first task whose kernels are counted
 
 
 class StepMeter(L.Callback):
-    """Step time (synchronised at fit start and end only), steady step time and kernels per step.
+    """Step time, steady step time and kernels per step.
 
-    ``seconds / steps`` covers whole fits. The steady time is the median of the single steps'
-    times (batch start to batch end, synchronised on CUDA), leaving out the first ``SKIP`` steps
-    of every fit and the profiled window: the steps where ``trainer.compile=true`` compiles
-    (first steps, a new mask scale, the smaller last batch) are outliers the median drops. The
-    window (steps ``PROFILED`` of the first fit) runs under ``torch.profiler`` and gives
-    ``kernels_per_step`` (see :func:`count_kernels`).
+    ``seconds / steps`` (synchronised at fit start and end only) covers whole fits. The steady
+    time is the median of the single steps' times (batch start to batch end: CUDA events on a
+    GPU, read at fit end, so no step waits for the device; ``perf_counter`` on the CPU), leaving
+    out the first ``SKIP`` steps of every fit and the profiled window; the steps where
+    ``trainer.compile=true`` compiles later (a new mask scale, the smaller last batch) are
+    outliers the median drops. The window (steps ``PROFILED`` of the first fit) runs under
+    ``torch.profiler`` and gives ``kernels_per_step`` (see :func:`count_kernels`).
     """
 
     def __init__(self, cuda: bool) -> None:
@@ -78,13 +79,28 @@ class StepMeter(L.Callback):
         self.steps = self.fits = self.step = 0
         self.step_seconds: list[float] = []
         self.kernels_per_step: float | None = None
-        self._started = self._step_from = 0.0
+        self._started = 0.0
+        self._step_from: object = None
+        self._pending: list[tuple[object, object]] = []  # CUDA events of this fit's steps
         self._profiler: torch.profiler.profile | None = None
 
     def _now(self) -> float:
         if self.cuda:
             torch.cuda.synchronize()
         return time.perf_counter()
+
+    def _mark(self) -> object:
+        """A point in time: a recorded CUDA event on a GPU (no synchronisation), else a float."""
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def _seconds(self, start, end) -> float:
+        if not self.cuda:
+            return end - start
+        return start.elapsed_time(end) / 1000  # both recorded, the device synchronised
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.step = 0
@@ -97,12 +113,11 @@ class StepMeter(L.Callback):
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
             self._profiler = torch.profiler.profile(activities=activities)
             self._profiler.__enter__()
-        self._step_from = self._now()
+        self._step_from = self._mark()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        seconds = self._now() - self._step_from
         if self.step >= SKIP and self._profiler is None:
-            self.step_seconds.append(seconds)
+            self._pending.append((self._step_from, self._mark()))
         self.steps += 1
         self.step += 1
         if self._profiler is not None and self.step == PROFILED.stop:
@@ -118,6 +133,8 @@ class StepMeter(L.Callback):
         if self._profiler is not None:  # a first task shorter than the window
             self._end_window()
         self.seconds += self._now() - self._started
+        self.step_seconds += [self._seconds(start, end) for start, end in self._pending]
+        self._pending = []
         self.fits += 1
 
 
@@ -274,19 +291,14 @@ def _check(algorithm: str, precisions: list[str], args, folder: Path) -> list[st
     failures = []
     reference = run(algorithm, accelerator="cpu", precision="32-true", folder=folder / "r")
     for precision in precisions:
-        result = run(algorithm, accelerator=args.accelerator, precision=precision, folder=folder)
+        kwargs = {"accelerator": args.accelerator, "precision": precision, "folder": folder}
+        result = run(algorithm, **kwargs)
         accuracy, masks = compare(reference, result)
         if _beyond(precision, accuracy, masks):
             failures.append(f"{algorithm} {precision}")
         compiled = None
         if not args.no_compile:
-            compiled = run(
-                algorithm,
-                accelerator=args.accelerator,
-                precision=precision,
-                folder=folder,
-                compiled=True,
-            )
+            compiled = run(algorithm, **kwargs, compiled=True)
             if _beyond(precision, *compare(reference, compiled)):
                 failures.append(f"{algorithm} {precision} compiled")
         line = _line(algorithm, precision, result, accuracy, masks)
@@ -304,9 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("gpu", "cpu"),
         help="cpu: compare CPU runs with the CPU reference (checks this script, not a GPU)",
     )
-    parser.add_argument(
-        "--no-compile", action="store_true", help="skip the trainer.compile=true runs"
-    )
+    parser.add_argument("--no-compile", action="store_true", help="skip the compiled runs")
     parser.add_argument(
         "--compile-backend",
         default=compile_lib.BACKEND,
