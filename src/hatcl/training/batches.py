@@ -31,6 +31,10 @@ class TensorBatches:
             process must use the same seed so that the shards partition one order).
         task_ids: optional per-sample task ids, sliced and shuffled along with ``x`` and ``y``.
         equal_shards: pad the order so that every shard has the same length.
+
+    ``pin_memory`` (default False, set by the task loop from the trainer's device with
+    :func:`pins_host_memory`): each batch is copied into page-locked host memory so that
+    Lightning's move to a CUDA device (``non_blocking=True`` there) overlaps with the step.
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class TensorBatches:
         self.generator = generator
         self.task_ids = task_ids
         self.equal_shards = equal_shards
+        self.pin_memory = False
         self.rank = 0
         self.world_size = 1
         self.epoch_generator_state: torch.Tensor | None = None
@@ -101,6 +106,13 @@ class TensorBatches:
         return order
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        if not self.pin_memory:
+            yield from self._batches()
+            return
+        for batch in self._batches():
+            yield tuple(t.pin_memory() for t in batch)
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, ...]]:
         tensors = (self.x, self.y) if self.task_ids is None else (self.x, self.y, self.task_ids)
         state, self._resume_state = self._resume_state, None
         if state is not None and state.numel() and self.generator is not None:
@@ -114,6 +126,22 @@ class TensorBatches:
         for start in range(0, len(order), self.batch_size):
             chosen = order[start : start + self.batch_size]
             yield tuple(t[chosen] for t in tensors)
+
+
+def pins_host_memory(device: torch.device) -> bool:
+    """Whether batches for a model on ``device`` go through pinned host memory.
+
+    Only a CUDA device gains from it (the host-to-device copy becomes asynchronous); on the
+    CPU a batch is used where it is, with no extra copy.
+    """
+    return device.type == "cuda"
+
+
+def pin_batches(device: torch.device, loaders) -> None:
+    """Set ``pin_memory`` of every :class:`TensorBatches` in ``loaders`` for ``device``."""
+    for loader in loaders:
+        if isinstance(loader, TensorBatches):
+            loader.pin_memory = pins_host_memory(device)
 
 
 def release_freed_memory() -> bool:

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from hatcl.data.base import TaskData
-from hatcl.training.batches import TensorBatches, release_freed_memory
+from hatcl.training.batches import TensorBatches, pin_batches, release_freed_memory
 from hatcl.training.distributed import ShardBatches, resolve_strategy
 from hatcl.training.experiment import ExperimentConfig
 from hatcl.training.module import ContinualModule
@@ -48,6 +48,7 @@ def train_task(
     trainer = make_trainer(
         config, max_epochs=max_epochs, callbacks=[ShardBatches([train]), *guards, *callbacks]
     )
+    pin_batches(trainer.strategy.root_device, [train, val])
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     return trainer
 
@@ -90,9 +91,9 @@ def test_tasks(
         )
     module.start_testing(task_ids=tuple(task.task_id for task in tasks))
     loaders = [eval_batches(task.test, config) for task in tasks]
-    make_trainer(config, max_epochs=1, progress=False, callbacks=[ShardBatches(loaders)]).test(
-        module, dataloaders=loaders, verbose=False
-    )
+    trainer = make_trainer(config, max_epochs=1, progress=False, callbacks=[ShardBatches(loaders)])
+    pin_batches(trainer.strategy.root_device, loaders)
+    trainer.test(module, dataloaders=loaders, verbose=False)
     counts = module.test_counts().tolist()
     release_freed_memory()  # the freed batch buffers, so memory stays flat over many tasks
     if module.evaluator is not None:
