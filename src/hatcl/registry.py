@@ -108,7 +108,9 @@ class Registry:
             raise ValueError(f"{self.kind} {name!r} is already registered")
 
 
-def import_path_target(value: str, *, parameter: str, expected: str) -> Any:
+def import_path_target(
+    value: str, *, parameter: str, expected: str, noun: str = "attribute"
+) -> Any:
     """The object ``package.module:NAME`` names (a user's component given by its import path).
 
     Nothing is registered: the same path resolves again wherever the configuration is read.
@@ -117,6 +119,7 @@ def import_path_target(value: str, *, parameter: str, expected: str) -> Any:
         value: the import path.
         parameter: the option that named it (in the error message).
         expected: what the object must be (in the error message), e.g. ``"a function"``.
+        noun: what the missing attribute is called in the message (e.g. ``"function"``).
 
     Raises:
         ValueError: the module cannot be imported or has no such attribute.
@@ -131,7 +134,7 @@ def import_path_target(value: str, *, parameter: str, expected: str) -> Any:
         ) from None
     if not attribute or not hasattr(module, attribute):
         raise ValueError(
-            f"{parameter}={value!r}: {module_name} has no attribute {attribute!r} (expected "
+            f"{parameter}={value!r}: {module_name} has no {noun} {attribute!r} (expected "
             f"{expected})"
         )
     return getattr(module, attribute)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import logging
+import logging.config
 import os
 import stat
 
@@ -65,6 +67,20 @@ def test_run_log_holds_configuration_tasks_and_metrics(finished):
     assert "resolved configuration:" in log and "name: fgadahat" in log
     assert "task 1/2 test accuracy" in log and "task 2/2 test accuracy" in log
     assert "finished: average_accuracy" in log
+
+
+def test_run_log_is_written_after_existing_loggers_were_disabled(tmp_path):
+    """Hydra configures logging for every sweep job with ``disable_existing_loggers``: the jobs
+    after the first (and any run after a sweep in one process) must still fill their run.log."""
+    hatcl_logger = logging.getLogger("hatcl")
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": True})
+    assert hatcl_logger.disabled
+    try:
+        run_from_config(compose_config([*TINY, "algorithm=hat", f"output_dir={tmp_path / 'r'}"]))
+    finally:
+        hatcl_logger.disabled = False
+    log = (tmp_path / "r" / "run.log").read_text()
+    assert "resolved configuration:" in log and "finished: average_accuracy" in log
 
 
 def test_files_get_the_users_umask_not_0600(finished):

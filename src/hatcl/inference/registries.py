@@ -34,7 +34,9 @@ def resolve_task_score(name: object) -> Callable[[Any], Any]:
     """
     if is_import_path(name) and name not in TASK_SCORES:
         expected = "a function fn(logits) -> scores of shape (batch,)"
-        function = import_path_target(name, parameter="cil.task_score", expected=expected)
+        function = import_path_target(
+            name, parameter="cil.task_score", expected=expected, noun="function"
+        )
         if not callable(function):
             raise ValueError(f"cil.task_score={name!r} is not callable (expected {expected})")
         return function

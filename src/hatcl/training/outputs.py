@@ -168,7 +168,11 @@ def run_logging(folder: Path, *, enabled: bool = True):
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     loggers = [logging.getLogger(name) for name in ("hatcl", "lightning.pytorch", "lightning")]
     levels = [logger.level for logger in loggers]
+    disabled = [logger.disabled for logger in loggers]
     for logger in loggers:
+        # a logging configuration with disable_existing_loggers (Hydra's, once per sweep job)
+        # switches off loggers that exist already: each run's run.log would stay empty
+        logger.disabled = False
         logger.addHandler(handler)
     _LOGGER.setLevel(logging.INFO)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -182,9 +186,10 @@ def run_logging(folder: Path, *, enabled: bool = True):
             _log_end(error)
             raise
         finally:
-            for logger, level in zip(loggers, levels):
+            for logger, level, off in zip(loggers, levels, disabled):
                 logger.removeHandler(handler)
                 logger.setLevel(level)
+                logger.disabled = off
             handler.close()
 
 
