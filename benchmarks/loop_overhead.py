@@ -45,6 +45,7 @@ from hatcl.training.optim import build_optimizer
 from hatcl.training.step import run_training_step
 
 BATCH = 128
+DESCRIPTIONS = {"mlp": "MLP 784-256-100-64", "cnn": "CNN (built-in)", "resnet18": "ResNet-18"}
 INPUT = (1, 28, 28)
 HIDDEN = (256, 100, 64)
 NETWORK = {"name": "mlp", "compile": False}  # set by main()
@@ -272,7 +273,7 @@ def main() -> None:
         plain.extend(plain_step_times(args.steps, fused=True)[10:])
         plain_single.extend(plain_step_times(args.steps, fused=False)[10:])
     result = {
-        "model": f"{args.backbone} (MLP 784-256-100-64), HAT, batch {BATCH}",
+        "model": f"{DESCRIPTIONS[args.backbone]}, HAT, batch {BATCH}",
         "threads": args.threads,
         "bare_step_ms": 1e3 * statistics.median(bare),
         "loop_step_ms": 1e3 * statistics.median(loop),
