@@ -18,10 +18,6 @@ import torch
 from hatcl.training.rng_state import set_rng_states
 
 
-def _no_state() -> torch.Tensor:
-    return torch.empty(0, dtype=torch.uint8)
-
-
 @dataclass(frozen=True)
 class TaskPosition:
     """Where a task's training is: the next step to run.
@@ -30,14 +26,15 @@ class TaskPosition:
         epoch: the epoch in progress (0-based).
         batch: batches of that epoch already done.
         step: steps of the task already done.
-        generator_state: the batch-order generator's state at the start of ``epoch`` (empty:
-            not recorded).
+        generator_state: the batch-order generator's state at the start of ``epoch`` (``None``:
+            not recorded; saved as an empty tensor). A position is made before every step, so
+            no tensor is made for it unless it is saved.
     """
 
     epoch: int = 0
     batch: int = 0
     step: int = 0
-    generator_state: torch.Tensor = field(default_factory=_no_state, compare=False)
+    generator_state: torch.Tensor | None = field(default=None, compare=False)
 
     def as_payload(self) -> dict[str, Any]:
         """Plain values and tensors (a checkpoint entry)."""
@@ -45,7 +42,11 @@ class TaskPosition:
             "epoch": self.epoch,
             "batch": self.batch,
             "step": self.step,
-            "generator_state": self.generator_state.clone(),
+            "generator_state": (
+                torch.empty(0, dtype=torch.uint8)
+                if self.generator_state is None
+                else self.generator_state.clone()
+            ),
         }
 
     @classmethod
