@@ -136,13 +136,16 @@ def check_plugin_options(node: Any) -> None:
 
     A plugin (e.g. the stochastic gates') validates its options when it is built; it is built
     here from the options the configuration gives it, so that a wrong value is refused even when
-    another importance type is used.
+    another importance type is used. Only the measures that declare a plugin are imported (the
+    attribution measures import Captum and matplotlib: about a second of start-up).
     """
     if not isinstance(node, Mapping):
         return
-    from hatcl.importance.registry import IMPORTANCE_TYPES
+    from hatcl.importance.registry import IMPORTANCE_TYPES, declares_plugin
 
     for name in IMPORTANCE_TYPES.names():
+        if not declares_plugin(name):
+            continue
         measure = IMPORTANCE_TYPES.get(name)
         options = getattr(measure, "plugin_options", ())
         if getattr(measure, "plugin", None) is None or not all(o in node for o in options):

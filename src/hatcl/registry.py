@@ -86,6 +86,10 @@ class Registry:
         """The ``info`` registered with ``name`` (``None`` if none); ``ValueError`` if unknown."""
         return self._entries[self.validate(name, parameter=parameter)].info
 
+    def loaded(self, name: str) -> bool:
+        """Whether ``name``'s object is already in memory (registered directly or imported)."""
+        return name in self._objects
+
     def names(self) -> tuple[str, ...]:
         """The registered names, in registration order."""
         return tuple(self._entries)

@@ -92,3 +92,32 @@ def test_the_low_space_warning_is_printed_and_the_run_goes_on(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "hatcl: warning: only 1 bytes free on the disk of" in err
     assert (run / "metrics.json").is_file() and Path(run, "checkpoints", "task_1.ckpt").is_file()
+
+
+def test_every_measure_declares_its_plugin_options_in_its_registry_entry():
+    from hatcl.importance.registry import IMPORTANCE_TYPES, MeasureInfo
+
+    for name in IMPORTANCE_TYPES.names():
+        measure = IMPORTANCE_TYPES.get(name)
+        info = IMPORTANCE_TYPES.info(name) or MeasureInfo()
+        assert tuple(measure.plugin_options) == info.plugin_options, name
+        assert (measure.plugin is not None) == bool(info.plugin_options), name
+
+
+def test_checking_the_default_configuration_imports_no_attribution_package(tmp_path):
+    """The default measure needs no Captum: preflight must not import it (about 1 s)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from hatcl.cli_overrides import compose_config\n"
+        "from hatcl.cli_run import plan_run\n"
+        f"plan_run(compose_config(['output_dir={tmp_path / 'run'}']))\n"
+        "print(sorted(m for m in ('captum', 'matplotlib') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -4,11 +4,40 @@ Each entry resolves to an :class:`hatcl.importance.base.ImportanceMeasure`. Meas
 their own modules and are added here with ``IMPORTANCE_TYPES.add(name, "module:attribute")``.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from hatcl.registry import Registry, import_path_target, is_import_path
 
 IMPORTANCE_TYPES = Registry("importance_type")
+
+
+@dataclass(frozen=True)
+class MeasureInfo:
+    """What is known of a measure without importing it (the registry entry's ``info``).
+
+    Attributes:
+        plugin_options: the FG-AdaHAT options its plugin takes (checked at preflight, whatever
+            measure is chosen); the measure's own ``plugin_options`` is this same tuple.
+    """
+
+    plugin_options: tuple[str, ...] = ()
+
+
+#: The stochastic gates' plugin options (:data:`hatcl.importance.stochastic_gates.STOCHASTIC_GATES`).
+STOCHASTIC_GATES_OPTIONS = ("stochastic_gates_reg_weight", "stochastic_gates_std")
+
+
+def declares_plugin(name: str) -> bool:
+    """Whether the registered measure ``name`` has a plugin, importing it only if it says so.
+
+    A measure added by import path declares its plugin in its entry's :class:`MeasureInfo`; one
+    already in memory (registered directly, or imported) is asked itself.
+    """
+    if IMPORTANCE_TYPES.loaded(name):
+        return getattr(IMPORTANCE_TYPES.get(name), "plugin", None) is not None
+    info = IMPORTANCE_TYPES.info(name)
+    return isinstance(info, MeasureInfo) and bool(info.plugin_options)
 
 
 def resolve_importance(name: object) -> Any:
@@ -60,6 +89,7 @@ IMPORTANCE_TYPES.add(
     "stochastic_gates",
     "hatcl.importance.stochastic_gates:STOCHASTIC_GATES",
     summary="Phi(mu_l / std) of L0 gates trained on h_l during the task",
+    info=MeasureInfo(plugin_options=STOCHASTIC_GATES_OPTIONS),
 )
 _ATTRIBUTION = "hatcl.importance.attribution.measures"
 IMPORTANCE_TYPES.add(

@@ -26,6 +26,7 @@ from hatcl.backbones.base import Backbone
 from hatcl.backbones.model import ContinualModel
 from hatcl.gates.gaussian import GaussianStochasticGates
 from hatcl.importance.base import ImportanceContext, ImportanceMeasure
+from hatcl.importance.registry import STOCHASTIC_GATES_OPTIONS
 from hatcl.validation import check_finite
 
 DEFAULT_REG_WEIGHT = 0.001
@@ -155,5 +156,5 @@ def _compute(context: ImportanceContext) -> Mapping[str, torch.Tensor]:
 STOCHASTIC_GATES = ImportanceMeasure(
     compute=_compute,
     plugin=StochasticGatesPlugin,
-    plugin_options=("stochastic_gates_reg_weight", "stochastic_gates_std"),
+    plugin_options=STOCHASTIC_GATES_OPTIONS,
 )
