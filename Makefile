@@ -13,10 +13,11 @@ RUN_DIR ?= runs/quickstart-$(STAMP)
 
 # The default experiment (FG-AdaHAT), then HAT and fine-tuning on the same data and seed; ARGS
 # (Hydra overrides, e.g. ARGS="data.num_tasks=2 trainer.max_epochs=1") go to all three runs.
+# One sweep in one process: the start-up (importing torch and Lightning) is paid once, not three
+# times; each run is the same as its own `hatcl run` (same files, same numbers).
 run: install
-	$(BIN)/hatcl run output_dir=$(RUN_DIR)/fgadahat $(ARGS)
-	$(BIN)/hatcl run algorithm=hat output_dir=$(RUN_DIR)/hat $(ARGS)
-	$(BIN)/hatcl run algorithm=finetuning output_dir=$(RUN_DIR)/finetuning $(ARGS)
+	$(BIN)/hatcl run -m algorithm=fgadahat,hat,finetuning \
+		'output_dir=$(RUN_DIR)/$${algorithm.name}' hydra.sweep.dir=$(RUN_DIR) $(ARGS)
 	$(BIN)/hatcl compare $(RUN_DIR) --output $(RUN_DIR)/comparison.md
 
 $(BIN)/python:

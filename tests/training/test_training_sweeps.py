@@ -139,3 +139,35 @@ def test_a_sweep_shares_one_auto_reference_and_compare_leaves_it_out(tmp_path, c
         assert metrics["fwt"] == pytest.approx(matrix[1][1] - reference[1][1])
         assert not (sweep / job / "reference").exists()
     assert find_runs([sweep]) == [sweep / "0", sweep / "1"]
+
+
+def _make_run_commands(run_dir: Path, args: list[str]) -> list[list[str]]:
+    """The hatcl commands of the Makefile's ``run`` recipe, with ``RUN_DIR`` and ``ARGS`` set."""
+    import shlex
+
+    makefile = (SRC.parent / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nrun: install\n", 1)[1].split("\n\n", 1)[0]
+    commands = []
+    for line in recipe.replace("\\\n", " ").splitlines():
+        line = line.strip().replace("$(RUN_DIR)", str(run_dir)).replace("$$", "$")
+        words = shlex.split(line.replace("$(ARGS)", shlex.join(args)))
+        assert words[0] == "$(BIN)/hatcl", line
+        commands.append(words[1:])
+    return commands
+
+
+def test_make_run_is_one_sweep_and_each_run_equals_its_own_hatcl_run(tmp_path):
+    """`make run` pays the start-up once (one process), with the numbers of three single runs."""
+    from hatcl.cli import main
+
+    commands = _make_run_commands(tmp_path / "quick", TINY)
+    assert [c[:2] for c in commands] == [["run", "-m"], ["compare", str(tmp_path / "quick")]]
+    for command in commands:
+        assert main(command) == 0
+    for algorithm in ("fgadahat", "hat", "finetuning"):
+        single = tmp_path / f"single_{algorithm}"
+        assert run_command([f"algorithm={algorithm}", *TINY, f"output_dir={single}"]) == 0
+        swept = json.loads((tmp_path / "quick" / algorithm / "metrics.json").read_text())
+        alone = json.loads((single / "metrics.json").read_text())
+        assert swept["accuracy_matrix"] == alone["accuracy_matrix"], algorithm
+    assert (tmp_path / "quick" / "comparison.md").is_file()
