@@ -99,7 +99,7 @@ def test_step_equals_the_per_layer_formulas(name, build):
     algorithm.adjust_gradients(context)
     for parameter, grad in expected:
         assert_close(parameter.grad, grad, rtol=1e-5, atol=1e-12)
-    rates = [r for layer_rates in algorithm._last_rates for r in layer_rates[1]]
+    rates = algorithm.last_rates()
     assert [r.shape for r in rates] == [p.shape for p, _ in expected]
 
 

@@ -193,3 +193,43 @@ def test_vit_results_quick_runs_the_vit_from_the_command_line(tmp_path, capsys, 
     metrics = json.loads((out / "vit_digits" / "hat" / "seed1" / "metrics.json").read_text())
     assert len(metrics["accuracy_matrix"]) == 2 and metrics["bwt"] == 0
     assert "| hat | 1 |" in capsys.readouterr().out
+
+
+def test_step_floor_prints_each_step_and_the_floor(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    step_floor = _load("step_floor")
+    monkeypatch.setattr(sys, "argv", ["step_floor.py", "--steps", "15", "--repeats", "1"])
+    step_floor.main()
+    lines = capsys.readouterr().out.splitlines()
+    ms = {
+        name: float(line.split()[-4])
+        for line in lines
+        for name in step_floor.MEASURES
+        if line.startswith(f"  {name} ")
+    }
+    assert set(ms) == set(step_floor.MEASURES) and all(v > 0 for v in ms.values())
+    floor = float(next(x for x in lines if x.startswith("floor")).split(": ")[1].split()[0])
+    fastest_hat = min(ms["hand HAT"], ms["hatcl bare HAT"])
+    expected = (fastest_hat + ms["Lightning plain loop"] - ms["plain"]) / ms["plain"]
+    assert floor == pytest.approx(expected, abs=0.02)
+
+
+def test_the_hand_written_hat_step_leaves_protected_weights_unchanged(monkeypatch):
+    """The floor's HAT step is a real one: entries whose multiplier is 0 never move (Adam's
+    moments of a zero gradient stay 0), the free ones do."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    step_floor = _load("step_floor")
+    before = step_floor.HandHAT()
+    _, after, multipliers = step_floor.run_hand_hat(12)
+    params = [p for layer in zip(before.layers, after.layers) for p in _pairs(*layer)]
+    for (old, new), multiplier in zip(params, multipliers):
+        protected = multiplier.expand_as(old) == 0
+        assert protected.any() and (~protected).any()
+        assert torch.equal(new.detach()[protected], old.detach()[protected])
+        assert not torch.equal(new.detach()[~protected], old.detach()[~protected])
+
+
+def _pairs(old_layer, new_layer):
+    return [(old_layer.weight, new_layer.weight), (old_layer.bias, new_layer.bias)]

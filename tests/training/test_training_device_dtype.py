@@ -414,7 +414,7 @@ def _state(pl_module) -> dict[str, torch.Tensor]:
     state.update(
         (name, tensor.detach().clone())
         for name, tensor in held_tensors(pl_module.algorithm)
-        if "_last_rates" not in name  # the last step's rates: reporting, not state
+        if "_step_rates" not in name  # the last step's rates: reporting, not state
     )
     # a random generator's state: a skipped step consumes its draws, as it consumes its batch
     return {k: v for k, v in state.items() if not k.endswith("generator.state")}

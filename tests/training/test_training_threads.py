@@ -62,3 +62,27 @@ def test_short_masking_runs_end_with_a_note():
     assert text.count("note:") == 1
     assert "1 epoch(s) per task is a smoke test" in text
     assert "trainer.max_epochs=10" in text
+
+
+def test_progress_bar_shows_the_latest_recorded_values(tmp_path):
+    """The bar's loss, accuracy and validation accuracy are the run's last recorded values."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = ["data.num_tasks=1", "trainer.max_epochs=2", "trainer.loggers=[]"]
+    done = subprocess.run(
+        [sys.executable, "-m", "hatcl.cli", "run", *args, "trainer.figures=false",
+         "trainer.enable_progress_bar=true", f"output_dir={run}"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    assert done.returncode == 0, done.stderr
+    bar = next(line for line in done.stdout.splitlines() if line.startswith("Epoch 2/2"))
+    rows = list(csv.DictReader((run / "training_curves.csv").open()))
+    loss = next(r["train_loss"] for r in reversed(rows) if r["train_loss"])
+    val = next(r["val_accuracy"] for r in reversed(rows) if r["val_accuracy"])
+    assert f"train_loss: {float(loss):.3f}" in bar
+    assert f"val_acc: {float(val):.3f}" in bar

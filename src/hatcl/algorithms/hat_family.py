@@ -90,7 +90,8 @@ class HATFamily(Algorithm):
         self._reg_form: tuple[torch.Tensor, torch.Tensor] = (torch.zeros(0), torch.zeros(0))
         self._layer_sparsity: LayerSparsity | None = None
         self._sparsity_keys: tuple[str, ...] = ()
-        self._last_rates: list[tuple[str, list[torch.Tensor]]] = []
+        # the last step's layers and rates, grouped per mask key only when read (reporting)
+        self._step_rates: tuple[tuple[LayerContext, ...], list[torch.Tensor | None]] = ((), [])
 
     # -- task hooks -------------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ class HATFamily(Algorithm):
                 factors.append(rate if rate.dim() else rate.expand_as(parameter))
         if grads:
             torch._foreach_mul_(grads, factors)
-        self._last_rates = _rates_by_layer(self._layers, rates)
+        self._step_rates = (self._layers, rates)
 
     @torch.no_grad()
     def compensate_gradients(self, context: StepContext) -> None:
@@ -244,7 +245,7 @@ class HATFamily(Algorithm):
 
     def last_rates(self) -> list[torch.Tensor]:
         """The adjustment rates of the last step, each in its parameter's shape, layer order."""
-        return [rate for _, rates in self._last_rates for rate in rates]
+        return [rate for _, rates in _rates_by_layer(*self._step_rates) for rate in rates]
 
     def network_capacity(self) -> float | None:
         """Mean adjustment rate over every backbone weight and bias entry of the last step."""
@@ -252,7 +253,7 @@ class HATFamily(Algorithm):
 
     def step_metrics(self) -> dict[str, float]:
         if self.rule.reports_rate_statistics:
-            return rate_statistics(self._last_rates)
+            return rate_statistics(_rates_by_layer(*self._step_rates))
         capacity = self.network_capacity()
         return {} if capacity is None else {"capacity": capacity}
 

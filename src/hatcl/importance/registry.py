@@ -24,7 +24,7 @@ class MeasureInfo:
     plugin_options: tuple[str, ...] = ()
 
 
-#: The stochastic gates' plugin options (:data:`hatcl.importance.stochastic_gates.STOCHASTIC_GATES`).
+#: The stochastic gates' plugin options (``stochastic_gates.STOCHASTIC_GATES``).
 STOCHASTIC_GATES_OPTIONS = ("stochastic_gates_reg_weight", "stochastic_gates_std")
 
 
