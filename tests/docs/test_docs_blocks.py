@@ -36,7 +36,7 @@ TINY = (
     "trainer.num_threads=1",
 )
 #: Markers ``<!-- not run in CI: ... -->`` expected over all pages (a new one is a decision).
-EXPECTED_MARKERS = 32
+EXPECTED_MARKERS = 33
 MARKER = re.compile(r"<!--\s*not run in CI:(.*?)-->", re.S)
 OUTPUT_OF = re.compile(r"<!--\s*output of:(.*?)-->", re.S)
 FENCE = re.compile(r"^```(\w*)\s*$")
