@@ -5,7 +5,6 @@ given with backbone=custom)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import textwrap
@@ -13,7 +12,7 @@ import textwrap
 import pytest
 
 from hatcl.cli_run import run_command
-from hatcl.training.run_callbacks import RunCallback
+from signal_at import SignalAt
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.figures=false", "trainer.num_threads=1"]
 TINY = ["data=split_digits", "data.num_tasks=2", "trainer.max_epochs=1", *QUIET]
@@ -38,15 +37,6 @@ def test_replay_runs_and_reports_its_memory(tmp_path, algorithm, head):
     assert sum(second["per_task"].values()) == 50 and set(second["per_task"]) == {"1", "2"}
 
 
-class _SignalAt(RunCallback):
-    def __init__(self, *, task_id: int, step: int) -> None:
-        self.task_id, self.step = task_id, step
-
-    def on_step(self, *, task_id: int, step: int) -> None:
-        if (task_id, step) == (self.task_id, self.step):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
 @pytest.mark.slow
 def test_replay_with_augmentation_resumed_mid_task_equals_uninterrupted(tmp_path):
     overrides = [
@@ -59,7 +49,7 @@ def test_replay_with_augmentation_resumed_mid_task_equals_uninterrupted(tmp_path
     ]
     reference, run = tmp_path / "reference", tmp_path / "signalled"
     assert run_command([*overrides, f"output_dir={reference}"]) == 0
-    code = run_command([*overrides, f"output_dir={run}"], callbacks=[_SignalAt(task_id=2, step=7)])
+    code = run_command([*overrides, f"output_dir={run}"], callbacks=[SignalAt(task_id=2, step=7)])
     assert code == 128 + signal.SIGTERM
     assert run_command([*overrides, f"resume={run}"]) == 0
     for name in ("metrics.json", "tasks.json", "accuracy_matrix.csv", "training_curves.csv"):

@@ -14,7 +14,6 @@ running this same script again.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
@@ -24,27 +23,8 @@ import torch
 from hatcl.cli_run import run_command
 from hatcl.training.run_callbacks import RunCallback, StateDigest
 
-
-class KillAfterTask(RunCallback):
-    """SIGKILL this process once ``task_id`` is saved (a crash nothing can intercept)."""
-
-    def __init__(self, task_id: int) -> None:
-        self.task_id = task_id
-
-    def on_task_saved(self, *, task_id: int, run_dir) -> None:
-        if task_id == self.task_id:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-class SignalAtStep(RunCallback):
-    """Send ``signum`` to this process right before step ``step`` of task ``task_id``."""
-
-    def __init__(self, task_id: int, step: int, signum: int) -> None:
-        self.task_id, self.step, self.signum = task_id, step, signum
-
-    def on_step(self, *, task_id: int, step: int) -> None:
-        if (task_id, step) == (self.task_id, self.step):
-            os.kill(os.getpid(), self.signum)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared observers
+from signal_at import SignalAt  # noqa: E402
 
 
 class ReplayDump(RunCallback):
@@ -70,10 +50,10 @@ class ReplayDump(RunCallback):
         torch.save(payload, self.folder / f"rank_{rank}.pt")
 
 
-def signal_at(text: str) -> SignalAtStep:
-    """``T:S:SIG`` (e.g. ``2:7:TERM``) as a :class:`SignalAtStep`."""
+def signal_at(text: str) -> SignalAt:
+    """``T:S:SIG`` (e.g. ``2:7:TERM``) as a :class:`SignalAt`."""
     task_id, step, name = text.split(":")
-    return SignalAtStep(int(task_id), int(step), getattr(signal, f"SIG{name}"))
+    return SignalAt(task_id=int(task_id), step=int(step), signum=getattr(signal, f"SIG{name}"))
 
 
 def main() -> int:
@@ -86,7 +66,7 @@ def main() -> int:
     args = parser.parse_args()
     callbacks: list[RunCallback] = []
     if args.kill_after_task is not None:
-        callbacks.append(KillAfterTask(args.kill_after_task))
+        callbacks.append(SignalAt(task_id=args.kill_after_task, step=None, signum=signal.SIGKILL))
     if args.signal_at is not None:
         callbacks.append(args.signal_at)
     if args.digest:

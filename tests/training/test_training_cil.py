@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
 
 from hatcl.cli_run import run_command
 from hatcl.training.reevaluate import reevaluate
-from hatcl.training.run_callbacks import RunCallback
+from signal_at import SignalAt
 
 QUICK = [
     "data=split_digits",
@@ -99,15 +97,6 @@ def test_hat_under_dil_predicts_the_task_and_writes_both_matrices(tmp_path):
     assert metrics["accuracy_matrix"] != metrics["accuracy_matrix_task_aware"]
 
 
-class _SignalAt(RunCallback):
-    def __init__(self, *, task_id: int, step: int) -> None:
-        self.task_id, self.step = task_id, step
-
-    def on_step(self, *, task_id: int, step: int) -> None:
-        if (task_id, step) == (self.task_id, self.step):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
 @pytest.mark.slow
 def test_resume_mid_task_under_cil_is_byte_identical(tmp_path):
     resumable = [
@@ -120,7 +109,7 @@ def test_resume_mid_task_under_cil_is_byte_identical(tmp_path):
     reference = tmp_path / "reference"
     assert run_command([*resumable, f"output_dir={reference}"]) == 0
     run = tmp_path / "signalled"
-    callback = _SignalAt(task_id=2, step=7)
+    callback = SignalAt(task_id=2, step=7)
     assert run_command([*resumable, f"output_dir={run}"], callbacks=[callback]) == 143
     assert not (run / "metrics.json").exists()
     assert run_command([*resumable, f"resume={run}"]) == 0

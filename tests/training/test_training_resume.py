@@ -15,7 +15,7 @@ import torch
 
 from hatcl.cli_run import run_command
 from hatcl.training.checkpoint import load_checkpoint
-from hatcl.training.run_callbacks import RunCallback
+from signal_at import SignalAt
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 DRIVER = Path(__file__).resolve().parent / "run_driver.py"
@@ -123,19 +123,6 @@ def two_epochs(tmp_path_factory) -> Path:
     return run
 
 
-class _SignalAt(RunCallback):
-    def __init__(self, *, task_id: int, step: int | None, signum: int) -> None:
-        self.task_id, self.step, self.signum = task_id, step, signum
-
-    def on_step(self, *, task_id: int, step: int) -> None:
-        if (task_id, step) == (self.task_id, self.step):
-            os.kill(os.getpid(), self.signum)
-
-    def on_task_saved(self, *, task_id: int, run_dir) -> None:
-        if self.step is None and task_id == self.task_id:
-            os.kill(os.getpid(), self.signum)
-
-
 def _assert_one_csv_log(run: Path, reference: Path) -> None:
     assert sorted(p.name for p in (run / "logs" / "csv").iterdir()) == ["version_0"]
     log = Path("logs", "csv", "version_0", "metrics.csv")
@@ -161,7 +148,7 @@ def test_a_signal_stops_within_a_step_and_resume_equals_uninterrupted(
     tmp_path, two_epochs, capsys, signum, task_id, step
 ):
     run = tmp_path / "signalled"
-    callback = _SignalAt(task_id=task_id, step=step, signum=signum)
+    callback = SignalAt(task_id=task_id, step=step, signum=signum)
     capsys.readouterr()
     code = run_command([*TWO_EPOCHS, f"output_dir={run}"], callbacks=[callback])
     assert code == 128 + signum  # 130 for SIGINT, 143 for SIGTERM
@@ -183,7 +170,7 @@ def test_a_signal_stops_within_a_step_and_resume_equals_uninterrupted(
 
 def test_a_signal_between_tasks_stops_after_the_task(tmp_path, two_epochs, capsys):
     run = tmp_path / "between"
-    callback = _SignalAt(task_id=2, step=None, signum=signal.SIGTERM)
+    callback = SignalAt(task_id=2, step=None, signum=signal.SIGTERM)
     capsys.readouterr()
     assert run_command([*TWO_EPOCHS, f"output_dir={run}"], callbacks=[callback]) == 143
     assert capsys.readouterr().err.startswith("interrupted after task 2; resume with: ")
@@ -232,7 +219,7 @@ def test_sigkill_mid_task_loses_at_most_n_steps_and_resumes_identically(tmp_path
 def test_without_checkpoints_an_interruption_says_it_cannot_resume(tmp_path, capsys):
     run = tmp_path / "no_checkpoints"
     overrides = [*THREE_TASKS, "data.num_tasks=1", "trainer.checkpoints=false"]
-    callback = _SignalAt(task_id=1, step=3, signum=signal.SIGINT)
+    callback = SignalAt(task_id=1, step=3, signum=signal.SIGINT)
     capsys.readouterr()
     assert run_command([*overrides, f"output_dir={run}"], callbacks=[callback]) == 130
     err = capsys.readouterr().err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from hatcl import cli_run
 from hatcl.cli_run import run_command
-from hatcl.training.run_callbacks import RunCallback
+from signal_at import SignalAt
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 TINY = [
@@ -83,15 +82,6 @@ def test_joblib_launcher_with_two_workers(tmp_path):
     assert _jobs(basic)["hat"] == jobs["hat"]
 
 
-class _SignalAt(RunCallback):
-    def __init__(self, task_id: int, step: int) -> None:
-        self.task_id, self.step = task_id, step
-
-    def on_step(self, *, task_id: int, step: int) -> None:
-        if (task_id, step) == (self.task_id, self.step):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
 def test_output_dir_per_job_and_an_interrupted_sweep_continues(tmp_path, monkeypatch, capsys):
     sweep, runs = tmp_path / "sweep", tmp_path / "runs"
     tiny = [arg for arg in TINY if arg != "trainer.checkpoints=false"]
@@ -99,7 +89,7 @@ def test_output_dir_per_job_and_an_interrupted_sweep_continues(tmp_path, monkeyp
     real = cli_run.run_from_config
 
     def second_job_interrupted(cfg, **kwargs):  # SIGTERM before step 3 of task 2 of seed 2
-        callbacks = [_SignalAt(2, 3)] if cfg.seed == 2 else []
+        callbacks = [SignalAt(task_id=2, step=3)] if cfg.seed == 2 else []
         return real(cfg, callbacks=callbacks, **kwargs)
 
     monkeypatch.setattr(cli_run, "run_from_config", second_job_interrupted)
