@@ -8,6 +8,7 @@ is removed again.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -173,13 +174,19 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
+#: A backslash Hydra puts before a special character of a sweep's override (``$\{seed\}``): the
+#: header shows the override as it was typed (``${seed}``).
+_HYDRA_ESCAPE = re.compile(r"\\([\\()\[\]{}:=, \t])")
+
+
 def sweep_header(hydra_config, *, folder=None) -> str:
     """The line printed before each job of a sweep: its number, overrides and folder."""
     from omegaconf import MISSING
 
     job = hydra_config.job
     number = job.get("num", MISSING) if hasattr(job, "get") else getattr(job, "num", None)
-    overrides = " ".join(hydra_config.overrides.task) or "(no overrides)"
+    shown = [_HYDRA_ESCAPE.sub(r"\1", override) for override in hydra_config.overrides.task]
+    overrides = " ".join(shown) or "(no overrides)"
     label = "" if number in (None, MISSING) else f" {number}"
     target = hydra_config.runtime.output_dir if folder is None else folder
     return f"== job{label}: {overrides} -> {target}"

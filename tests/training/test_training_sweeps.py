@@ -146,14 +146,18 @@ def _make_run_commands(run_dir: Path, args: list[str]) -> list[list[str]]:
     return commands
 
 
-def test_make_run_is_one_sweep_and_each_run_equals_its_own_hatcl_run(tmp_path):
-    """`make run` pays the start-up once (one process), with the numbers of three single runs."""
+def test_make_run_is_one_sweep_and_each_run_equals_its_own_hatcl_run(tmp_path, capsys):
+    """`make run` pays the start-up once (one process), with the numbers of three single runs;
+    each job's header shows its folder pattern as typed (no Hydra escapes)."""
     from hatcl.cli import main
 
     commands = _make_run_commands(tmp_path / "quick", TINY)
     assert [c[:2] for c in commands] == [["run", "-m"], ["compare", str(tmp_path / "quick")]]
     for command in commands:
         assert main(command) == 0
+    headers = [line for line in capsys.readouterr().out.splitlines() if line.startswith("== job")]
+    assert len(headers) == 3
+    assert all(f"output_dir={tmp_path / 'quick'}/${{algorithm.name}} " in h for h in headers)
     for algorithm in ("fgadahat", "hat", "finetuning"):
         single = tmp_path / f"single_{algorithm}"
         assert run_command([f"algorithm={algorithm}", *TINY, f"output_dir={single}"]) == 0
