@@ -98,7 +98,7 @@ def test_report_command_errors_exit_2(tmp_path, capsys, make):
 def test_the_multirun_callback_writes_the_sweep_report_unless_disabled(sweep, tmp_path, enabled):
     from omegaconf import OmegaConf
 
-    from hatcl.reporting.sweep_callback import SweepReport
+    from hatcl.cli_sweep_report import SweepReport
 
     outside = make_summary_run(tmp_path / "elsewhere", algorithm="lwf", seed=1, matrix=[[0.5]])
     callback = SweepReport()
@@ -126,3 +126,18 @@ def test_task_aware_columns_of_class_incremental_runs_get_their_headers(sweep):
     first_row = re.search(r"<tbody><tr>(.*?)</tr>", table).group(1)
     assert len(re.findall(r"<td ", first_row)) == len(headers)
     assert "AA TAw" in headers and "0.9000" in table
+
+
+def test_a_sweep_with_its_own_output_dirs_gets_a_report_of_those_runs(tmp_path, capsys):
+    """Job folders set by ``output_dir`` outside the sweep folder are the ones reported."""
+    sweep, runs = tmp_path / "sweep", tmp_path / "runs"
+    args = [
+        "run", "-m", "algorithm=hat,finetuning", f"output_dir={runs}/${{algorithm.name}}",
+        f"hydra.sweep.dir={sweep}", "data.num_tasks=1", "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false", "trainer.num_threads=1", "trainer.loggers=[]",
+        "trainer.figures=false", "trainer.checkpoints=false",
+    ]  # fmt: skip
+    assert main(args) == 0
+    page = (sweep / "report.html").read_text()
+    assert "2 runs in 2 configurations" in page
+    assert str(runs / "hat") in page and str(runs / "finetuning") in page

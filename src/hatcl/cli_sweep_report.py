@@ -14,6 +14,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from hatcl.cli_sweep import output_dir_pinned
+
 
 class SweepReport(Callback):
     """Collect the sweep's run folders; write their report at the end of the multirun."""
@@ -22,10 +24,16 @@ class SweepReport(Callback):
         self.folders: list[Path] = []
 
     def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
-        """Note the folder of the job that ended (where its run was written)."""
+        """Note the folder of the job that ended (where its run was written): its own
+        ``output_dir`` when the command set one, else Hydra's job folder."""
         from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
 
-        folder = Path(HydraConfig.get().runtime.output_dir)
+        hydra_config = HydraConfig.get()
+        if output_dir_pinned(hydra_config.overrides.task):
+            folder = Path(OmegaConf.select(config, "output_dir"))
+        else:
+            folder = Path(hydra_config.runtime.output_dir)
         if folder not in self.folders:
             self.folders.append(folder)
 
