@@ -58,20 +58,12 @@ def resolve_strategy(name: str) -> str | L.pytorch.strategies.Strategy:
     """Lightning's strategy for ``trainer.strategy``.
 
     ``ddp`` finds unused parameters: the heads of earlier tasks take no gradient while a later
-    task trains, which plain DDP reports as an error; and it leaves rank-local buffers (the
-    replay memory) to each process.
+    task trains, which plain DDP reports as an error. Rank-local buffers (the replay memory) are
+    left to each process by :meth:`ContinualModule.setup`, before the strategy wraps the module.
     """
     if name == "ddp":
-        return RankLocalDDPStrategy(find_unused_parameters=True)
+        return DDPStrategy(find_unused_parameters=True)
     return name
-
-
-class RankLocalDDPStrategy(DDPStrategy):
-    """Lightning's DDP strategy leaving the buffers of rank-local modules to each process."""
-
-    def _setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        ignore_rank_local_buffers(model)
-        return super()._setup_model(model)
 
 
 def rank_local_buffer_names(module: torch.nn.Module) -> list[str]:

@@ -17,6 +17,7 @@ from hatcl.training.distributed import (
     all_reduce_sum,
     broadcast_buffers,
     global_rank,
+    ignore_rank_local_buffers,
     is_distributed,
 )
 from hatcl.training.loss_watch import LossWatch
@@ -130,6 +131,11 @@ class ContinualModule(L.LightningModule):
     def task_steps_done(self) -> int:
         """Steps of the task done, counting those before a resume."""
         return self.global_step + self.resumed_at.step
+
+    def setup(self, stage: str) -> None:
+        """Lightning's hook before the strategy wraps the module: under DDP the rank-local
+        buffers (a replay memory's slots) are neither broadcast nor compared."""
+        ignore_rank_local_buffers(self)
 
     def on_train_end(self) -> None:
         """Consolidate the task on the training device: reductions, then ``on_task_end``."""
