@@ -67,6 +67,14 @@ def output_dir_pinned(args: Sequence[str]) -> bool:
     return any(_key(arg) == "output_dir" for arg in args)
 
 
+def job_folder(cfg: DictConfig, hydra_config) -> Path:
+    """Where a sweep job's run is written: its ``output_dir`` when the command set one (each
+    job's own, e.g. ``runs/${seed}``), else Hydra's job folder."""
+    if output_dir_pinned(hydra_config.overrides.task):
+        return Path(cfg.get("output_dir"))
+    return Path(hydra_config.runtime.output_dir)
+
+
 def run_job(cfg: DictConfig, *, pinned: bool, args: Sequence[str], steps: dict) -> int:
     """One job of a sweep (or the one run with Hydra's flags); its exit code."""
     from hydra.core.hydra_config import HydraConfig
@@ -78,7 +86,7 @@ def run_job(cfg: DictConfig, *, pinned: bool, args: Sequence[str], steps: dict) 
     run_dir = None if pinned or not sweeping else job_dir
     overrides = list(hydra_config.overrides.task)
     if sweeping:
-        target = Path(cfg.get("output_dir")) if pinned else job_dir
+        target = job_folder(cfg, hydra_config)
         print(sweep_header(hydra_config, folder=target), flush=True)
         if cfg.get("resume") is not None:  # a sweep continued: this job's own state decides
             if (target / "metrics.json").is_file():

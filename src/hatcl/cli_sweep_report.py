@@ -14,7 +14,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from hatcl.cli_sweep import output_dir_pinned
+from hatcl.cli_sweep import job_folder
 
 
 class SweepReport(Callback):
@@ -27,13 +27,8 @@ class SweepReport(Callback):
         """Note the folder of the job that ended (where its run was written): its own
         ``output_dir`` when the command set one, else Hydra's job folder."""
         from hydra.core.hydra_config import HydraConfig
-        from omegaconf import OmegaConf
 
-        hydra_config = HydraConfig.get()
-        if output_dir_pinned(hydra_config.overrides.task):
-            folder = Path(OmegaConf.select(config, "output_dir"))
-        else:
-            folder = Path(hydra_config.runtime.output_dir)
+        folder = job_folder(config, HydraConfig.get())
         if folder not in self.folders:
             self.folders.append(folder)
 

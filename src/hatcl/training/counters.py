@@ -9,7 +9,12 @@ from __future__ import annotations
 import torch
 import torchmetrics
 
-__all__ = ["CorrectCount", "LoggingWindow"]
+__all__ = ["CorrectCount", "LoggingWindow", "correct_predictions"]
+
+
+def correct_predictions(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """How many rows of ``logits`` have their largest value at the target (0-dim, on device)."""
+    return (logits.argmax(1) == targets).sum()
 
 
 class CorrectCount(torchmetrics.Metric):
@@ -29,7 +34,7 @@ class CorrectCount(torchmetrics.Metric):
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
         if self.correct.device != logits.device:  # a counter outside the module follows the data
             self.to(logits.device)
-        self.correct += (logits.argmax(1) == targets).sum()
+        self.correct += correct_predictions(logits, targets)
         self.total += targets.numel()
 
     def compute(self) -> torch.Tensor:
@@ -55,7 +60,7 @@ class LoggingWindow:
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         """Add one step's loss (0-dim) and its predictions to the window."""
-        hits = (logits.argmax(1) == targets).sum()
+        hits = correct_predictions(logits, targets)
         if self.loss is None or self.correct is None:
             self.loss, self.correct = loss, hits
         else:
