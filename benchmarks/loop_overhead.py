@@ -223,10 +223,9 @@ class _BatchStarts(L.Callback):
         self.starts.append(time.perf_counter())
 
 
-def loop_step_times(steps: int) -> list[float]:
-    model, algorithm = build(0)
-    module = ContinualModule(model=model, algorithm=algorithm, optimizer=OptimizerConfig())
-    x, y = data(steps)
+def times_between_batches(module: L.LightningModule, loader) -> list[float]:
+    """One epoch of ``module`` on ``loader`` in a bare Lightning trainer: the time between
+    consecutive batch starts (everything the loop does per step)."""
     starts = _BatchStarts()
     trainer = L.Trainer(
         max_epochs=1,
@@ -241,8 +240,15 @@ def loop_step_times(steps: int) -> list[float]:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(module, train_dataloaders=TensorBatches(x, y, batch_size=BATCH))
+        trainer.fit(module, train_dataloaders=loader)
     return [b - a for a, b in zip(starts.starts[:-1], starts.starts[1:])]
+
+
+def loop_step_times(steps: int) -> list[float]:
+    model, algorithm = build(0)
+    module = ContinualModule(model=model, algorithm=algorithm, optimizer=OptimizerConfig())
+    x, y = data(steps)
+    return times_between_batches(module, TensorBatches(x, y, batch_size=BATCH))
 
 
 def main() -> None:

@@ -2,12 +2,13 @@
 
 Measures, side by side in one process (MLP 784-256-100-64, batch 128, fused Adam, one thread):
 - plain: a plain PyTorch step without masks (the reference of ``loop_overhead.py``);
-- hand HAT: the fewest eager ops a HAT step needs, written by hand in plain PyTorch without
-  hatcl: the masks ``sigmoid(s e_l)`` multiplied into each layer's output, cross-entropy plus
-  the sparsity term over the free units, backward, one ``_foreach_mul_`` of every protected
-  gradient by its per-task constant ``1 - min(a_l, a_{l-1})`` (computed once, before the
-  steps), the embedding-gradient compensation in ``_foreach`` ops over all layers (``s e``
-  clamped to +-50 before ``cosh``), the fused Adam step, the embedding clamp;
+- hand HAT: a HAT step written directly in plain PyTorch without hatcl's abstractions (not
+  proven minimal; hatcl's own step was at most 7 % slower and once faster): the masks
+  ``sigmoid(s e_l)`` multiplied into each layer's output, cross-entropy plus the sparsity term
+  over the free units, backward, one ``_foreach_mul_`` of every protected gradient by its
+  per-task constant ``1 - min(a_l, a_{l-1})`` (computed once, before the steps), the
+  embedding-gradient compensation in ``_foreach`` ops over all layers (``s e`` clamped to +-50
+  before ``cosh``), the fused Adam step, the embedding clamp;
 - Lightning plain loop: the plain step inside a Lightning manual-optimisation loop (timed
   between batch starts, like hatcl's loop in ``loop_overhead.py``): what the engine alone adds;
 - hatcl bare HAT step and hatcl loop step (``loop_overhead.py``'s functions).
@@ -25,14 +26,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import warnings
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from loop_overhead import bare_step_times, loop_step_times
+from loop_overhead import bare_step_times, loop_step_times, times_between_batches
 
 BATCH = 128
 DIMS = (784, 256, 100, 64)
@@ -172,31 +172,8 @@ class Batches:
         return len(self.items)
 
 
-class BatchStarts(L.Callback):
-    def __init__(self) -> None:
-        self.starts: list[float] = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts.append(time.perf_counter())
-
-
 def lightning_plain_times(steps: int) -> list[float]:
-    starts = BatchStarts()
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        callbacks=[starts],
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(PlainLoopModule(), train_dataloaders=Batches(steps))
-    return [b - a for a, b in zip(starts.starts[:-1], starts.starts[1:])]
+    return times_between_batches(PlainLoopModule(), Batches(steps))
 
 
 MEASURES = {
