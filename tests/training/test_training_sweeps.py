@@ -161,7 +161,12 @@ def test_make_run_is_one_sweep_and_each_run_equals_its_own_hatcl_run(tmp_path, c
     for algorithm in ("fgadahat", "hat", "finetuning"):
         single = tmp_path / f"single_{algorithm}"
         assert run_command([f"algorithm={algorithm}", *TINY, f"output_dir={single}"]) == 0
-        swept = json.loads((tmp_path / "quick" / algorithm / "metrics.json").read_text())
+        swept_dir = tmp_path / "quick" / algorithm
+        swept = json.loads((swept_dir / "metrics.json").read_text())
         alone = json.loads((single / "metrics.json").read_text())
-        assert swept["accuracy_matrix"] == alone["accuracy_matrix"], algorithm
+        assert swept == alone, algorithm  # the same numbers
+        files = [sorted(p.relative_to(d) for p in d.rglob("*")) for d in (swept_dir, single)]
+        assert files[0] == files[1], algorithm  # the same files
+        config = (swept_dir / "config.yaml").read_text().replace(str(swept_dir), str(single))
+        assert config == (single / "config.yaml").read_text(), algorithm
     assert (tmp_path / "quick" / "comparison.md").is_file()

@@ -18,29 +18,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from concat_nets import PARTS, SIDE, SOURCES, TAILS, ConvConcat, LinearConcat, TinyDenseNet
+from wrap_helpers import SCALE, set_distinct_embeddings, train_task
 
 import hatcl
 from hatcl.algorithms.fgadahat import FGAdaHAT
 from hatcl.algorithms.hat import HAT
 from hatcl.masking.stage import Stage
 
-SCALE = 3.0
-
-
-def _set_embeddings(backbone) -> dict[str, torch.Tensor]:
-    """Distinct embeddings per key; returns the masks ``sigmoid(s * e)`` written out."""
-    masks = {}
-    for index, (key, embedding) in enumerate(backbone.masker.embeddings.items()):
-        values = torch.linspace(-1.0, 1.0, embedding.numel()) + 0.3 * (index + 1)
-        embedding.data = values.reshape(embedding.shape)
-        masks[key] = torch.sigmoid(SCALE * values)
-    return masks
-
 
 def _check_against_hand_masks(net, x) -> object:
     backbone = hatcl.wrap(net, x)
     backbone.setup_task(1)
-    masks = _set_embeddings(backbone)
+    masks = set_distinct_embeddings(backbone)
     out = backbone(x, task_id=1, stage=Stage.TRAIN, scale=SCALE)
     net.masks = masks
     torch.testing.assert_close(out.features, net(x))
@@ -100,17 +89,6 @@ def _start(learner, task_id: int):
     return torch.optim.Adam(learner.trainable_parameters(), lr=0.01)
 
 
-def _train_task(learner, x, y) -> None:
-    optimizer = torch.optim.Adam(learner.trainable_parameters(), lr=0.01)
-    for _ in range(2):
-        for xb, yb in zip(x.split(16), y.split(16)):
-            optimizer.zero_grad()
-            loss = F.cross_entropy(learner(xb, yb), yb) + learner.penalty()
-            loss.backward()
-            learner.before_optimizer_step()
-            optimizer.step()
-            learner.after_optimizer_step()
-    learner.end_task()
 
 
 @pytest.mark.parametrize("preact", [False, True], ids=["densenet", "densenet_bc"])
@@ -125,7 +103,7 @@ def test_hat_keeps_task_1_logits_of_a_densenet_bit_identical(preact):
     logits = []
     for task_id in (1, 2):
         _start(learner, task_id)
-        _train_task(learner, *_data(generator, 48, task_id))
+        train_task(learner, *_data(generator, 48, task_id))
         learner.eval()
         with torch.no_grad():
             logits.append(learner.predict(test, task_id=1))
@@ -138,7 +116,7 @@ def test_hat_compensates_each_column_with_its_parts_cumulative_mask():
     backbone = hatcl.wrap(TinyDenseNet(), torch.randn(2, 1, SIDE, SIDE))
     learner = hatcl.Learner(backbone=backbone, algorithm=HAT())
     _start(learner, 1)
-    _train_task(learner, *_data(generator, 32, 1))
+    train_task(learner, *_data(generator, 32, 1))
     _start(learner, 2)
     x, y = _data(generator, 16, 2)
     loss = F.cross_entropy(learner(x, y), y) + learner.penalty()
@@ -203,7 +181,7 @@ def test_task_export_of_a_densenet_predicts_as_the_model_or_is_refused(preact):
     backbone = hatcl.wrap(TinyDenseNet(preact=preact), x[:2], unmasked="per_task")
     learner = hatcl.Learner(backbone=backbone, algorithm=HAT())
     _start(learner, 1)
-    _train_task(learner, *_data(generator, 32, 1))
+    train_task(learner, *_data(generator, 32, 1))
     learner.eval()
     if preact:
         with pytest.raises(ValueError, match="concatenation applied again .* not supported"):

@@ -15,21 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from idiom_nets import BLOCKS, CHANNELS, KERNEL, SIDE, TAILS, ConvTail, Shortcut
+from wrap_helpers import SCALE, set_distinct_embeddings
 
 import hatcl
 from hatcl.masking.stage import Stage
-
-SCALE = 3.0
-
-
-def _set_embeddings(backbone) -> dict[str, torch.Tensor]:
-    """Distinct embeddings per key; returns the masks ``sigmoid(s * e)`` written out."""
-    masks = {}
-    for index, (key, embedding) in enumerate(backbone.masker.embeddings.items()):
-        values = torch.linspace(-1.0, 1.0, embedding.numel()) + 0.3 * (index + 1)
-        embedding.data = values.reshape(embedding.shape)
-        masks[key] = torch.sigmoid(SCALE * values)
-    return masks
 
 
 def _per_unit(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -77,7 +66,7 @@ def test_conv_tail_idioms_equal_the_hand_masked_network(dim, norm, act, stride, 
     assert backbone.output_dim == (5 if linear else CHANNELS * positions)
     backbone.setup_task(1)
     backbone.train()
-    masks = _set_embeddings(backbone)
+    masks = set_distinct_embeddings(backbone)
     out = backbone(x, task_id=1, stage=Stage.TRAIN, scale=SCALE)
 
     h = net.conv(x)
@@ -112,7 +101,7 @@ def test_identity_shortcut_before_the_nonlinearity_shares_the_blocks_mask(block,
     ] == expected
     backbone.setup_task(1)
     backbone.train()
-    masks = _set_embeddings(backbone)
+    masks = set_distinct_embeddings(backbone)
     out = backbone(x, task_id=1, stage=Stage.TRAIN, scale=SCALE)
 
     h = net.stem(x)

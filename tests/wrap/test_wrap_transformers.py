@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from transformer_nets import EncoderNet, TinyViT
+from wrap_helpers import train_task
 
 import hatcl
 from hatcl.algorithms.adahat import AdaHAT
@@ -40,18 +40,7 @@ def _train_two_tasks(net, algorithm, **wrap_options):
         x = torch.randn(48, 1, 8, 8, generator=generator)
         y = (x[:, 0, task_id, :].mean(1) > 0).long()
         learner.start_task(task_id, num_classes=2, num_batches=3)
-        optimizer = torch.optim.Adam(learner.trainable_parameters(), lr=0.01)
-        learner.train()
-        for _ in range(2):
-            for xb, yb in zip(x.split(16), y.split(16)):
-                optimizer.zero_grad()
-                loss = F.cross_entropy(learner(xb, yb), yb) + learner.penalty()
-                loss.backward()
-                learner.before_optimizer_step()
-                optimizer.step()
-                learner.after_optimizer_step()
-        learner.end_task()
-        learner.eval()
+        train_task(learner, x, y, epochs=2, lr=0.01)
         with torch.no_grad():
             logits.append(learner.predict(test, task_id=1))
         copies.append(

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from wrap_helpers import train_task
 
 import hatcl
 from hatcl.algorithms.hat import HAT
@@ -61,18 +62,7 @@ def _logits_task1_before_and_after_task2(mode: str):
         x = torch.randn(64, 6, generator=generator)
         y = (x[:, task_id] > 0).long()
         learner.start_task(task_id, num_classes=2, num_batches=4)
-        optimizer = torch.optim.Adam(learner.trainable_parameters(), lr=0.05)
-        learner.train()
-        for _ in range(3):
-            for xb, yb in zip(x.split(16), y.split(16)):
-                optimizer.zero_grad()
-                loss = F.cross_entropy(learner(xb, yb), yb) + learner.penalty()
-                loss.backward()
-                learner.before_optimizer_step()
-                optimizer.step()
-                learner.after_optimizer_step()
-        learner.end_task()
-        learner.eval()
+        train_task(learner, x, y, epochs=3, lr=0.05)
         with torch.no_grad():
             snapshots.append(learner.predict(test, task_id=1))
     return backbone, snapshots
